@@ -1,0 +1,408 @@
+//! `CanaryRollout`: move traffic to a new pod template of a Deployment stage by stage, judging
+//! it against Prometheus at every interval, and promote it or roll it back.
+//!
+//! The schema rejects what Kubernetes 1.20 can check without CEL (ranges, enums, duration
+//! patterns, required fields, non-empty lists); the reconciler checks the rest (increasing
+//! weights, referenced objects, PromQL syntax) and reports it as phase `Invalid`.
+
+use jiff::Timestamp;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::conditions::Condition;
+use super::duration::Duration;
+
+/// Desired behaviour of a canary rollout of one Deployment.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "CanaryRollout",
+    doc = "A staged canary rollout of one Deployment, judged against Prometheus at every interval.",
+    namespaced,
+    status = "CanaryRolloutStatus",
+    shortname = "cr",
+    shortname = "canary",
+    category = "sluice",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Stage","type":"integer","jsonPath":".status.stage"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
+    printcolumn = r#"{"name":"Verdict","type":"string","jsonPath":".status.lastEvaluation.verdict"}"#,
+    printcolumn = r#"{"name":"Canary","type":"string","priority":1,"jsonPath":".status.canaryRevision"}"#,
+    printcolumn = r#"{"name":"Stable","type":"string","priority":1,"jsonPath":".status.stableRevision"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryRolloutSpec {
+    /// The user's Deployment. Its pod template is the candidate; Sluice only ever changes its
+    /// replica count, never its template.
+    pub target_ref: TargetRef,
+    /// The Service that fronts the target. Sluice creates `<name>-stable` and `<name>-canary`
+    /// beside it with the same port.
+    pub service: ServiceRef,
+    /// How traffic is split between stable and canary: exactly one of `gatewayAPI` or `replicas`.
+    pub traffic_routing: TrafficRouting,
+    /// Traffic stages, in order; weights strictly increasing. Default: 1, 5, 25, 100.
+    #[serde(default = "default_stages")]
+    #[schemars(length(min = 1))]
+    pub stages: Vec<Stage>,
+    /// How each stage is judged.
+    #[serde(default)]
+    pub analysis: Analysis,
+    /// A canary whose pods are not all available this long after it was scaled up is rolled back.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline: Duration,
+    /// Hold the rollout where it is: no stage advances, no promotion; rollback on failed analysis
+    /// still happens.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// The Deployment a rollout manages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// Kind of the target. Only Deployment is supported.
+    #[serde(default)]
+    pub kind: TargetKind,
+    /// Name of the Deployment, in the rollout's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TargetKind {
+    #[default]
+    Deployment,
+}
+
+/// The user's Service for the target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRef {
+    /// Name of the user's Service; the stable and canary Services are named after it.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Service port clients use.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Container port the pods listen on. Default: `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub target_port: Option<i32>,
+}
+
+/// Exactly one router.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct TrafficRouting {
+    /// Weights on the backendRefs of Gateway API HTTPRoutes.
+    #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
+    pub gateway_api: Option<GatewayApiRouting>,
+    /// No router: the canary weight is approximated by the canary's share of ready replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicasRouting>,
+}
+
+/// Gateway API routing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiRouting {
+    /// HTTPRoutes in the rollout's namespace whose backendRefs Sluice weights. A rule that points
+    /// at the user's Service gets the stable/canary pair instead, and it back on hand-back.
+    #[schemars(length(min = 1))]
+    pub http_routes: Vec<String>,
+}
+
+/// Replica-ratio routing (no options yet).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplicasRouting {}
+
+/// One traffic stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// Percent of traffic sent to the canary at this stage.
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: u32,
+    /// Least time spent at this stage before it may pass. Default: the analysis interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Duration>,
+    /// Least number of canary samples (from `analysis.sampleCountQuery`) seen at this stage
+    /// before it may pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_samples: Option<u64>,
+}
+
+/// How a stage is judged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// Time between two evaluations.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// The rollout is rolled back when this many evaluations in a row have failed (1 = the first).
+    #[serde(default = "default_failure_limit")]
+    #[schemars(range(min = 1))]
+    pub failure_limit: u32,
+    /// What an empty or NaN query result means: Hold (wait, never promote), Fail, or Pass.
+    #[serde(default)]
+    pub no_data: NoDataPolicy,
+    /// Prometheus to query. Default: the operator's `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusRef>,
+    /// PromQL giving the number of canary samples (requests) in the last interval; drives the
+    /// stages' `minSamples`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_count_query: Option<String>,
+    /// Checks evaluated on every interval.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// ParityPolicy (same namespace) judging canary against baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity_policy_ref: Option<LocalRef>,
+    /// SLOBudget (same namespace) gating the rollout on the error budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_budget_ref: Option<LocalRef>,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            failure_limit: default_failure_limit(),
+            no_data: NoDataPolicy::default(),
+            prometheus: None,
+            sample_count_query: None,
+            checks: Vec::new(),
+            parity_policy_ref: None,
+            slo_budget_ref: None,
+        }
+    }
+}
+
+/// What an empty or NaN query result means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum NoDataPolicy {
+    /// Hold the stage: neither pass nor fail; never promote without data.
+    #[default]
+    Hold,
+    /// Count the evaluation as failed.
+    Fail,
+    /// Count the check as passed.
+    Pass,
+}
+
+/// Where Prometheus answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRef {
+    /// Base URL, e.g. http://prometheus.monitoring:9090.
+    #[schemars(length(min = 1))]
+    pub address: String,
+}
+
+/// A reference to an object in the same namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalRef {
+    /// Object name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A PromQL check with fixed bounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// Name shown in status and events.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// PromQL returning one number. Templates: {{namespace}}, {{target}}, {{service}},
+    /// {{interval}}, {{track}}, {{canaryRevision}}, {{stableRevision}}.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// The check fails when the value is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The check fails when the value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+fn default_stages() -> Vec<Stage> {
+    [1, 5, 25, 100]
+        .into_iter()
+        .map(|weight| Stage { weight, pause: None, min_samples: None })
+        .collect()
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_failure_limit() -> u32 {
+    2
+}
+
+fn default_progress_deadline() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Observed state, written only by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryRolloutStatus {
+    /// The metadata.generation this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the rollout is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Index into spec.stages of the current stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u32>,
+    /// Percent of traffic the canary receives now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<u32>,
+    /// Hash of the pod template running on the stable Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Hash of the target's pod template under analysis (or last analysed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// When the current stage started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_started_at: Option<Timestamp>,
+    /// Failed evaluations in a row.
+    #[serde(default)]
+    pub failed_evaluations: u32,
+    /// The latest evaluation and its figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation: Option<Evaluation>,
+    /// A sentence on what is happening and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Ready, Reconciling, Stalled (kstatus) and Promoted.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The last 10 rollouts, newest last.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Where a rollout is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Adopted; no candidate differs from stable.
+    Idle,
+    /// A candidate is being analysed stage by stage.
+    Progressing,
+    /// `spec.paused` holds the rollout.
+    Paused,
+    /// Analysis passed; the stable Deployment is taking the candidate template.
+    Promoting,
+    /// The last candidate was promoted.
+    Succeeded,
+    /// The last candidate was rolled back; its template stays on the target.
+    RolledBack,
+    /// No rollout may start (error budget or parity emergency).
+    Frozen,
+    /// The spec or what it refers to is wrong; see the Stalled condition.
+    Invalid,
+}
+
+/// Outcome of one evaluation or check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Not enough data to judge; the stage holds.
+    NoData,
+}
+
+/// One evaluation of the analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// When it ran.
+    pub time: Timestamp,
+    /// Overall verdict.
+    pub verdict: Verdict,
+    /// Canary samples counted at this stage, when `sampleCountQuery` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<f64>,
+    /// Each check with its value.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    /// The ParityPolicy's verdict, when one is referenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<ParityVerdict>,
+    /// The SLOBudget's verdict, when one is referenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloVerdict>,
+    /// Why the verdict is what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A check's value and verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub name: String,
+    /// The observed value; absent when the query returned no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    pub verdict: Verdict,
+    /// Why, when it did not pass (query error, no data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Parity figures carried into a rollout's evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParityVerdict {
+    /// The figure the thresholds judge, in basis points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_error_bps: Option<f64>,
+    /// Pass, Warning, Critical, Emergency or Insufficient.
+    pub level: String,
+}
+
+/// SLO figures carried into a rollout's evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SloVerdict {
+    /// Lowest budget remaining over the objectives, 0-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_remaining: Option<f64>,
+    /// Meeting, AtRisk, Violated or Critical.
+    pub level: String,
+}
+
+/// One finished rollout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// Pod-template hash of the candidate.
+    pub revision: String,
+    pub result: RolloutResult,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// Why it ended this way.
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RolloutResult {
+    Promoted,
+    RolledBack,
+}

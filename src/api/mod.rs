@@ -1,0 +1,41 @@
+//! The custom resources of group `sluice.dev/v1alpha1`, one file per kind.
+
+pub mod canary_rollout;
+pub mod conditions;
+pub mod duration;
+pub mod parity_policy;
+pub mod slo_budget;
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+pub use canary_rollout::{CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus};
+pub use duration::Duration;
+pub use parity_policy::{ParityPolicy, ParityPolicySpec, ParityPolicyStatus};
+pub use slo_budget::{SLOBudget, SLOBudgetSpec, SLOBudgetStatus};
+
+/// All CRDs, in the order they are written to crds/.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![CanaryRollout::crd(), ParityPolicy::crd(), SLOBudget::crd()]
+}
+
+/// Each CRD as (file name under crds/, YAML), as `sluice crd --out-dir` writes them.
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_saphyr::ser::Error> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let name = format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"));
+            Ok((name, serde_saphyr::to_string(&crd)?))
+        })
+        .collect()
+}
+
+/// The CRDs as one multi-document YAML stream, as `sluice crd` prints it.
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let mut out = String::new();
+    for (_, yaml) in crd_files()? {
+        out.push_str("---\n");
+        out.push_str(&yaml);
+    }
+    Ok(out)
+}

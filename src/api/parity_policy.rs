@@ -1,0 +1,266 @@
+//! `ParityPolicy`: the canary (or a candidate series) must track its baseline.
+//!
+//! Per sample the active difference is `a_t = (candidate_t - baseline_t) / |baseline_t|` in basis
+//! points (x 10 000). Over the window three figures are computed: the mean difference (bias),
+//! the tracking error (sample standard deviation of `a_t`, n-1) and the root-mean-square
+//! difference `sqrt(mean(a_t^2))`. `measure` picks the one the thresholds judge.
+
+use jiff::Timestamp;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::canary_rollout::PrometheusRef;
+use super::conditions::Condition;
+use super::duration::Duration;
+
+/// Parity between a candidate and its baseline, judged in basis points.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "ParityPolicy",
+    doc = "Canary-versus-baseline parity: tracking error in basis points, levels, attribution.",
+    namespaced,
+    status = "ParityPolicyStatus",
+    shortname = "parity",
+    category = "sluice",
+    printcolumn = r#"{"name":"Level","type":"string","jsonPath":".status.lastEvaluation.level"}"#,
+    printcolumn = r#"{"name":"Tracking-bps","type":"number","jsonPath":".status.lastEvaluation.trackingErrorBps"}"#,
+    printcolumn = r#"{"name":"Samples","type":"integer","jsonPath":".status.lastEvaluation.samples"}"#,
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ParityPolicySpec {
+    /// One PromQL query evaluated per track; {{track}} expands to "canary" or "stable".
+    /// Used when the policy is referenced by a CanaryRollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Explicit candidate series, for a standalone (scheduled) policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Explicit baseline series, for a standalone (scheduled) policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// The active difference is sampled over this window...
+    #[serde(default = "default_window")]
+    pub window: Duration,
+    /// ...one sample every step.
+    #[serde(default = "default_step")]
+    pub step: Duration,
+    /// Which figure the thresholds judge: rms (default; catches bias and noise), stddev (the
+    /// classic tracking error) or mean (bias, judged by its absolute value).
+    #[serde(default)]
+    pub measure: Measure,
+    /// Fewer samples than this give level Insufficient, which holds a rollout.
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1))]
+    pub min_samples: u32,
+    /// Annualise the figures (x sqrt(periodsPerYear)); off unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annualize: Option<Annualize>,
+    /// Levels in basis points.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// What each level does to a rollout that references this policy.
+    #[serde(default)]
+    pub actions: Actions,
+    /// A level counts once it is seen this many evaluations in a row.
+    #[serde(default = "default_consecutive_breaches")]
+    #[schemars(range(min = 1))]
+    pub consecutive_breaches: u32,
+    /// Attribution of the difference; the remainder is reported as residual.
+    #[serde(default)]
+    pub components: Vec<Component>,
+    /// Cron expression (5 fields, UTC) for standalone evaluation, e.g. "0 6,18 * * *".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Prometheus to query for standalone evaluation. Default: the operator's `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusRef>,
+}
+
+/// Which figure the thresholds judge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Measure {
+    #[default]
+    Rms,
+    Stddev,
+    Mean,
+}
+
+/// Annualisation of the figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Annualize {
+    /// Periods per year, e.g. 252 for daily returns.
+    #[schemars(range(min = 1))]
+    pub periods_per_year: f64,
+}
+
+/// Thresholds in basis points; warning < critical < emergency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Thresholds {
+    #[serde(default = "default_warning")]
+    #[schemars(range(min = 0))]
+    pub warning_bps: f64,
+    #[serde(default = "default_critical")]
+    #[schemars(range(min = 0))]
+    pub critical_bps: f64,
+    #[serde(default = "default_emergency")]
+    #[schemars(range(min = 0))]
+    pub emergency_bps: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { warning_bps: default_warning(), critical_bps: default_critical(), emergency_bps: default_emergency() }
+    }
+}
+
+/// What a level does to a rollout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Actions {
+    #[serde(default = "default_warning_action")]
+    pub warning: ParityAction,
+    #[serde(default = "default_critical_action")]
+    pub critical: ParityAction,
+    #[serde(default = "default_emergency_action")]
+    pub emergency: ParityAction,
+}
+
+impl Default for Actions {
+    fn default() -> Self {
+        Self {
+            warning: default_warning_action(),
+            critical: default_critical_action(),
+            emergency: default_emergency_action(),
+        }
+    }
+}
+
+/// Effect of a parity level on a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ParityAction {
+    /// Report only.
+    Ignore,
+    /// Hold the stage while the level lasts.
+    Hold,
+    /// Roll the canary back.
+    Rollback,
+    /// Roll back and freeze the CanaryRollout until a person clears it.
+    RollbackAndFreeze,
+}
+
+/// A component of the difference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Component {
+    /// Name shown in status and metrics.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// PromQL with {{track}}: this component's contribution per track, in the same unit as the
+    /// policy's query.
+    #[schemars(length(min = 1))]
+    pub query: String,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(1800)
+}
+fn default_step() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_min_samples() -> u32 {
+    20
+}
+fn default_consecutive_breaches() -> u32 {
+    2
+}
+fn default_warning() -> f64 {
+    20.0
+}
+fn default_critical() -> f64 {
+    50.0
+}
+fn default_emergency() -> f64 {
+    100.0
+}
+fn default_warning_action() -> ParityAction {
+    ParityAction::Hold
+}
+fn default_critical_action() -> ParityAction {
+    ParityAction::Rollback
+}
+fn default_emergency_action() -> ParityAction {
+    ParityAction::RollbackAndFreeze
+}
+
+/// Observed state, written only by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParityPolicyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The latest evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation: Option<ParityEvaluation>,
+    /// Evaluations in a row at or above warning.
+    #[serde(default)]
+    pub consecutive_breaches: u32,
+    /// The last 30 evaluations, newest last.
+    #[serde(default)]
+    pub history: Vec<ParityEvaluation>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+/// Parity level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ParityLevel {
+    Pass,
+    Warning,
+    Critical,
+    Emergency,
+    /// Fewer samples than minSamples.
+    Insufficient,
+}
+
+/// One parity evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParityEvaluation {
+    pub time: Timestamp,
+    /// Sample standard deviation (n-1) of the active difference, bps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_error_bps: Option<f64>,
+    /// Mean active difference (bias), bps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_difference_bps: Option<f64>,
+    /// Root-mean-square active difference, bps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rms_difference_bps: Option<f64>,
+    /// Samples used.
+    pub samples: u32,
+    pub level: ParityLevel,
+    /// Attribution of the mean difference.
+    #[serde(default)]
+    pub components: Vec<ComponentAttribution>,
+    /// Mean difference not explained by the components, bps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_bps: Option<f64>,
+}
+
+/// One component's share of the difference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentAttribution {
+    pub name: String,
+    pub difference_bps: f64,
+    /// Fraction of the total mean difference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+}
