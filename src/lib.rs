@@ -4,4 +4,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod engine;
+pub mod metrics;
 pub mod telemetry;
+pub mod traffic;

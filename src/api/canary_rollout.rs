@@ -5,6 +5,8 @@
 //! patterns, required fields, non-empty lists); the reconciler checks the rest (increasing
 //! weights, referenced objects, PromQL syntax) and reports it as phase `Invalid`.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -100,7 +102,11 @@ pub struct ServiceRef {
 #[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct TrafficRouting {
     /// Weights on the backendRefs of Gateway API HTTPRoutes.
-    #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "gatewayAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gateway_api: Option<GatewayApiRouting>,
     /// No router: the canary weight is approximated by the canary's share of ready replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +241,11 @@ pub struct Check {
 fn default_stages() -> Vec<Stage> {
     [1, 5, 25, 100]
         .into_iter()
-        .map(|weight| Stage { weight, pause: None, min_samples: None })
+        .map(|weight| Stage {
+            weight,
+            pause: None,
+            min_samples: None,
+        })
         .collect()
 }
 
@@ -273,9 +283,16 @@ pub struct CanaryRolloutStatus {
     /// Hash of the target's pod template under analysis (or last analysed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_revision: Option<String>,
-    /// When the current stage started.
+    /// When the current stage started (its weight was set); absent while the canary's pods are
+    /// not yet available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage_started_at: Option<Timestamp>,
+    /// When the rollout of canaryRevision started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_started_at: Option<Timestamp>,
+    /// Canary samples counted at the current stage (sum of sampleCountQuery over its evaluations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_samples: Option<f64>,
     /// Failed evaluations in a row.
     #[serde(default)]
     pub failed_evaluations: u32,
@@ -291,6 +308,16 @@ pub struct CanaryRolloutStatus {
     /// The last 10 rollouts, newest last.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Values of the request annotations (sluice.dev/promote, abort, retry, unfreeze) already
+    /// acted on, so a request stays in Git without being repeated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handled_requests: BTreeMap<String, String>,
+    /// Replicas each track runs at full size, taken from the target when it was adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// The phase to resume when an Invalid spec is fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_phase: Option<Phase>,
 }
 
 /// Where a rollout is.

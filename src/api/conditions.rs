@@ -41,10 +41,20 @@ pub enum ConditionStatus {
 }
 
 impl Condition {
-    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>, now: Timestamp) -> Self {
+    pub fn new(
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+        now: Timestamp,
+    ) -> Self {
         Self {
             type_: type_.to_string(),
-            status: if status { ConditionStatus::True } else { ConditionStatus::False },
+            status: if status {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
             reason: reason.to_string(),
             message: message.into(),
             last_transition_time: now,
@@ -84,10 +94,16 @@ mod tests {
         let t0 = Timestamp::from_second(1_000).unwrap();
         let t1 = Timestamp::from_second(2_000).unwrap();
         let mut conditions = vec![Condition::new(READY, false, "Progressing", "stage 0", t0)];
-        set_condition(&mut conditions, Condition::new(READY, false, "Progressing", "stage 1", t1));
+        set_condition(
+            &mut conditions,
+            Condition::new(READY, false, "Progressing", "stage 1", t1),
+        );
         assert_eq!(conditions[0].last_transition_time, t0);
         assert_eq!(conditions[0].message, "stage 1");
-        set_condition(&mut conditions, Condition::new(READY, true, "Promoted", "done", t1));
+        set_condition(
+            &mut conditions,
+            Condition::new(READY, true, "Promoted", "done", t1),
+        );
         assert_eq!(conditions[0].last_transition_time, t1);
         assert_eq!(conditions.len(), 1);
     }

@@ -17,7 +17,9 @@ pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d|w|y))+$";
 pub struct Duration(std::time::Duration);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected digits followed by ms, s, m, h, d, w or y, e.g. \"30s\" or \"1h30m\"")]
+#[error(
+    "invalid duration {input:?}: expected digits followed by ms, s, m, h, d, w or y, e.g. \"30s\" or \"1h30m\""
+)]
 pub struct DurationParseError {
     pub input: String,
 }
@@ -54,7 +56,9 @@ impl FromStr for Duration {
     type Err = DurationParseError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = || DurationParseError { input: input.to_string() };
+        let err = || DurationParseError {
+            input: input.to_string(),
+        };
         let bytes = input.as_bytes();
         if bytes.is_empty() {
             return Err(err());
@@ -100,7 +104,13 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;
@@ -146,21 +156,40 @@ mod tests {
 
     #[test]
     fn parses_prometheus_durations() {
-        for (text, secs) in [("30s", 30.0), ("2m", 120.0), ("1h30m", 5400.0), ("30d", 2_592_000.0), ("500ms", 0.5)] {
-            assert_eq!(text.parse::<Duration>().unwrap().as_secs_f64(), secs, "{text}");
+        for (text, secs) in [
+            ("30s", 30.0),
+            ("2m", 120.0),
+            ("1h30m", 5400.0),
+            ("30d", 2_592_000.0),
+            ("500ms", 0.5),
+        ] {
+            assert_eq!(
+                text.parse::<Duration>().unwrap().as_secs_f64(),
+                secs,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn rejects_free_text() {
         for text in ["", "ten minutes", "10", "m", "10 m", "-5s", "1.5h", "3x"] {
-            assert!(text.parse::<Duration>().is_err(), "{text:?} should be rejected");
+            assert!(
+                text.parse::<Duration>().is_err(),
+                "{text:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn displays_shortest_form() {
-        for (text, shown) in [("90s", "1m30s"), ("120s", "2m"), ("1d", "1d"), ("0s", "0s"), ("1500ms", "1s500ms")] {
+        for (text, shown) in [
+            ("90s", "1m30s"),
+            ("120s", "2m"),
+            ("1d", "1d"),
+            ("0s", "0s"),
+            ("1500ms", "1s500ms"),
+        ] {
             assert_eq!(text.parse::<Duration>().unwrap().to_string(), shown);
         }
     }

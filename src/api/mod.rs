@@ -6,8 +6,8 @@ pub mod duration;
 pub mod parity_policy;
 pub mod slo_budget;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 pub use canary_rollout::{CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus};
 pub use duration::Duration;

@@ -117,7 +117,11 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { warning_bps: default_warning(), critical_bps: default_critical(), emergency_bps: default_emergency() }
+        Self {
+            warning_bps: default_warning(),
+            critical_bps: default_critical(),
+            emergency_bps: default_emergency(),
+        }
     }
 }
 

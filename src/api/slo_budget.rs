@@ -106,7 +106,10 @@ pub struct BudgetPolicy {
 
 impl Default for BudgetPolicy {
     fn default() -> Self {
-        Self { freeze_below_remaining: default_freeze_below(), canary_max_budget_spend: default_canary_max_spend() }
+        Self {
+            freeze_below_remaining: default_freeze_below(),
+            canary_max_budget_spend: default_canary_max_spend(),
+        }
     }
 }
 
@@ -128,10 +131,30 @@ pub fn default_burn_rate_alerts() -> Vec<BurnRatePair> {
     let hours = |h: u64| Duration::from_secs(h * 3600);
     let minutes = |m: u64| Duration::from_secs(m * 60);
     vec![
-        BurnRatePair { long: hours(1), short: minutes(5), factor: 14.4, severity: Severity::Critical },
-        BurnRatePair { long: hours(6), short: minutes(30), factor: 6.0, severity: Severity::Critical },
-        BurnRatePair { long: hours(24), short: hours(2), factor: 3.0, severity: Severity::Warning },
-        BurnRatePair { long: hours(72), short: hours(6), factor: 1.0, severity: Severity::Warning },
+        BurnRatePair {
+            long: hours(1),
+            short: minutes(5),
+            factor: 14.4,
+            severity: Severity::Critical,
+        },
+        BurnRatePair {
+            long: hours(6),
+            short: minutes(30),
+            factor: 6.0,
+            severity: Severity::Critical,
+        },
+        BurnRatePair {
+            long: hours(24),
+            short: hours(2),
+            factor: 3.0,
+            severity: Severity::Warning,
+        },
+        BurnRatePair {
+            long: hours(72),
+            short: hours(6),
+            factor: 1.0,
+            severity: Severity::Warning,
+        },
     ]
 }
 

@@ -1,0 +1,235 @@
+//! Judging one evaluation: query results in, verdicts out.
+//!
+//! Rules (documented in docs/analysis.md):
+//! - a value outside [min, max] fails its check;
+//! - an empty or NaN result follows `noData` (Hold → NoData, Fail → Fail, Pass → Pass);
+//! - a query that could not run (Prometheus unreachable, bad response) is always NoData, whatever
+//!   `noData` says: an outage of Prometheus neither promotes nor rolls back;
+//! - the evaluation fails if any check or gate fails, else holds (NoData) if any holds, else passes.
+
+use jiff::Timestamp;
+
+use crate::api::canary_rollout::{
+    Analysis, CheckResult, Evaluation, NoDataPolicy, ParityVerdict, SloVerdict, Verdict,
+};
+
+/// What a query gave: a number, no data, or an error message.
+pub type QueryOutcome = Result<Option<f64>, String>;
+
+/// Results of running an analysis's queries once, in the order of `spec.analysis.checks`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnalysisInput {
+    pub samples: Option<QueryOutcome>,
+    pub checks: Vec<QueryOutcome>,
+    /// Verdicts of ParityPolicy / SLOBudget, when referenced.
+    pub gates: Vec<GateVerdict>,
+}
+
+/// What an external policy (ParityPolicy, SLOBudget) says about the canary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateVerdict {
+    /// "parity" or "slo".
+    pub source: &'static str,
+    pub effect: GateEffect,
+    /// Why, in a sentence naming the figure.
+    pub reason: String,
+    pub parity: Option<ParityVerdict>,
+    pub slo: Option<SloVerdict>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateEffect {
+    Pass,
+    /// The stage may not pass while this lasts.
+    Hold,
+    /// Roll back now, regardless of failureLimit.
+    Rollback,
+    /// Roll back now and freeze the rollout until a person clears it.
+    RollbackAndFreeze,
+}
+
+/// The judged evaluation plus what the gates demand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgement {
+    pub evaluation: Evaluation,
+    /// Strongest gate effect demanding a rollback, with its reason.
+    pub gate_rollback: Option<(GateEffect, String)>,
+}
+
+pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judgement {
+    let checks: Vec<CheckResult> = analysis
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, check)| {
+            let outcome = input.checks.get(i).cloned().unwrap_or(Err("query was not run".to_string()));
+            judge_check(&check.name, check.min, check.max, &outcome, analysis.no_data)
+        })
+        .collect();
+
+    let mut verdict = combine(checks.iter().map(|c| c.verdict));
+    let mut reasons: Vec<String> = checks.iter().filter(|c| c.verdict != Verdict::Pass).map(describe_check).collect();
+    let mut gate_rollback: Option<(GateEffect, String)> = None;
+    for gate in &input.gates {
+        match gate.effect {
+            GateEffect::Pass => {}
+            GateEffect::Hold => {
+                if verdict == Verdict::Pass {
+                    verdict = Verdict::NoData;
+                }
+                reasons.push(gate.reason.clone());
+            }
+            GateEffect::Rollback | GateEffect::RollbackAndFreeze => {
+                verdict = Verdict::Fail;
+                reasons.push(gate.reason.clone());
+                let stronger = match &gate_rollback {
+                    Some((GateEffect::RollbackAndFreeze, _)) => false,
+                    _ => true,
+                };
+                if stronger {
+                    gate_rollback = Some((gate.effect, gate.reason.clone()));
+                }
+            }
+        }
+    }
+
+    let samples = match &input.samples {
+        Some(Ok(value)) => *value,
+        _ => None,
+    };
+    let evaluation = Evaluation {
+        time: now,
+        verdict,
+        samples,
+        checks,
+        parity: input.gates.iter().find_map(|g| g.parity.clone()),
+        slo: input.gates.iter().find_map(|g| g.slo.clone()),
+        message: if reasons.is_empty() { None } else { Some(reasons.join("; ")) },
+    };
+    Judgement { evaluation, gate_rollback }
+}
+
+fn judge_check(name: &str, min: Option<f64>, max: Option<f64>, outcome: &QueryOutcome, no_data: NoDataPolicy) -> CheckResult {
+    let (value, verdict, message) = match outcome {
+        Err(error) => (None, Verdict::NoData, Some(format!("query failed: {error}"))),
+        Ok(None) => {
+            let verdict = match no_data {
+                NoDataPolicy::Hold => Verdict::NoData,
+                NoDataPolicy::Fail => Verdict::Fail,
+                NoDataPolicy::Pass => Verdict::Pass,
+            };
+            (None, verdict, Some(format!("no data (noData: {no_data:?})")))
+        }
+        Ok(Some(value)) => {
+            let below = min.is_some_and(|min| *value < min);
+            let above = max.is_some_and(|max| *value > max);
+            let verdict = if below || above || value.is_nan() { Verdict::Fail } else { Verdict::Pass };
+            (Some(*value), verdict, None)
+        }
+    };
+    CheckResult { name: name.to_string(), value, min, max, verdict, message }
+}
+
+fn combine(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
+    let mut result = Verdict::Pass;
+    for verdict in verdicts {
+        match verdict {
+            Verdict::Fail => return Verdict::Fail,
+            Verdict::NoData => result = Verdict::NoData,
+            Verdict::Pass => {}
+        }
+    }
+    result
+}
+
+/// "check error-rate = 0.052 > max 0.01", for events and status.
+pub fn describe_check(check: &CheckResult) -> String {
+    match (check.value, check.verdict) {
+        (Some(value), Verdict::Fail) => {
+            let bound = match (check.min, check.max) {
+                (Some(min), _) if value < min => format!("< min {min}"),
+                (_, Some(max)) if value > max => format!("> max {max}"),
+                _ => "out of bounds".to_string(),
+            };
+            format!("check {} = {} {bound}", check.name, format_value(value))
+        }
+        (Some(value), _) => format!("check {} = {}", check.name, format_value(value)),
+        (None, _) => format!("check {}: {}", check.name, check.message.as_deref().unwrap_or("no data")),
+    }
+}
+
+pub fn format_value(value: f64) -> String {
+    if value != 0.0 && (value.abs() < 0.001 || value.abs() >= 1e6) {
+        format!("{value:.4e}")
+    } else {
+        let text = format!("{value:.6}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::canary_rollout::Check;
+
+    fn analysis(no_data: NoDataPolicy) -> Analysis {
+        Analysis {
+            no_data,
+            checks: vec![
+                Check { name: "error-rate".into(), query: "q1".into(), min: None, max: Some(0.01) },
+                Check { name: "success".into(), query: "q2".into(), min: Some(0.9), max: None },
+            ],
+            ..Analysis::default()
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    fn run(no_data: NoDataPolicy, a: QueryOutcome, b: QueryOutcome) -> Verdict {
+        let input = AnalysisInput { samples: None, checks: vec![a, b], gates: vec![] };
+        judge(&analysis(no_data), &input, now()).evaluation.verdict
+    }
+
+    #[test]
+    fn verdict_table() {
+        use NoDataPolicy as P;
+        use Verdict as V;
+        let unreachable = || Err::<Option<f64>, String>("connection refused".into());
+        let cases: Vec<(NoDataPolicy, QueryOutcome, QueryOutcome, Verdict)> = vec![
+            (P::Hold, Ok(Some(0.002)), Ok(Some(0.99)), V::Pass),
+            (P::Hold, Ok(Some(0.05)), Ok(Some(0.99)), V::Fail),
+            (P::Hold, Ok(Some(0.002)), Ok(Some(0.5)), V::Fail),
+            (P::Hold, Ok(Some(0.01)), Ok(Some(0.9)), V::Pass), // bounds are inclusive
+            (P::Hold, Ok(None), Ok(Some(0.99)), V::NoData),
+            (P::Fail, Ok(None), Ok(Some(0.99)), V::Fail),
+            (P::Pass, Ok(None), Ok(Some(0.99)), V::Pass),
+            (P::Pass, unreachable(), Ok(Some(0.99)), V::NoData), // an outage never passes
+            (P::Fail, unreachable(), Ok(Some(0.99)), V::NoData), // ...nor fails
+            (P::Hold, Ok(None), Ok(Some(0.5)), V::Fail),         // a failure outweighs missing data
+        ];
+        for (i, (policy, a, b, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(run(policy, a, b), expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn failing_check_is_described_with_value_and_bound() {
+        let input = AnalysisInput { samples: Some(Ok(Some(600.0))), checks: vec![Ok(Some(0.052)), Ok(Some(0.99))], gates: vec![] };
+        let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
+        assert_eq!(judgement.evaluation.message.as_deref(), Some("check error-rate = 0.052 > max 0.01"));
+        assert_eq!(judgement.evaluation.samples, Some(600.0));
+    }
+
+    #[test]
+    fn gates_hold_or_roll_back() {
+        let gate = |effect| GateVerdict { source: "parity", effect, reason: "parity Critical: 61.2 bps".into(), parity: None, slo: None };
+        let input = AnalysisInput { samples: None, checks: vec![Ok(Some(0.0)), Ok(Some(1.0))], gates: vec![gate(GateEffect::Hold)] };
+        assert_eq!(judge(&analysis(NoDataPolicy::Hold), &input, now()).evaluation.verdict, Verdict::NoData);
+        let input = AnalysisInput { gates: vec![gate(GateEffect::Rollback)], ..input };
+        let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
+        assert_eq!(judgement.evaluation.verdict, Verdict::Fail);
+        assert_eq!(judgement.gate_rollback.map(|g| g.0), Some(GateEffect::Rollback));
+    }
+}

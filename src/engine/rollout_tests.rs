@@ -1,0 +1,418 @@
+//! Scenario tests of the rollout state machine: a tiny simulated world (Deployments that become
+//! available at once unless told otherwise) driven by the real planner with a virtual clock.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::api::canary_rollout::{CanaryRolloutSpec, CanaryRolloutStatus, Phase, RolloutResult, Verdict};
+use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict};
+
+struct World {
+    spec: CanaryRolloutSpec,
+    status: CanaryRolloutStatus,
+    annotations: BTreeMap<String, String>,
+    target: Workload,
+    stable: Option<Workload>,
+    canary_healthy: bool,
+    now: Timestamp,
+    events: Vec<PlannedEvent>,
+    weights: Vec<u32>,
+    freeze: Option<String>,
+}
+
+const GATEWAY: &str = "
+targetRef: {name: checkout}
+service: {name: checkout, port: 80}
+trafficRouting: {gatewayAPI: {httpRoutes: [checkout]}}
+stages: [{weight: 1, pause: 2m}, {weight: 5, pause: 5m}, {weight: 25, pause: 10m}, {weight: 100, pause: 10m}]
+analysis:
+  interval: 30s
+  failureLimit: 2
+  checks: [{name: error-rate, query: 'sum(x)', max: 0.01}]
+";
+
+impl World {
+    fn new(yaml: &str) -> Self {
+        let spec: CanaryRolloutSpec = serde_saphyr::from_str(yaml).expect("spec parses");
+        Self {
+            spec,
+            status: CanaryRolloutStatus::default(),
+            annotations: BTreeMap::new(),
+            target: Workload { revision: "rev1".into(), replicas: 3, ready_replicas: 3, available: true },
+            stable: None,
+            canary_healthy: true,
+            now: Timestamp::from_second(1_700_000_000).unwrap(),
+            events: Vec::new(),
+            weights: Vec::new(),
+            freeze: None,
+        }
+    }
+
+    /// Adopted and idle on rev1.
+    fn adopted(yaml: &str) -> Self {
+        let mut world = Self::new(yaml);
+        world.step(None);
+        world.step(None);
+        assert_eq!(world.status.phase, Some(Phase::Idle));
+        world
+    }
+
+    fn step(&mut self, analysis: Option<AnalysisInput>) -> Plan {
+        let problems: Vec<String> = Vec::new();
+        let snapshot = Snapshot {
+            spec: &self.spec,
+            status: &self.status,
+            generation: Some(1),
+            annotations: &self.annotations,
+            target: Some(&self.target),
+            stable: self.stable.as_ref(),
+            problems: &problems,
+            analysis: analysis.as_ref(),
+            freeze: self.freeze.as_deref(),
+            now: self.now,
+        };
+        let plan = plan(&snapshot);
+        self.apply(&plan);
+        plan
+    }
+
+    fn apply(&mut self, plan: &Plan) {
+        self.status = plan.status.clone();
+        self.events.extend(plan.events.iter().cloned());
+        if let Some(change) = &plan.stable {
+            let revision = match (&self.stable, change.copy_target_template) {
+                (_, true) => self.target.revision.clone(),
+                (Some(stable), false) => stable.revision.clone(),
+                (None, false) => panic!("stable changed before it exists"),
+            };
+            self.stable = Some(Workload { revision, replicas: change.replicas, ready_replicas: change.replicas, available: true });
+        }
+        if let Some(weight) = plan.canary_weight {
+            if self.weights.last() != Some(&weight) {
+                self.weights.push(weight);
+            }
+        }
+        if let Some(replicas) = plan.target_replicas {
+            self.target.replicas = replicas;
+            let ready = if self.canary_healthy { replicas } else { 0 };
+            self.target.ready_replicas = ready;
+            self.target.available = ready == replicas;
+        }
+    }
+
+    fn advance(&mut self, secs: i64) {
+        self.now = self.now.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+    }
+
+    /// Runs the clock in 10-second reconciles, evaluating whenever due with `value` for the check.
+    fn run_for(&mut self, secs: i64, value: Option<f64>) {
+        for _ in 0..secs / 10 {
+            self.advance(10);
+            let due = evaluation_due(&self.spec, &self.status, self.now);
+            let input = due.then(|| AnalysisInput { samples: None, checks: vec![Ok(value)], gates: vec![] });
+            self.step(input);
+        }
+    }
+
+    fn new_template(&mut self, revision: &str) {
+        self.target.revision = revision.into();
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        self.events.iter().map(|e| e.reason).collect()
+    }
+}
+
+#[test]
+fn adoption_makes_the_current_template_stable_without_analysis() {
+    let mut world = World::new(GATEWAY);
+    let first = world.step(None);
+    assert_eq!(first.stable, Some(StableChange { copy_target_template: true, replicas: 3 }));
+    assert_eq!(first.canary_weight, None, "no traffic moves before stable pods are available");
+    assert_eq!(first.target_replicas, None);
+    let second = world.step(None);
+    assert_eq!(second.canary_weight, Some(0));
+    assert_eq!(second.target_replicas, Some(0));
+    assert_eq!(world.status.stable_revision.as_deref(), Some("rev1"));
+    assert_eq!(world.status.phase, Some(Phase::Idle));
+    assert!(world.reasons().contains(&"Adopted"));
+}
+
+#[test]
+fn happy_path_walks_the_stages_in_order_and_promotes() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    let start = world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(start.target_replicas, Some(3), "the canary runs at full size");
+    world.step(None); // canary available: stage 0 starts
+    assert_eq!(world.status.stage_started_at, Some(world.now));
+    let stage_started = world.now;
+    world.run_for(110, Some(0.001));
+    assert_eq!(world.status.stage, Some(0), "2m pause not over yet");
+    world.run_for(20, Some(0.001));
+    assert_eq!(world.status.stage, Some(1));
+    assert!(world.now.as_second() - stage_started.as_second() >= 120);
+    world.run_for(60 * 30, Some(0.001));
+    assert_eq!(world.weights, vec![0, 1, 5, 25, 100, 0]);
+    assert_eq!(world.status.phase, Some(Phase::Succeeded));
+    assert_eq!(world.status.stable_revision.as_deref(), Some("rev2"));
+    assert_eq!(world.target.replicas, 0);
+    assert_eq!(world.status.history.last().map(|h| h.result), Some(RolloutResult::Promoted));
+    let reasons = world.reasons();
+    for reason in ["RolloutStarted", "StageStarted", "StageAdvanced", "PromotionStarted", "Promoted"] {
+        assert!(reasons.contains(&reason), "{reason} missing from {reasons:?}");
+    }
+}
+
+#[test]
+fn failing_checks_roll_back_when_the_failure_limit_is_reached() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.run_for(130, Some(0.001)); // stage 1 (5%)
+    assert_eq!(world.status.stage, Some(1));
+    world.run_for(30, Some(0.05));
+    assert_eq!(world.status.failed_evaluations, 1);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    world.advance(30);
+    let input = AnalysisInput { samples: None, checks: vec![Ok(Some(0.05))], gates: vec![] };
+    let plan = world.step(Some(input));
+    assert_eq!(plan.canary_weight, Some(0), "traffic leaves the canary in the deciding reconcile");
+    assert_eq!(plan.target_replicas, Some(0), "and the target is scaled to 0 in the same plan");
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    let rolled_back = world.events.iter().find(|e| e.reason == "RolledBack").expect("RolledBack event");
+    assert!(rolled_back.warning);
+    assert!(rolled_back.note.contains("check error-rate = 0.05 > max 0.01"), "{}", rolled_back.note);
+    assert!(rolled_back.note.contains("stage 1 (5%)"), "{}", rolled_back.note);
+    // It stays rolled back while the failed template sits on the target...
+    world.run_for(60, Some(0.0));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert_eq!(world.target.replicas, 0);
+    // ...and a new template starts a new rollout.
+    world.new_template("rev3");
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.canary_revision.as_deref(), Some("rev3"));
+}
+
+#[test]
+fn a_pass_resets_the_count_of_consecutive_failures() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.run_for(30, Some(0.05));
+    assert_eq!(world.status.failed_evaluations, 1);
+    world.run_for(30, Some(0.001));
+    assert_eq!(world.status.failed_evaluations, 0);
+    world.run_for(30, Some(0.05));
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+}
+
+#[test]
+fn no_data_holds_the_stage_and_never_promotes() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    for _ in 0..6 {
+        world.advance(30);
+        let input = AnalysisInput { samples: None, checks: vec![Err("connection refused".into())], gates: vec![] };
+        world.step(Some(input));
+    }
+    assert_eq!(world.status.stage, Some(0));
+    assert_eq!(world.status.last_evaluation.as_ref().map(|e| e.verdict), Some(Verdict::NoData));
+    assert!(world.status.message.as_deref().unwrap_or("").contains("connection refused"));
+    let held = world.status.conditions.iter().find(|c| c.type_ == "Reconciling").unwrap();
+    assert_eq!(held.reason, "AnalysisHeld");
+    assert_eq!(world.reasons().iter().filter(|r| **r == "AnalysisHeld").count(), 1, "one event per hold, not per tick");
+    world.run_for(40, Some(0.001));
+    assert_eq!(world.status.stage, Some(1), "resumes once data is back");
+}
+
+#[test]
+fn min_samples_hold_a_stage_until_enough_traffic_was_seen() {
+    let yaml = GATEWAY.replace("{weight: 1, pause: 2m}", "{weight: 1, pause: 1m, minSamples: 500}")
+        + "  sampleCountQuery: 'sum(y)'\n";
+    let mut world = World::adopted(&yaml);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    for _ in 0..4 {
+        world.advance(30);
+        let input = AnalysisInput { samples: Some(Ok(Some(100.0))), checks: vec![Ok(Some(0.0))], gates: vec![] };
+        world.step(Some(input));
+    }
+    assert_eq!(world.status.stage, Some(0), "400 samples < 500");
+    assert!(world.status.message.as_deref().unwrap().contains("samples (400/500)"));
+    world.advance(30);
+    world.step(Some(AnalysisInput { samples: Some(Ok(Some(100.0))), checks: vec![Ok(Some(0.0))], gates: vec![] }));
+    assert_eq!(world.status.stage, Some(1));
+}
+
+#[test]
+fn a_new_template_mid_rollout_restarts_at_stage_zero() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.run_for(130, Some(0.0));
+    assert_eq!(world.status.stage, Some(1));
+    world.new_template("rev3");
+    let plan = world.step(None);
+    assert_eq!(plan.canary_weight, Some(0), "no traffic to pods of the replaced revision");
+    assert_eq!(world.status.stage, Some(0));
+    assert_eq!(world.status.canary_revision.as_deref(), Some("rev3"));
+    assert!(world.reasons().contains(&"NewRevision"));
+}
+
+#[test]
+fn progress_deadline_rolls_back_a_canary_that_never_becomes_available() {
+    let mut world = World::adopted(GATEWAY);
+    world.canary_healthy = false;
+    world.new_template("rev2");
+    world.step(None);
+    world.run_for(590, None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert!(world.status.message.as_deref().unwrap().contains("0/3 ready"));
+    world.run_for(20, None);
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert!(world.status.history.last().unwrap().reason.contains("progressDeadline 10m"));
+}
+
+#[test]
+fn paused_holds_the_stage_and_resume_continues() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.spec.paused = true;
+    world.run_for(600, Some(0.0));
+    assert_eq!(world.status.phase, Some(Phase::Paused));
+    assert_eq!(world.status.stage, Some(0));
+    world.spec.paused = false;
+    world.run_for(20, Some(0.0));
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.stage, Some(1));
+}
+
+#[test]
+fn promote_abort_and_retry_requests() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.annotations.insert(crate::engine::requests::ABORT.into(), "1".into());
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert!(world.status.history.last().unwrap().reason.contains("aborted by request"));
+    world.annotations.insert(crate::engine::requests::RETRY.into(), "1".into());
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.canary_revision.as_deref(), Some("rev2"));
+    world.step(None);
+    world.annotations.insert(crate::engine::requests::PROMOTE.into(), "1".into());
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Promoting));
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Succeeded));
+    assert_eq!(world.status.stable_revision.as_deref(), Some("rev2"));
+    // The same annotation values do nothing the next time round.
+    world.new_template("rev3");
+    world.step(None);
+    world.step(None);
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+}
+
+#[test]
+fn replicas_router_sizes_the_canary_by_weight() {
+    let yaml = GATEWAY.replace("{gatewayAPI: {httpRoutes: [checkout]}}", "{replicas: {}}");
+    let mut world = World::adopted(&yaml);
+    world.new_template("rev2");
+    let plan = world.step(None);
+    assert_eq!(plan.canary_weight, None, "no router to patch");
+    assert_eq!(plan.target_replicas, Some(1));
+    world.step(None);
+    world.run_for(60 * 30, Some(0.0));
+    assert_eq!(world.status.phase, Some(Phase::Succeeded));
+    assert_eq!(world.target.replicas, 0);
+    assert_eq!(world.stable.as_ref().unwrap().replicas, 3);
+}
+
+#[test]
+fn freeze_keeps_a_new_rollout_from_starting_until_it_lifts() {
+    let mut world = World::adopted(GATEWAY);
+    world.freeze = Some("error budget 4% left, under freezeBelowRemaining 10%".into());
+    world.new_template("rev2");
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Frozen));
+    assert_eq!(world.target.replicas, 0);
+    world.freeze = None;
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+}
+
+#[test]
+fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.advance(30);
+    let gate = GateVerdict {
+        source: "parity",
+        effect: GateEffect::RollbackAndFreeze,
+        reason: "parity Emergency: rms 140.2 bps".into(),
+        parity: None,
+        slo: None,
+    };
+    world.step(Some(AnalysisInput { samples: None, checks: vec![Ok(Some(0.0))], gates: vec![gate] }));
+    assert_eq!(world.status.phase, Some(Phase::Frozen));
+    assert_eq!(world.target.replicas, 0);
+}
+
+#[test]
+fn invalid_spec_changes_nothing_and_resumes_when_fixed() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    let problems = vec!["spec.stages weights must increase strictly".to_string()];
+    let snapshot = Snapshot {
+        spec: &world.spec,
+        status: &world.status,
+        generation: Some(2),
+        annotations: &world.annotations,
+        target: Some(&world.target),
+        stable: world.stable.as_ref(),
+        problems: &problems,
+        analysis: None,
+        freeze: None,
+        now: world.now,
+    };
+    let invalid = plan(&snapshot);
+    assert_eq!((invalid.canary_weight, invalid.target_replicas, invalid.stable.clone()), (None, None, None));
+    assert_eq!(invalid.status.phase, Some(Phase::Invalid));
+    let stalled = invalid.status.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert!(stalled.is_true() && stalled.reason == "InvalidSpec");
+    assert!(invalid.events.iter().any(|e| e.warning && e.reason == "InvalidSpec"));
+    world.apply(&invalid);
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+}
+
+#[test]
+fn history_keeps_the_last_ten() {
+    let mut world = World::adopted(GATEWAY);
+    for i in 0..12 {
+        world.new_template(&format!("bad{i}"));
+        world.step(None);
+        world.annotations.insert(crate::engine::requests::ABORT.into(), i.to_string());
+        world.step(None);
+    }
+    assert_eq!(world.status.history.len(), 10);
+    assert_eq!(world.status.history.last().unwrap().revision, "bad11");
+}

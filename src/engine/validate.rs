@@ -1,0 +1,120 @@
+//! Checks of a CanaryRollout spec that the CRD schema cannot express on Kubernetes 1.20
+//! (no CEL). Each problem is a sentence naming the field; any problem makes the phase Invalid.
+
+use crate::api::canary_rollout::CanaryRolloutSpec;
+use crate::metrics::template::validate_promql;
+
+pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+
+    let routing = &spec.traffic_routing;
+    if routing.gateway_api.is_some() == routing.replicas.is_some() {
+        problems.push("spec.trafficRouting must set exactly one of gatewayAPI or replicas".to_string());
+    }
+    if let Some(gateway) = &routing.gateway_api {
+        if gateway.http_routes.iter().any(|r| r.is_empty()) {
+            problems.push("spec.trafficRouting.gatewayAPI.httpRoutes has an empty name".to_string());
+        }
+    }
+
+    if spec.stages.is_empty() {
+        problems.push("spec.stages must not be empty".to_string());
+    }
+    for (i, pair) in spec.stages.windows(2).enumerate() {
+        if pair[1].weight <= pair[0].weight {
+            problems.push(format!(
+                "spec.stages weights must increase strictly: stages[{}].weight {} follows stages[{i}].weight {}",
+                i + 1,
+                pair[1].weight,
+                pair[0].weight
+            ));
+        }
+    }
+    for (i, stage) in spec.stages.iter().enumerate() {
+        if stage.weight > 100 {
+            problems.push(format!("spec.stages[{i}].weight {} is above 100", stage.weight));
+        }
+        if stage.min_samples.is_some_and(|n| n > 0) && spec.analysis.sample_count_query.is_none() {
+            problems.push(format!("spec.stages[{i}].minSamples needs spec.analysis.sampleCountQuery"));
+        }
+    }
+
+    if spec.analysis.interval.is_zero() {
+        problems.push("spec.analysis.interval must be longer than 0s".to_string());
+    }
+    if spec.progress_deadline.is_zero() {
+        problems.push("spec.progressDeadline must be longer than 0s".to_string());
+    }
+    if spec.analysis.failure_limit == 0 {
+        problems.push("spec.analysis.failureLimit must be at least 1".to_string());
+    }
+
+    let mut names = std::collections::BTreeSet::new();
+    for (i, check) in spec.analysis.checks.iter().enumerate() {
+        if !names.insert(check.name.as_str()) {
+            problems.push(format!("spec.analysis.checks[{i}].name {:?} is used twice", check.name));
+        }
+        if check.min.is_none() && check.max.is_none() {
+            problems.push(format!("spec.analysis.checks[{i}] ({}) sets neither min nor max", check.name));
+        }
+        if let (Some(min), Some(max)) = (check.min, check.max) {
+            if min > max {
+                problems.push(format!("spec.analysis.checks[{i}] ({}) has min {min} above max {max}", check.name));
+            }
+        }
+        if let Err(error) = validate_promql(&check.query) {
+            problems.push(format!("spec.analysis.checks[{i}].query ({}): {error}", check.name));
+        }
+    }
+    if let Some(query) = &spec.analysis.sample_count_query {
+        if let Err(error) = validate_promql(query) {
+            problems.push(format!("spec.analysis.sampleCountQuery: {error}"));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> CanaryRolloutSpec {
+        serde_saphyr::from_str(yaml).expect("test spec parses")
+    }
+
+    const BASE: &str = "
+targetRef: {name: checkout}
+service: {name: checkout, port: 80}
+trafficRouting: {replicas: {}}
+";
+
+    #[test]
+    fn default_spec_is_valid() {
+        assert_eq!(validate_rollout(&spec(BASE)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let cases = [
+            ("stages: [{weight: 5}, {weight: 5}]", "spec.stages weights must increase strictly"),
+            ("stages: [{weight: 50}, {weight: 10}]", "stages[1].weight 10 follows stages[0].weight 50"),
+            ("analysis: {checks: [{name: e, query: 'sum(rate(x[5m])'}]}", "spec.analysis.checks[0]"),
+            ("analysis: {checks: [{name: e, query: 'up', max: 1}, {name: e, query: 'up', max: 1}]}", "used twice"),
+            ("analysis: {checks: [{name: e, query: 'up', min: 2, max: 1}]}", "min 2 above max 1"),
+            ("analysis: {checks: [{name: e, query: 'up'}]}", "neither min nor max"),
+            ("stages: [{weight: 5, minSamples: 10}]", "needs spec.analysis.sampleCountQuery"),
+            ("analysis: {sampleCountQuery: 'sum(x{{nope}})'}", "spec.analysis.sampleCountQuery"),
+            ("analysis: {interval: 0s}", "interval must be longer than 0s"),
+        ];
+        for (extra, expected) in cases {
+            let problems = validate_rollout(&spec(&format!("{BASE}{extra}\n")));
+            assert!(problems.iter().any(|p| p.contains(expected)), "{extra}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn both_routers_are_rejected() {
+        let yaml = BASE.replace("{replicas: {}}", "{replicas: {}, gatewayAPI: {httpRoutes: [r]}}");
+        assert!(validate_rollout(&spec(&yaml))[0].contains("exactly one"));
+    }
+}
