@@ -7,7 +7,11 @@ use sluice::controller::{self, RunConfig};
 use sluice::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Progressive delivery gated on parity and SLO error budgets")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Progressive delivery gated on parity and SLO error budgets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,10 +32,19 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Watch only this namespace (repeatable); default: all namespaces.
-    #[arg(long = "namespace", short = 'n', env = "SLUICE_NAMESPACE", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        env = "SLUICE_NAMESPACE",
+        value_delimiter = ','
+    )]
     namespaces: Vec<String>,
     /// Prometheus used when a resource names none.
-    #[arg(long, env = "SLUICE_PROMETHEUS_URL", default_value = "http://prometheus.monitoring:9090")]
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS_URL",
+        default_value = "http://prometheus.monitoring:9090"
+    )]
     prometheus_url: String,
     /// Log format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -46,7 +59,11 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
-            controller::run(RunConfig { namespaces: args.namespaces, prometheus_url: args.prometheus_url }).await
+            controller::run(RunConfig {
+                namespaces: args.namespaces,
+                prometheus_url: args.prometheus_url,
+            })
+            .await
         }
         Command::Crd { out_dir } => write_crds(out_dir),
     };

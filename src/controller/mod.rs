@@ -1,10 +1,101 @@
 //! The I/O shell: reconcilers that fetch, let the engine decide, apply the plan, write status.
 
+mod analysis;
+pub mod error;
+pub mod rollout;
+pub mod workloads;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::utils::Predicate;
+use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
+use kube::{Client, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::CanaryRollout;
+use crate::metrics::PrometheusPool;
+
 pub struct RunConfig {
     pub namespaces: Vec<String>,
     pub prometheus_url: String,
 }
 
-pub async fn run(_config: RunConfig) -> anyhow::Result<()> {
-    anyhow::bail!("the controller is not implemented yet")
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub prometheus: PrometheusPool,
+}
+
+impl Context {
+    pub fn new(client: Client, prometheus: PrometheusPool) -> Self {
+        let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
+        let reporter = Reporter { controller: "sluice".into(), instance };
+        Self { recorder: Recorder::new(client.clone(), reporter), client, prometheus }
+    }
+}
+
+pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let context = Arc::new(Context::new(client.clone(), PrometheusPool::new(config.prometheus_url.clone())));
+    let scopes: Vec<Option<String>> =
+        if config.namespaces.is_empty() { vec![None] } else { config.namespaces.iter().cloned().map(Some).collect() };
+    info!(namespaces = ?config.namespaces, prometheus = %config.prometheus_url, "sluice operator starting");
+    let controllers = scopes.into_iter().map(|namespace| run_rollouts(client.clone(), namespace, context.clone()));
+    futures::future::join_all(controllers).await;
+    Ok(())
+}
+
+fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// One CanaryRollout controller over a namespace (or all). Reconciles are triggered by spec,
+/// annotation and finalizer changes (not by our own status writes), by the stable Deployment it
+/// owns, and by the user's target Deployment, mapped back through the rollouts' targetRef.
+async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Context>) {
+    let rollouts: Api<CanaryRollout> = scoped(&client, &namespace);
+    let deployments: Api<Deployment> = scoped(&client, &namespace);
+    let (reader, writer) = reflector::store();
+    let deletion = |r: &CanaryRollout| r.metadata.deletion_timestamp.as_ref().map(|_| 1u64);
+    let trigger = watcher(rollouts, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations).combine(predicates::finalizers).combine(deletion),
+            Default::default(),
+        );
+    let store = reader.clone();
+    Controller::for_stream(trigger, reader)
+        .owns(deployments.clone(), watcher::Config::default().labels(workloads::ROLLOUT_LABEL))
+        .watches(deployments, watcher::Config::default(), move |deployment| {
+            let namespace = deployment.namespace();
+            let name = deployment.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|r| r.namespace() == namespace && r.spec.target_ref.name == name)
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .shutdown_on_signal()
+        .run(rollout::reconcile, rollout::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("controller: {error}");
+            }
+        })
+        .await;
 }

@@ -62,13 +62,27 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
         .iter()
         .enumerate()
         .map(|(i, check)| {
-            let outcome = input.checks.get(i).cloned().unwrap_or(Err("query was not run".to_string()));
-            judge_check(&check.name, check.min, check.max, &outcome, analysis.no_data)
+            let outcome = input
+                .checks
+                .get(i)
+                .cloned()
+                .unwrap_or(Err("query was not run".to_string()));
+            judge_check(
+                &check.name,
+                check.min,
+                check.max,
+                &outcome,
+                analysis.no_data,
+            )
         })
         .collect();
 
     let mut verdict = combine(checks.iter().map(|c| c.verdict));
-    let mut reasons: Vec<String> = checks.iter().filter(|c| c.verdict != Verdict::Pass).map(describe_check).collect();
+    let mut reasons: Vec<String> = checks
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .map(describe_check)
+        .collect();
     let mut gate_rollback: Option<(GateEffect, String)> = None;
     for gate in &input.gates {
         match gate.effect {
@@ -104,30 +118,62 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
         checks,
         parity: input.gates.iter().find_map(|g| g.parity.clone()),
         slo: input.gates.iter().find_map(|g| g.slo.clone()),
-        message: if reasons.is_empty() { None } else { Some(reasons.join("; ")) },
+        message: if reasons.is_empty() {
+            None
+        } else {
+            Some(reasons.join("; "))
+        },
     };
-    Judgement { evaluation, gate_rollback }
+    Judgement {
+        evaluation,
+        gate_rollback,
+    }
 }
 
-fn judge_check(name: &str, min: Option<f64>, max: Option<f64>, outcome: &QueryOutcome, no_data: NoDataPolicy) -> CheckResult {
+fn judge_check(
+    name: &str,
+    min: Option<f64>,
+    max: Option<f64>,
+    outcome: &QueryOutcome,
+    no_data: NoDataPolicy,
+) -> CheckResult {
     let (value, verdict, message) = match outcome {
-        Err(error) => (None, Verdict::NoData, Some(format!("query failed: {error}"))),
+        Err(error) => (
+            None,
+            Verdict::NoData,
+            Some(format!("query failed: {error}")),
+        ),
         Ok(None) => {
             let verdict = match no_data {
                 NoDataPolicy::Hold => Verdict::NoData,
                 NoDataPolicy::Fail => Verdict::Fail,
                 NoDataPolicy::Pass => Verdict::Pass,
             };
-            (None, verdict, Some(format!("no data (noData: {no_data:?})")))
+            (
+                None,
+                verdict,
+                Some(format!("no data (noData: {no_data:?})")),
+            )
         }
         Ok(Some(value)) => {
             let below = min.is_some_and(|min| *value < min);
             let above = max.is_some_and(|max| *value > max);
-            let verdict = if below || above || value.is_nan() { Verdict::Fail } else { Verdict::Pass };
+            let verdict = if below || above || value.is_nan() {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            };
             (Some(*value), verdict, None)
         }
     };
-    CheckResult { name: name.to_string(), value, min, max, verdict, message }
+    CheckResult {
+        name: name.to_string(),
+        value,
+        min,
+        max,
+        verdict,
+        message,
+    }
 }
 
 fn combine(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
@@ -154,7 +200,11 @@ pub fn describe_check(check: &CheckResult) -> String {
             format!("check {} = {} {bound}", check.name, format_value(value))
         }
         (Some(value), _) => format!("check {} = {}", check.name, format_value(value)),
-        (None, _) => format!("check {}: {}", check.name, check.message.as_deref().unwrap_or("no data")),
+        (None, _) => format!(
+            "check {}: {}",
+            check.name,
+            check.message.as_deref().unwrap_or("no data")
+        ),
     }
 }
 
@@ -176,8 +226,18 @@ mod tests {
         Analysis {
             no_data,
             checks: vec![
-                Check { name: "error-rate".into(), query: "q1".into(), min: None, max: Some(0.01) },
-                Check { name: "success".into(), query: "q2".into(), min: Some(0.9), max: None },
+                Check {
+                    name: "error-rate".into(),
+                    query: "q1".into(),
+                    min: None,
+                    max: Some(0.01),
+                },
+                Check {
+                    name: "success".into(),
+                    query: "q2".into(),
+                    min: Some(0.9),
+                    max: None,
+                },
             ],
             ..Analysis::default()
         }
@@ -188,7 +248,11 @@ mod tests {
     }
 
     fn run(no_data: NoDataPolicy, a: QueryOutcome, b: QueryOutcome) -> Verdict {
-        let input = AnalysisInput { samples: None, checks: vec![a, b], gates: vec![] };
+        let input = AnalysisInput {
+            samples: None,
+            checks: vec![a, b],
+            gates: vec![],
+        };
         judge(&analysis(no_data), &input, now()).evaluation.verdict
     }
 
@@ -216,20 +280,48 @@ mod tests {
 
     #[test]
     fn failing_check_is_described_with_value_and_bound() {
-        let input = AnalysisInput { samples: Some(Ok(Some(600.0))), checks: vec![Ok(Some(0.052)), Ok(Some(0.99))], gates: vec![] };
+        let input = AnalysisInput {
+            samples: Some(Ok(Some(600.0))),
+            checks: vec![Ok(Some(0.052)), Ok(Some(0.99))],
+            gates: vec![],
+        };
         let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
-        assert_eq!(judgement.evaluation.message.as_deref(), Some("check error-rate = 0.052 > max 0.01"));
+        assert_eq!(
+            judgement.evaluation.message.as_deref(),
+            Some("check error-rate = 0.052 > max 0.01")
+        );
         assert_eq!(judgement.evaluation.samples, Some(600.0));
     }
 
     #[test]
     fn gates_hold_or_roll_back() {
-        let gate = |effect| GateVerdict { source: "parity", effect, reason: "parity Critical: 61.2 bps".into(), parity: None, slo: None };
-        let input = AnalysisInput { samples: None, checks: vec![Ok(Some(0.0)), Ok(Some(1.0))], gates: vec![gate(GateEffect::Hold)] };
-        assert_eq!(judge(&analysis(NoDataPolicy::Hold), &input, now()).evaluation.verdict, Verdict::NoData);
-        let input = AnalysisInput { gates: vec![gate(GateEffect::Rollback)], ..input };
+        let gate = |effect| GateVerdict {
+            source: "parity",
+            effect,
+            reason: "parity Critical: 61.2 bps".into(),
+            parity: None,
+            slo: None,
+        };
+        let input = AnalysisInput {
+            samples: None,
+            checks: vec![Ok(Some(0.0)), Ok(Some(1.0))],
+            gates: vec![gate(GateEffect::Hold)],
+        };
+        assert_eq!(
+            judge(&analysis(NoDataPolicy::Hold), &input, now())
+                .evaluation
+                .verdict,
+            Verdict::NoData
+        );
+        let input = AnalysisInput {
+            gates: vec![gate(GateEffect::Rollback)],
+            ..input
+        };
         let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
         assert_eq!(judgement.evaluation.verdict, Verdict::Fail);
-        assert_eq!(judgement.gate_rollback.map(|g| g.0), Some(GateEffect::Rollback));
+        assert_eq!(
+            judgement.gate_rollback.map(|g| g.0),
+            Some(GateEffect::Rollback)
+        );
     }
 }

@@ -45,24 +45,52 @@ impl Situation {
 /// Sets Ready, Reconciling and Stalled so that kstatus (Flux, `kubectl wait`) reads them right:
 /// at rest Ready; in flight Reconciling; needing a person (invalid, rolled back, frozen, stuck)
 /// Stalled.
-pub fn set_kstatus(status: &mut CanaryRolloutStatus, situation: Situation, message: &str, generation: Option<i64>, now: Timestamp) {
+pub fn set_kstatus(
+    status: &mut CanaryRolloutStatus,
+    situation: Situation,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let phase = status.phase.unwrap_or(Phase::Idle);
     let reason = situation.reason(phase);
     let ready = situation == Situation::AtRest;
     let reconciling = matches!(
         situation,
-        Situation::Adopting | Situation::WaitingForCanary | Situation::Progressing | Situation::AnalysisHeld | Situation::Promoting
+        Situation::Adopting
+            | Situation::WaitingForCanary
+            | Situation::Progressing
+            | Situation::AnalysisHeld
+            | Situation::Promoting
     );
     let stalled = matches!(
         situation,
-        Situation::InvalidSpec | Situation::RolledBack | Situation::Frozen | Situation::PromotionStuck
+        Situation::InvalidSpec
+            | Situation::RolledBack
+            | Situation::Frozen
+            | Situation::PromotionStuck
     );
     let with_generation = |mut c: Condition| {
         c.observed_generation = generation;
         c
     };
     let conditions = &mut status.conditions;
-    set_condition(conditions, with_generation(Condition::new(READY, ready, reason, message, now)));
-    set_condition(conditions, with_generation(Condition::new(RECONCILING, reconciling, reason, message, now)));
-    set_condition(conditions, with_generation(Condition::new(STALLED, stalled, reason, message, now)));
+    set_condition(
+        conditions,
+        with_generation(Condition::new(READY, ready, reason, message, now)),
+    );
+    set_condition(
+        conditions,
+        with_generation(Condition::new(
+            RECONCILING,
+            reconciling,
+            reason,
+            message,
+            now,
+        )),
+    );
+    set_condition(
+        conditions,
+        with_generation(Condition::new(STALLED, stalled, reason, message, now)),
+    );
 }

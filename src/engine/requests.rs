@@ -28,7 +28,10 @@ impl Requests {
     /// Reads new requests and records them as handled. A request that does not apply in the
     /// current phase is dropped, not kept for later: a stale "promote" must not skip the analysis
     /// of a rollout that starts next week.
-    pub fn take(annotations: &BTreeMap<String, String>, handled: &mut BTreeMap<String, String>) -> Self {
+    pub fn take(
+        annotations: &BTreeMap<String, String>,
+        handled: &mut BTreeMap<String, String>,
+    ) -> Self {
         let mut fresh = |key: &str| match annotations.get(key) {
             Some(value) if handled.get(key) != Some(value) => {
                 handled.insert(key.to_string(), value.clone());

@@ -84,7 +84,11 @@ pub struct Plan {
 }
 
 /// Whether an evaluation is due now: the shell runs the queries only then.
-pub fn evaluation_due(spec: &CanaryRolloutSpec, status: &CanaryRolloutStatus, now: Timestamp) -> bool {
+pub fn evaluation_due(
+    spec: &CanaryRolloutSpec,
+    status: &CanaryRolloutStatus,
+    now: Timestamp,
+) -> bool {
     if !matches!(status.phase, Some(Phase::Progressing | Phase::Paused)) {
         return false;
     }
@@ -93,7 +97,12 @@ pub fn evaluation_due(spec: &CanaryRolloutSpec, status: &CanaryRolloutStatus, no
 
 fn next_evaluation_at(spec: &CanaryRolloutSpec, status: &CanaryRolloutStatus) -> Option<Timestamp> {
     let stage_start = status.stage_started_at?;
-    let last = status.last_evaluation.as_ref().map(|e| e.time).filter(|t| *t >= stage_start).unwrap_or(stage_start);
+    let last = status
+        .last_evaluation
+        .as_ref()
+        .map(|e| e.time)
+        .filter(|t| *t >= stage_start)
+        .unwrap_or(stage_start);
     last.checked_add(spec.analysis.interval.as_std()).ok()
 }
 
@@ -112,7 +121,12 @@ impl<'s, 'a> Planner<'s, 'a> {
     fn new(s: &'s Snapshot<'a>) -> Self {
         let mut status = s.status.clone();
         status.observed_generation = s.generation;
-        Self { s, status, events: Vec::new(), uses_router: s.spec.traffic_routing.gateway_api.is_some() }
+        Self {
+            s,
+            status,
+            events: Vec::new(),
+            uses_router: s.spec.traffic_routing.gateway_api.is_some(),
+        }
     }
 
     fn run(mut self) -> Plan {
@@ -122,7 +136,11 @@ impl<'s, 'a> Planner<'s, 'a> {
         };
         if self.status.phase == Some(Phase::Invalid) {
             self.status.phase = self.status.interrupted_phase.take();
-            self.event(false, "SpecValid", "the spec is valid again; resuming".to_string());
+            self.event(
+                false,
+                "SpecValid",
+                "the spec is valid again; resuming".to_string(),
+            );
         }
         let requests = Requests::take(self.s.annotations, &mut self.status.handled_requests);
 
@@ -130,7 +148,9 @@ impl<'s, 'a> Planner<'s, 'a> {
             return self.adopt(target);
         };
         match self.status.phase {
-            Some(Phase::Progressing | Phase::Paused) => self.progress(target, &stable_revision, &requests),
+            Some(Phase::Progressing | Phase::Paused) => {
+                self.progress(target, &stable_revision, &requests)
+            }
             Some(Phase::Promoting) => self.promoting(target),
             _ => self.at_rest(target, &stable_revision, &requests),
         }
@@ -141,11 +161,21 @@ impl<'s, 'a> Planner<'s, 'a> {
     }
 
     fn event(&mut self, warning: bool, reason: &'static str, note: String) {
-        self.events.push(PlannedEvent { warning, reason, note });
+        self.events.push(PlannedEvent {
+            warning,
+            reason,
+            note,
+        });
     }
 
     fn finish(mut self, situation: Situation, message: String, plan: Desired) -> Plan {
-        set_kstatus(&mut self.status, situation, &message, self.s.generation, self.s.now);
+        set_kstatus(
+            &mut self.status,
+            situation,
+            &message,
+            self.s.generation,
+            self.s.now,
+        );
         self.status.message = Some(message);
         if let Some(weight) = plan.weight {
             self.status.canary_weight = Some(weight);
@@ -167,10 +197,17 @@ impl<'s, 'a> Planner<'s, 'a> {
             (n, if canary_running { n } else { 0 })
         } else {
             let (stable, canary) = replica_split(n, weight);
-            if canary_running { (stable, canary.max(1)) } else { (n, 0) }
+            if canary_running {
+                (stable, canary.max(1))
+            } else {
+                (n, 0)
+            }
         };
         Desired {
-            stable: Some(StableChange { copy_target_template: false, replicas: stable }),
+            stable: Some(StableChange {
+                copy_target_template: false,
+                replicas: stable,
+            }),
             weight: Some(weight),
             target_replicas: Some(canary),
             requeue_after: REST_REQUEUE,
@@ -180,7 +217,10 @@ impl<'s, 'a> Planner<'s, 'a> {
     fn invalid(mut self, target_missing: bool) -> Plan {
         let mut problems: Vec<String> = self.s.problems.to_vec();
         if target_missing && problems.is_empty() {
-            problems.push(format!("target Deployment {:?} not found", self.s.spec.target_ref.name));
+            problems.push(format!(
+                "target Deployment {:?} not found",
+                self.s.spec.target_ref.name
+            ));
         }
         let message = format!("invalid spec: {}", problems.join("; "));
         let was = self.status.phase;
@@ -191,22 +231,37 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.event(true, "InvalidSpec", message.clone());
         }
         self.status.phase = Some(Phase::Invalid);
-        let hold = Desired { stable: None, weight: None, target_replicas: None, requeue_after: INVALID_REQUEUE };
+        let hold = Desired {
+            stable: None,
+            weight: None,
+            target_replicas: None,
+            requeue_after: INVALID_REQUEUE,
+        };
         self.finish(Situation::InvalidSpec, message, hold)
     }
 
     /// First sight of the target: its template becomes stable without analysis. Traffic moves
     /// to stable only once the stable pods are available.
     fn adopt(mut self, target: &Workload) -> Plan {
-        let size = *self.status.desired_replicas.get_or_insert(target.replicas.max(1));
+        let size = *self
+            .status
+            .desired_replicas
+            .get_or_insert(target.replicas.max(1));
         self.status.phase = Some(Phase::Promoting);
         match self.s.stable {
-            Some(stable) if stable.revision == target.revision && stable.available && stable.replicas == size => {
+            Some(stable)
+                if stable.revision == target.revision
+                    && stable.available
+                    && stable.replicas == size =>
+            {
                 self.status.stable_revision = Some(target.revision.clone());
                 self.status.canary_revision = None;
                 self.status.phase = Some(Phase::Idle);
                 self.status.stage = None;
-                let message = format!("adopted revision {}: all traffic on the stable Deployment", target.revision);
+                let message = format!(
+                    "adopted revision {}: all traffic on the stable Deployment",
+                    target.revision
+                );
                 self.event(false, "Adopted", message.clone());
                 let desired = self.desired(0, false);
                 self.finish(Situation::AtRest, message, desired)
@@ -214,9 +269,15 @@ impl<'s, 'a> Planner<'s, 'a> {
             stable => {
                 let copy = stable.is_none_or(|s| s.revision != target.revision);
                 let ready = stable.map_or(0, |s| s.ready_replicas);
-                let message = format!("adopting revision {}: stable pods ready {ready}/{size}", target.revision);
+                let message = format!(
+                    "adopting revision {}: stable pods ready {ready}/{size}",
+                    target.revision
+                );
                 let desired = Desired {
-                    stable: Some(StableChange { copy_target_template: copy, replicas: size }),
+                    stable: Some(StableChange {
+                        copy_target_template: copy,
+                        replicas: size,
+                    }),
                     weight: None,
                     target_replicas: None,
                     requeue_after: FAST_REQUEUE,
@@ -238,7 +299,8 @@ impl<'s, 'a> Planner<'s, 'a> {
             return self.finish(Situation::AtRest, message, desired);
         }
 
-        let rolled_back = phase == Phase::RolledBack && self.status.canary_revision.as_deref() == Some(&target.revision);
+        let rolled_back = phase == Phase::RolledBack
+            && self.status.canary_revision.as_deref() == Some(&target.revision);
         if rolled_back && !requests.retry {
             let message = format!(
                 "revision {} was rolled back; it stays on the target until a new template or a {} request",
@@ -250,16 +312,30 @@ impl<'s, 'a> Planner<'s, 'a> {
         }
         if let Some(reason) = self.s.freeze.filter(|_| !requests.override_freeze) {
             if phase != Phase::Frozen {
-                self.event(true, "Frozen", format!("rollout of revision {} not started: {reason}", target.revision));
+                self.event(
+                    true,
+                    "Frozen",
+                    format!(
+                        "rollout of revision {} not started: {reason}",
+                        target.revision
+                    ),
+                );
             }
             self.status.phase = Some(Phase::Frozen);
             let message = format!("frozen: {reason}; revision {} waits", target.revision);
-            set_condition(&mut self.status.conditions, Condition::new(FROZEN, true, "BudgetFrozen", reason, self.s.now));
+            set_condition(
+                &mut self.status.conditions,
+                Condition::new(FROZEN, true, "BudgetFrozen", reason, self.s.now),
+            );
             let desired = self.desired(0, false);
             return self.finish(Situation::Frozen, message, desired);
         }
         if rolled_back {
-            self.event(false, "RetryRequested", format!("retrying revision {}", target.revision));
+            self.event(
+                false,
+                "RetryRequested",
+                format!("retrying revision {}", target.revision),
+            );
         }
         self.start_rollout(target)
     }
@@ -274,7 +350,10 @@ impl<'s, 'a> Planner<'s, 'a> {
         status.rollout_started_at = Some(self.s.now);
         status.failed_evaluations = 0;
         status.conditions.retain(|c| c.type_ != FROZEN);
-        let message = format!("rollout of revision {} started: scaling up the canary", target.revision);
+        let message = format!(
+            "rollout of revision {} started: scaling up the canary",
+            target.revision
+        );
         self.event(false, "RolloutStarted", message.clone());
         let first_weight = self.s.spec.stages.first().map_or(0, |s| s.weight);
         let mut desired = self.desired(if self.uses_router { 0 } else { first_weight }, true);
@@ -287,7 +366,9 @@ impl<'s, 'a> Planner<'s, 'a> {
         if target.revision == stable_revision {
             self.status.phase = Some(Phase::Idle);
             self.status.stage_started_at = None;
-            let message = format!("rollout of {canary_revision} cancelled: the target's template is back to stable {stable_revision}");
+            let message = format!(
+                "rollout of {canary_revision} cancelled: the target's template is back to stable {stable_revision}"
+            );
             self.event(false, "RolloutCancelled", message.clone());
             let desired = self.desired(0, false);
             return self.finish(Situation::AtRest, message, desired);
@@ -296,7 +377,10 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.event(
                 false,
                 "NewRevision",
-                format!("revision {} replaces {canary_revision} mid-rollout: restarting at stage 0", target.revision),
+                format!(
+                    "revision {} replaces {canary_revision} mid-rollout: restarting at stage 0",
+                    target.revision
+                ),
             );
             return self.start_rollout(target);
         }
@@ -304,7 +388,11 @@ impl<'s, 'a> Planner<'s, 'a> {
             return self.rollback("aborted by request".to_string(), false);
         }
         if requests.promote {
-            self.event(false, "PromoteRequested", format!("promoting revision {canary_revision} by request, skipping analysis"));
+            self.event(
+                false,
+                "PromoteRequested",
+                format!("promoting revision {canary_revision} by request, skipping analysis"),
+            );
             return self.start_promotion(target);
         }
 
@@ -334,7 +422,11 @@ impl<'s, 'a> Planner<'s, 'a> {
                     self.status.failed_evaluations += 1;
                     let limit = self.s.spec.analysis.failure_limit.max(1);
                     let failed = self.status.failed_evaluations;
-                    self.event(true, "AnalysisFailed", format!("evaluation failed ({failed}/{limit} in a row): {reason}"));
+                    self.event(
+                        true,
+                        "AnalysisFailed",
+                        format!("evaluation failed ({failed}/{limit} in a row): {reason}"),
+                    );
                     if failed >= limit {
                         return self.rollback(format!("{reason} ({failed} failed evaluations in a row, failureLimit {limit})"), false);
                     }
@@ -342,12 +434,21 @@ impl<'s, 'a> Planner<'s, 'a> {
                 Verdict::Pass => self.status.failed_evaluations = 0,
                 Verdict::NoData => {
                     if previous_verdict != Some(Verdict::NoData) {
-                        self.event(true, "AnalysisHeld", format!("analysis holds the stage: {reason}"));
+                        self.event(
+                            true,
+                            "AnalysisHeld",
+                            format!("analysis holds the stage: {reason}"),
+                        );
                     }
                     held_by = Some(reason);
                 }
             }
-        } else if let Some(last) = self.status.last_evaluation.as_ref().filter(|e| e.verdict == Verdict::NoData && e.time >= stage_started_at) {
+        } else if let Some(last) = self
+            .status
+            .last_evaluation
+            .as_ref()
+            .filter(|e| e.verdict == Verdict::NoData && e.time >= stage_started_at)
+        {
             held_by = last.message.clone();
         }
 
@@ -361,7 +462,11 @@ impl<'s, 'a> Planner<'s, 'a> {
                 self.event(false, "Paused", format!("paused at {position}"));
             }
             self.status.phase = Some(Phase::Paused);
-            return self.finish(Situation::Paused, format!("paused at {position} by spec.paused"), desired);
+            return self.finish(
+                Situation::Paused,
+                format!("paused at {position} by spec.paused"),
+                desired,
+            );
         }
         if self.status.phase == Some(Phase::Paused) {
             self.event(false, "Resumed", format!("resumed at {position}"));
@@ -375,23 +480,41 @@ impl<'s, 'a> Planner<'s, 'a> {
                 self.status.stage = Some(next as u32);
                 self.status.stage_started_at = Some(self.s.now);
                 self.status.stage_samples = None;
-                let message = format!("stage {next} ({next_weight}%) started after {position} passed");
+                let message =
+                    format!("stage {next} ({next_weight}%) started after {position} passed");
                 self.event(false, "StageAdvanced", message.clone());
                 let mut desired = self.desired(next_weight, true);
-                desired.requeue_after = self.s.spec.analysis.interval.as_std().min(FAST_REQUEUE.max(Duration::from_secs(1)));
+                desired.requeue_after = self
+                    .s
+                    .spec
+                    .analysis
+                    .interval
+                    .as_std()
+                    .min(FAST_REQUEUE.max(Duration::from_secs(1)));
                 self.finish(Situation::Progressing, message, desired)
             }
             Ok(()) => self.start_promotion(target),
             Err(waiting_for) => match held_by {
-                Some(reason) => self.finish(Situation::AnalysisHeld, format!("{position} held: {reason}"), desired),
-                None => self.finish(Situation::Progressing, format!("{position}: waiting for {waiting_for}"), desired),
+                Some(reason) => self.finish(
+                    Situation::AnalysisHeld,
+                    format!("{position} held: {reason}"),
+                    desired,
+                ),
+                None => self.finish(
+                    Situation::Progressing,
+                    format!("{position}: waiting for {waiting_for}"),
+                    desired,
+                ),
             },
         }
     }
 
     fn wait_for_canary(mut self, target: &Workload, first_weight: u32) -> Plan {
         let n = self.full_size();
-        let canary_size = self.desired(first_weight, true).target_replicas.unwrap_or(n);
+        let canary_size = self
+            .desired(first_weight, true)
+            .target_replicas
+            .unwrap_or(n);
         if target.available && target.replicas == canary_size {
             let stage = self.status.stage.unwrap_or(0);
             self.status.stage_started_at = Some(self.s.now);
@@ -414,13 +537,23 @@ impl<'s, 'a> Planner<'s, 'a> {
         }
         let mut desired = self.desired(if self.uses_router { 0 } else { first_weight }, true);
         desired.requeue_after = FAST_REQUEUE;
-        let message = format!("waiting for canary pods: {}/{canary_size} ready", target.ready_replicas);
+        let message = format!(
+            "waiting for canary pods: {}/{canary_size} ready",
+            target.ready_replicas
+        );
         self.finish(Situation::WaitingForCanary, message, desired)
     }
 
     /// Ok when the stage may pass; else what it still waits for.
-    fn stage_complete(&self, stage: &crate::api::canary_rollout::Stage, started: Timestamp) -> Result<(), String> {
-        let pause = stage.pause.unwrap_or(self.s.spec.analysis.interval).as_std();
+    fn stage_complete(
+        &self,
+        stage: &crate::api::canary_rollout::Stage,
+        started: Timestamp,
+    ) -> Result<(), String> {
+        let pause = stage
+            .pause
+            .unwrap_or(self.s.spec.analysis.interval)
+            .as_std();
         let spent = elapsed(started, self.s.now);
         if spent < pause {
             return Err(format!("the pause ({}s left)", (pause - spent).as_secs()));
@@ -431,16 +564,32 @@ impl<'s, 'a> Planner<'s, 'a> {
                 return Err(format!("samples ({seen:.0}/{min})"));
             }
         }
-        match self.status.last_evaluation.as_ref().filter(|e| e.time > started) {
+        match self
+            .status
+            .last_evaluation
+            .as_ref()
+            .filter(|e| e.time > started)
+        {
             None => Err("the first evaluation at this stage".to_string()),
             Some(e) if e.verdict == Verdict::Pass => Ok(()),
             Some(e) => Err(format!("a passing evaluation (latest: {:?})", e.verdict)),
         }
     }
 
-    fn until_next_step(&self, stage: &crate::api::canary_rollout::Stage, started: Timestamp) -> Duration {
+    fn until_next_step(
+        &self,
+        stage: &crate::api::canary_rollout::Stage,
+        started: Timestamp,
+    ) -> Duration {
         let interval = self.s.spec.analysis.interval.as_std();
-        let pause_end = started.checked_add(stage.pause.unwrap_or(self.s.spec.analysis.interval).as_std()).ok();
+        let pause_end = started
+            .checked_add(
+                stage
+                    .pause
+                    .unwrap_or(self.s.spec.analysis.interval)
+                    .as_std(),
+            )
+            .ok();
         let next_eval = next_evaluation_at(self.s.spec, &self.status);
         [pause_end, next_eval]
             .into_iter()
@@ -449,18 +598,25 @@ impl<'s, 'a> Planner<'s, 'a> {
             .filter(|d| !d.is_zero())
             .min()
             .unwrap_or(interval)
-            .clamp(Duration::from_millis(500), interval.max(Duration::from_secs(1)))
+            .clamp(
+                Duration::from_millis(500),
+                interval.max(Duration::from_secs(1)),
+            )
     }
 
     fn start_promotion(mut self, target: &Workload) -> Plan {
         let revision = target.revision.clone();
         self.status.phase = Some(Phase::Promoting);
         self.status.stage_started_at = Some(self.s.now);
-        let message = format!("promoting revision {revision}: the stable Deployment takes its template");
+        let message =
+            format!("promoting revision {revision}: the stable Deployment takes its template");
         self.event(false, "PromotionStarted", message.clone());
         let weight = self.status.canary_weight.unwrap_or(0);
         let mut desired = self.desired(weight, true);
-        desired.stable = Some(StableChange { copy_target_template: true, replicas: self.full_size() });
+        desired.stable = Some(StableChange {
+            copy_target_template: true,
+            replicas: self.full_size(),
+        });
         desired.weight = self.status.canary_weight;
         desired.requeue_after = FAST_REQUEUE;
         self.finish(Situation::Promoting, message, desired)
@@ -473,7 +629,14 @@ impl<'s, 'a> Planner<'s, 'a> {
         let stable_has_candidate = stable.is_some_and(|s| s.revision == canary_revision);
         if !stable_has_candidate && target.revision != canary_revision {
             // The analysed template is gone from the target before it reached stable.
-            self.event(false, "NewRevision", format!("revision {} replaced {canary_revision} before promotion", target.revision));
+            self.event(
+                false,
+                "NewRevision",
+                format!(
+                    "revision {} replaced {canary_revision} before promotion",
+                    target.revision
+                ),
+            );
             return self.start_rollout(target);
         }
         if stable.is_some_and(|s| s.revision == canary_revision && s.available && s.replicas == n) {
@@ -486,12 +649,16 @@ impl<'s, 'a> Planner<'s, 'a> {
             // Keep the canary serving while the stable pods are replaced.
             desired.target_replicas = Some(target.replicas.max(1));
         }
-        desired.stable = Some(StableChange { copy_target_template: !stable_has_candidate, replicas: n });
+        desired.stable = Some(StableChange {
+            copy_target_template: !stable_has_candidate,
+            replicas: n,
+        });
         desired.weight = self.status.canary_weight;
         desired.requeue_after = FAST_REQUEUE;
         let since = self.status.stage_started_at.unwrap_or(self.s.now);
         let deadline = self.s.spec.progress_deadline;
-        let message = format!("promoting revision {canary_revision}: stable pods ready {ready}/{n}");
+        let message =
+            format!("promoting revision {canary_revision}: stable pods ready {ready}/{n}");
         if elapsed(since, self.s.now) >= deadline.as_std() {
             let message = format!("{message}; not done within progressDeadline {deadline}");
             return self.finish(Situation::PromotionStuck, message, desired);
@@ -506,9 +673,17 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.status.stage_started_at = None;
         self.status.failed_evaluations = 0;
         let message = format!("revision {revision} promoted: all traffic on stable");
-        self.push_history(&revision, RolloutResult::Promoted, started, "all stages passed".to_string());
+        self.push_history(
+            &revision,
+            RolloutResult::Promoted,
+            started,
+            "all stages passed".to_string(),
+        );
         self.event(false, "Promoted", message.clone());
-        set_condition(&mut self.status.conditions, Condition::new(PROMOTED, true, "Promoted", message.clone(), self.s.now));
+        set_condition(
+            &mut self.status.conditions,
+            Condition::new(PROMOTED, true, "Promoted", message.clone(), self.s.now),
+        );
         let desired = self.desired(0, false);
         self.finish(Situation::AtRest, message, desired)
     }
@@ -519,16 +694,35 @@ impl<'s, 'a> Planner<'s, 'a> {
         let stage = self.status.stage.unwrap_or(0);
         let weight = self.status.canary_weight.unwrap_or(0);
         let started = self.status.rollout_started_at.unwrap_or(self.s.now);
-        self.status.phase = Some(if freeze { Phase::Frozen } else { Phase::RolledBack });
+        self.status.phase = Some(if freeze {
+            Phase::Frozen
+        } else {
+            Phase::RolledBack
+        });
         self.status.stage_started_at = None;
-        let message = format!("revision {revision} rolled back at stage {stage} ({weight}%): {reason}");
-        self.push_history(&revision, RolloutResult::RolledBack, started, reason.clone());
+        let message =
+            format!("revision {revision} rolled back at stage {stage} ({weight}%): {reason}");
+        self.push_history(
+            &revision,
+            RolloutResult::RolledBack,
+            started,
+            reason.clone(),
+        );
         self.event(true, "RolledBack", message.clone());
-        set_condition(&mut self.status.conditions, Condition::new(PROMOTED, false, "RolledBack", message.clone(), self.s.now));
+        set_condition(
+            &mut self.status.conditions,
+            Condition::new(PROMOTED, false, "RolledBack", message.clone(), self.s.now),
+        );
         let situation = if freeze {
-            let note = format!("frozen after rollback: {reason}; clear with the {} annotation", super::requests::UNFREEZE);
+            let note = format!(
+                "frozen after rollback: {reason}; clear with the {} annotation",
+                super::requests::UNFREEZE
+            );
             self.event(true, "Frozen", note.clone());
-            set_condition(&mut self.status.conditions, Condition::new(FROZEN, true, "RollbackAndFreeze", note, self.s.now));
+            set_condition(
+                &mut self.status.conditions,
+                Condition::new(FROZEN, true, "RollbackAndFreeze", note, self.s.now),
+            );
             Situation::Frozen
         } else {
             Situation::RolledBack
@@ -537,9 +731,21 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.finish(situation, message, desired)
     }
 
-    fn push_history(&mut self, revision: &str, result: RolloutResult, started_at: Timestamp, reason: String) {
+    fn push_history(
+        &mut self,
+        revision: &str,
+        result: RolloutResult,
+        started_at: Timestamp,
+        reason: String,
+    ) {
         let history = &mut self.status.history;
-        history.push(HistoryEntry { revision: revision.to_string(), result, started_at, finished_at: self.s.now, reason });
+        history.push(HistoryEntry {
+            revision: revision.to_string(),
+            result,
+            started_at,
+            finished_at: self.s.now,
+            reason,
+        });
         let excess = history.len().saturating_sub(HISTORY_LIMIT);
         history.drain(..excess);
     }

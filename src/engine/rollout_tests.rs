@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::api::canary_rollout::{CanaryRolloutSpec, CanaryRolloutStatus, Phase, RolloutResult, Verdict};
+use crate::api::canary_rollout::{
+    CanaryRolloutSpec, CanaryRolloutStatus, Phase, RolloutResult, Verdict,
+};
 use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict};
 
 struct World {
@@ -38,7 +40,12 @@ impl World {
             spec,
             status: CanaryRolloutStatus::default(),
             annotations: BTreeMap::new(),
-            target: Workload { revision: "rev1".into(), replicas: 3, ready_replicas: 3, available: true },
+            target: Workload {
+                revision: "rev1".into(),
+                replicas: 3,
+                ready_replicas: 3,
+                available: true,
+            },
             stable: None,
             canary_healthy: true,
             now: Timestamp::from_second(1_700_000_000).unwrap(),
@@ -85,7 +92,12 @@ impl World {
                 (Some(stable), false) => stable.revision.clone(),
                 (None, false) => panic!("stable changed before it exists"),
             };
-            self.stable = Some(Workload { revision, replicas: change.replicas, ready_replicas: change.replicas, available: true });
+            self.stable = Some(Workload {
+                revision,
+                replicas: change.replicas,
+                ready_replicas: change.replicas,
+                available: true,
+            });
         }
         if let Some(weight) = plan.canary_weight {
             if self.weights.last() != Some(&weight) {
@@ -101,7 +113,10 @@ impl World {
     }
 
     fn advance(&mut self, secs: i64) {
-        self.now = self.now.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        self.now = self
+            .now
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap();
     }
 
     /// Runs the clock in 10-second reconciles, evaluating whenever due with `value` for the check.
@@ -109,7 +124,11 @@ impl World {
         for _ in 0..secs / 10 {
             self.advance(10);
             let due = evaluation_due(&self.spec, &self.status, self.now);
-            let input = due.then(|| AnalysisInput { samples: None, checks: vec![Ok(value)], gates: vec![] });
+            let input = due.then(|| AnalysisInput {
+                samples: None,
+                checks: vec![Ok(value)],
+                gates: vec![],
+            });
             self.step(input);
         }
     }
@@ -127,8 +146,17 @@ impl World {
 fn adoption_makes_the_current_template_stable_without_analysis() {
     let mut world = World::new(GATEWAY);
     let first = world.step(None);
-    assert_eq!(first.stable, Some(StableChange { copy_target_template: true, replicas: 3 }));
-    assert_eq!(first.canary_weight, None, "no traffic moves before stable pods are available");
+    assert_eq!(
+        first.stable,
+        Some(StableChange {
+            copy_target_template: true,
+            replicas: 3
+        })
+    );
+    assert_eq!(
+        first.canary_weight, None,
+        "no traffic moves before stable pods are available"
+    );
     assert_eq!(first.target_replicas, None);
     let second = world.step(None);
     assert_eq!(second.canary_weight, Some(0));
@@ -144,7 +172,11 @@ fn happy_path_walks_the_stages_in_order_and_promotes() {
     world.new_template("rev2");
     let start = world.step(None);
     assert_eq!(world.status.phase, Some(Phase::Progressing));
-    assert_eq!(start.target_replicas, Some(3), "the canary runs at full size");
+    assert_eq!(
+        start.target_replicas,
+        Some(3),
+        "the canary runs at full size"
+    );
     world.step(None); // canary available: stage 0 starts
     assert_eq!(world.status.stage_started_at, Some(world.now));
     let stage_started = world.now;
@@ -158,10 +190,22 @@ fn happy_path_walks_the_stages_in_order_and_promotes() {
     assert_eq!(world.status.phase, Some(Phase::Succeeded));
     assert_eq!(world.status.stable_revision.as_deref(), Some("rev2"));
     assert_eq!(world.target.replicas, 0);
-    assert_eq!(world.status.history.last().map(|h| h.result), Some(RolloutResult::Promoted));
+    assert_eq!(
+        world.status.history.last().map(|h| h.result),
+        Some(RolloutResult::Promoted)
+    );
     let reasons = world.reasons();
-    for reason in ["RolloutStarted", "StageStarted", "StageAdvanced", "PromotionStarted", "Promoted"] {
-        assert!(reasons.contains(&reason), "{reason} missing from {reasons:?}");
+    for reason in [
+        "RolloutStarted",
+        "StageStarted",
+        "StageAdvanced",
+        "PromotionStarted",
+        "Promoted",
+    ] {
+        assert!(
+            reasons.contains(&reason),
+            "{reason} missing from {reasons:?}"
+        );
     }
 }
 
@@ -177,15 +221,41 @@ fn failing_checks_roll_back_when_the_failure_limit_is_reached() {
     assert_eq!(world.status.failed_evaluations, 1);
     assert_eq!(world.status.phase, Some(Phase::Progressing));
     world.advance(30);
-    let input = AnalysisInput { samples: None, checks: vec![Ok(Some(0.05))], gates: vec![] };
+    let input = AnalysisInput {
+        samples: None,
+        checks: vec![Ok(Some(0.05))],
+        gates: vec![],
+    };
     let plan = world.step(Some(input));
-    assert_eq!(plan.canary_weight, Some(0), "traffic leaves the canary in the deciding reconcile");
-    assert_eq!(plan.target_replicas, Some(0), "and the target is scaled to 0 in the same plan");
+    assert_eq!(
+        plan.canary_weight,
+        Some(0),
+        "traffic leaves the canary in the deciding reconcile"
+    );
+    assert_eq!(
+        plan.target_replicas,
+        Some(0),
+        "and the target is scaled to 0 in the same plan"
+    );
     assert_eq!(world.status.phase, Some(Phase::RolledBack));
-    let rolled_back = world.events.iter().find(|e| e.reason == "RolledBack").expect("RolledBack event");
+    let rolled_back = world
+        .events
+        .iter()
+        .find(|e| e.reason == "RolledBack")
+        .expect("RolledBack event");
     assert!(rolled_back.warning);
-    assert!(rolled_back.note.contains("check error-rate = 0.05 > max 0.01"), "{}", rolled_back.note);
-    assert!(rolled_back.note.contains("stage 1 (5%)"), "{}", rolled_back.note);
+    assert!(
+        rolled_back
+            .note
+            .contains("check error-rate = 0.05 > max 0.01"),
+        "{}",
+        rolled_back.note
+    );
+    assert!(
+        rolled_back.note.contains("stage 1 (5%)"),
+        "{}",
+        rolled_back.note
+    );
     // It stays rolled back while the failed template sits on the target...
     world.run_for(60, Some(0.0));
     assert_eq!(world.status.phase, Some(Phase::RolledBack));
@@ -219,36 +289,80 @@ fn no_data_holds_the_stage_and_never_promotes() {
     world.step(None);
     for _ in 0..6 {
         world.advance(30);
-        let input = AnalysisInput { samples: None, checks: vec![Err("connection refused".into())], gates: vec![] };
+        let input = AnalysisInput {
+            samples: None,
+            checks: vec![Err("connection refused".into())],
+            gates: vec![],
+        };
         world.step(Some(input));
     }
     assert_eq!(world.status.stage, Some(0));
-    assert_eq!(world.status.last_evaluation.as_ref().map(|e| e.verdict), Some(Verdict::NoData));
-    assert!(world.status.message.as_deref().unwrap_or("").contains("connection refused"));
-    let held = world.status.conditions.iter().find(|c| c.type_ == "Reconciling").unwrap();
+    assert_eq!(
+        world.status.last_evaluation.as_ref().map(|e| e.verdict),
+        Some(Verdict::NoData)
+    );
+    assert!(
+        world
+            .status
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("connection refused")
+    );
+    let held = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .unwrap();
     assert_eq!(held.reason, "AnalysisHeld");
-    assert_eq!(world.reasons().iter().filter(|r| **r == "AnalysisHeld").count(), 1, "one event per hold, not per tick");
+    assert_eq!(
+        world
+            .reasons()
+            .iter()
+            .filter(|r| **r == "AnalysisHeld")
+            .count(),
+        1,
+        "one event per hold, not per tick"
+    );
     world.run_for(40, Some(0.001));
     assert_eq!(world.status.stage, Some(1), "resumes once data is back");
 }
 
 #[test]
 fn min_samples_hold_a_stage_until_enough_traffic_was_seen() {
-    let yaml = GATEWAY.replace("{weight: 1, pause: 2m}", "{weight: 1, pause: 1m, minSamples: 500}")
-        + "  sampleCountQuery: 'sum(y)'\n";
+    let yaml = GATEWAY.replace(
+        "{weight: 1, pause: 2m}",
+        "{weight: 1, pause: 1m, minSamples: 500}",
+    ) + "  sampleCountQuery: 'sum(y)'\n";
     let mut world = World::adopted(&yaml);
     world.new_template("rev2");
     world.step(None);
     world.step(None);
     for _ in 0..4 {
         world.advance(30);
-        let input = AnalysisInput { samples: Some(Ok(Some(100.0))), checks: vec![Ok(Some(0.0))], gates: vec![] };
+        let input = AnalysisInput {
+            samples: Some(Ok(Some(100.0))),
+            checks: vec![Ok(Some(0.0))],
+            gates: vec![],
+        };
         world.step(Some(input));
     }
     assert_eq!(world.status.stage, Some(0), "400 samples < 500");
-    assert!(world.status.message.as_deref().unwrap().contains("samples (400/500)"));
+    assert!(
+        world
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("samples (400/500)")
+    );
     world.advance(30);
-    world.step(Some(AnalysisInput { samples: Some(Ok(Some(100.0))), checks: vec![Ok(Some(0.0))], gates: vec![] }));
+    world.step(Some(AnalysisInput {
+        samples: Some(Ok(Some(100.0))),
+        checks: vec![Ok(Some(0.0))],
+        gates: vec![],
+    }));
     assert_eq!(world.status.stage, Some(1));
 }
 
@@ -262,7 +376,11 @@ fn a_new_template_mid_rollout_restarts_at_stage_zero() {
     assert_eq!(world.status.stage, Some(1));
     world.new_template("rev3");
     let plan = world.step(None);
-    assert_eq!(plan.canary_weight, Some(0), "no traffic to pods of the replaced revision");
+    assert_eq!(
+        plan.canary_weight,
+        Some(0),
+        "no traffic to pods of the replaced revision"
+    );
     assert_eq!(world.status.stage, Some(0));
     assert_eq!(world.status.canary_revision.as_deref(), Some("rev3"));
     assert!(world.reasons().contains(&"NewRevision"));
@@ -276,10 +394,25 @@ fn progress_deadline_rolls_back_a_canary_that_never_becomes_available() {
     world.step(None);
     world.run_for(590, None);
     assert_eq!(world.status.phase, Some(Phase::Progressing));
-    assert!(world.status.message.as_deref().unwrap().contains("0/3 ready"));
+    assert!(
+        world
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("0/3 ready")
+    );
     world.run_for(20, None);
     assert_eq!(world.status.phase, Some(Phase::RolledBack));
-    assert!(world.status.history.last().unwrap().reason.contains("progressDeadline 10m"));
+    assert!(
+        world
+            .status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("progressDeadline 10m")
+    );
 }
 
 #[test]
@@ -304,16 +437,30 @@ fn promote_abort_and_retry_requests() {
     world.new_template("rev2");
     world.step(None);
     world.step(None);
-    world.annotations.insert(crate::engine::requests::ABORT.into(), "1".into());
+    world
+        .annotations
+        .insert(crate::engine::requests::ABORT.into(), "1".into());
     world.step(None);
     assert_eq!(world.status.phase, Some(Phase::RolledBack));
-    assert!(world.status.history.last().unwrap().reason.contains("aborted by request"));
-    world.annotations.insert(crate::engine::requests::RETRY.into(), "1".into());
+    assert!(
+        world
+            .status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("aborted by request")
+    );
+    world
+        .annotations
+        .insert(crate::engine::requests::RETRY.into(), "1".into());
     world.step(None);
     assert_eq!(world.status.phase, Some(Phase::Progressing));
     assert_eq!(world.status.canary_revision.as_deref(), Some("rev2"));
     world.step(None);
-    world.annotations.insert(crate::engine::requests::PROMOTE.into(), "1".into());
+    world
+        .annotations
+        .insert(crate::engine::requests::PROMOTE.into(), "1".into());
     world.step(None);
     assert_eq!(world.status.phase, Some(Phase::Promoting));
     world.step(None);
@@ -369,7 +516,11 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
         parity: None,
         slo: None,
     };
-    world.step(Some(AnalysisInput { samples: None, checks: vec![Ok(Some(0.0))], gates: vec![gate] }));
+    world.step(Some(AnalysisInput {
+        samples: None,
+        checks: vec![Ok(Some(0.0))],
+        gates: vec![gate],
+    }));
     assert_eq!(world.status.phase, Some(Phase::Frozen));
     assert_eq!(world.target.replicas, 0);
 }
@@ -394,11 +545,28 @@ fn invalid_spec_changes_nothing_and_resumes_when_fixed() {
         now: world.now,
     };
     let invalid = plan(&snapshot);
-    assert_eq!((invalid.canary_weight, invalid.target_replicas, invalid.stable.clone()), (None, None, None));
+    assert_eq!(
+        (
+            invalid.canary_weight,
+            invalid.target_replicas,
+            invalid.stable.clone()
+        ),
+        (None, None, None)
+    );
     assert_eq!(invalid.status.phase, Some(Phase::Invalid));
-    let stalled = invalid.status.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    let stalled = invalid
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
     assert!(stalled.is_true() && stalled.reason == "InvalidSpec");
-    assert!(invalid.events.iter().any(|e| e.warning && e.reason == "InvalidSpec"));
+    assert!(
+        invalid
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "InvalidSpec")
+    );
     world.apply(&invalid);
     world.step(None);
     assert_eq!(world.status.phase, Some(Phase::Progressing));
@@ -410,7 +578,9 @@ fn history_keeps_the_last_ten() {
     for i in 0..12 {
         world.new_template(&format!("bad{i}"));
         world.step(None);
-        world.annotations.insert(crate::engine::requests::ABORT.into(), i.to_string());
+        world
+            .annotations
+            .insert(crate::engine::requests::ABORT.into(), i.to_string());
         world.step(None);
     }
     assert_eq!(world.status.history.len(), 10);

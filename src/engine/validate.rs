@@ -9,11 +9,13 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
 
     let routing = &spec.traffic_routing;
     if routing.gateway_api.is_some() == routing.replicas.is_some() {
-        problems.push("spec.trafficRouting must set exactly one of gatewayAPI or replicas".to_string());
+        problems
+            .push("spec.trafficRouting must set exactly one of gatewayAPI or replicas".to_string());
     }
     if let Some(gateway) = &routing.gateway_api {
         if gateway.http_routes.iter().any(|r| r.is_empty()) {
-            problems.push("spec.trafficRouting.gatewayAPI.httpRoutes has an empty name".to_string());
+            problems
+                .push("spec.trafficRouting.gatewayAPI.httpRoutes has an empty name".to_string());
         }
     }
 
@@ -32,10 +34,15 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
     }
     for (i, stage) in spec.stages.iter().enumerate() {
         if stage.weight > 100 {
-            problems.push(format!("spec.stages[{i}].weight {} is above 100", stage.weight));
+            problems.push(format!(
+                "spec.stages[{i}].weight {} is above 100",
+                stage.weight
+            ));
         }
         if stage.min_samples.is_some_and(|n| n > 0) && spec.analysis.sample_count_query.is_none() {
-            problems.push(format!("spec.stages[{i}].minSamples needs spec.analysis.sampleCountQuery"));
+            problems.push(format!(
+                "spec.stages[{i}].minSamples needs spec.analysis.sampleCountQuery"
+            ));
         }
     }
 
@@ -52,18 +59,30 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
     let mut names = std::collections::BTreeSet::new();
     for (i, check) in spec.analysis.checks.iter().enumerate() {
         if !names.insert(check.name.as_str()) {
-            problems.push(format!("spec.analysis.checks[{i}].name {:?} is used twice", check.name));
+            problems.push(format!(
+                "spec.analysis.checks[{i}].name {:?} is used twice",
+                check.name
+            ));
         }
         if check.min.is_none() && check.max.is_none() {
-            problems.push(format!("spec.analysis.checks[{i}] ({}) sets neither min nor max", check.name));
+            problems.push(format!(
+                "spec.analysis.checks[{i}] ({}) sets neither min nor max",
+                check.name
+            ));
         }
         if let (Some(min), Some(max)) = (check.min, check.max) {
             if min > max {
-                problems.push(format!("spec.analysis.checks[{i}] ({}) has min {min} above max {max}", check.name));
+                problems.push(format!(
+                    "spec.analysis.checks[{i}] ({}) has min {min} above max {max}",
+                    check.name
+                ));
             }
         }
         if let Err(error) = validate_promql(&check.query) {
-            problems.push(format!("spec.analysis.checks[{i}].query ({}): {error}", check.name));
+            problems.push(format!(
+                "spec.analysis.checks[{i}].query ({}): {error}",
+                check.name
+            ));
         }
     }
     if let Some(query) = &spec.analysis.sample_count_query {
@@ -96,25 +115,58 @@ trafficRouting: {replicas: {}}
     #[test]
     fn problems_name_the_field() {
         let cases = [
-            ("stages: [{weight: 5}, {weight: 5}]", "spec.stages weights must increase strictly"),
-            ("stages: [{weight: 50}, {weight: 10}]", "stages[1].weight 10 follows stages[0].weight 50"),
-            ("analysis: {checks: [{name: e, query: 'sum(rate(x[5m])'}]}", "spec.analysis.checks[0]"),
-            ("analysis: {checks: [{name: e, query: 'up', max: 1}, {name: e, query: 'up', max: 1}]}", "used twice"),
-            ("analysis: {checks: [{name: e, query: 'up', min: 2, max: 1}]}", "min 2 above max 1"),
-            ("analysis: {checks: [{name: e, query: 'up'}]}", "neither min nor max"),
-            ("stages: [{weight: 5, minSamples: 10}]", "needs spec.analysis.sampleCountQuery"),
-            ("analysis: {sampleCountQuery: 'sum(x{{nope}})'}", "spec.analysis.sampleCountQuery"),
-            ("analysis: {interval: 0s}", "interval must be longer than 0s"),
+            (
+                "stages: [{weight: 5}, {weight: 5}]",
+                "spec.stages weights must increase strictly",
+            ),
+            (
+                "stages: [{weight: 50}, {weight: 10}]",
+                "stages[1].weight 10 follows stages[0].weight 50",
+            ),
+            (
+                "analysis: {checks: [{name: e, query: 'sum(rate(x[5m])'}]}",
+                "spec.analysis.checks[0]",
+            ),
+            (
+                "analysis: {checks: [{name: e, query: 'up', max: 1}, {name: e, query: 'up', max: 1}]}",
+                "used twice",
+            ),
+            (
+                "analysis: {checks: [{name: e, query: 'up', min: 2, max: 1}]}",
+                "min 2 above max 1",
+            ),
+            (
+                "analysis: {checks: [{name: e, query: 'up'}]}",
+                "neither min nor max",
+            ),
+            (
+                "stages: [{weight: 5, minSamples: 10}]",
+                "needs spec.analysis.sampleCountQuery",
+            ),
+            (
+                "analysis: {sampleCountQuery: 'sum(x{{nope}})'}",
+                "spec.analysis.sampleCountQuery",
+            ),
+            (
+                "analysis: {interval: 0s}",
+                "interval must be longer than 0s",
+            ),
         ];
         for (extra, expected) in cases {
             let problems = validate_rollout(&spec(&format!("{BASE}{extra}\n")));
-            assert!(problems.iter().any(|p| p.contains(expected)), "{extra}: {problems:?}");
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{extra}: {problems:?}"
+            );
         }
     }
 
     #[test]
     fn both_routers_are_rejected() {
-        let yaml = BASE.replace("{replicas: {}}", "{replicas: {}, gatewayAPI: {httpRoutes: [r]}}");
+        let yaml = BASE.replace(
+            "{replicas: {}}",
+            "{replicas: {}, gatewayAPI: {httpRoutes: [r]}}",
+        );
         assert!(validate_rollout(&spec(&yaml))[0].contains("exactly one"));
     }
 }

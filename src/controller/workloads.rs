@@ -1,0 +1,172 @@
+//! Deployments and Services: observing them for the engine and building what Sluice owns.
+//!
+//! The user's Deployment is never given an ownerReference and only ever has `spec.replicas`
+//! changed (merge patch: Sluice owns that field by design while a CanaryRollout exists). The
+//! stable Deployment and the two Services are Sluice's own, applied server-side with force.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::error::Error;
+use crate::api::CanaryRollout;
+use crate::engine::Workload;
+use crate::engine::revision::template_revision;
+
+pub const FIELD_MANAGER: &str = "sluice";
+pub const TRACK_LABEL: &str = "sluice.dev/track";
+pub const REVISION_ANNOTATION: &str = "sluice.dev/revision";
+pub const ROLLOUT_LABEL: &str = "sluice.dev/rollout";
+
+pub fn stable_name(target: &str) -> String {
+    format!("{target}-stable")
+}
+
+pub fn target_revision(target: &Deployment) -> Result<String, Error> {
+    let template = serde_json::to_value(target.spec.as_ref().map(|s| &s.template))?;
+    Ok(template_revision(&template))
+}
+
+/// What the engine needs to know of a Deployment.
+pub fn observe(deployment: &Deployment, revision: String) -> Workload {
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let current = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    let available = current
+        && status.updated_replicas.unwrap_or(0) >= replicas
+        && status.available_replicas.unwrap_or(0) >= replicas
+        && status.replicas.unwrap_or(0) == replicas;
+    Workload { revision, replicas, ready_replicas: status.ready_replicas.unwrap_or(0), available }
+}
+
+pub fn stable_revision(stable: &Deployment) -> String {
+    stable.annotations().get(REVISION_ANNOTATION).cloned().unwrap_or_default()
+}
+
+fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Value, Error> {
+    let owner = rollout.controller_owner_ref(&()).ok_or(Error::MissingNamespace)?;
+    Ok(json!({
+        "name": name,
+        "labels": {"app.kubernetes.io/managed-by": "sluice", ROLLOUT_LABEL: rollout.name_any()},
+        "ownerReferences": [owner],
+    }))
+}
+
+fn match_labels(target: &Deployment) -> BTreeMap<String, String> {
+    target.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default()
+}
+
+/// The stable Deployment carrying the target's current template, with the track label added.
+pub async fn apply_stable(
+    api: &Api<Deployment>,
+    rollout: &CanaryRollout,
+    target: &Deployment,
+    revision: &str,
+    replicas: i32,
+) -> Result<(), Error> {
+    let name = stable_name(&target.name_any());
+    let spec = target.spec.clone().unwrap_or_default();
+    let mut template = serde_json::to_value(&spec.template)?;
+    template["metadata"]["labels"][TRACK_LABEL] = json!("stable");
+    let mut selector = serde_json::to_value(&spec.selector)?;
+    selector["matchLabels"][TRACK_LABEL] = json!("stable");
+    let mut metadata = owned_metadata(rollout, &name)?;
+    metadata["annotations"] = json!({ REVISION_ANNOTATION: revision });
+    let object = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": replicas,
+            "selector": selector,
+            "template": template,
+            "minReadySeconds": spec.min_ready_seconds,
+            "strategy": spec.strategy,
+        },
+    });
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
+    Ok(())
+}
+
+pub async fn scale(api: &Api<Deployment>, name: &str, replicas: i32) -> Result<(), Error> {
+    let patch = json!({"spec": {"replicas": replicas}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    Ok(())
+}
+
+/// The pod-template-hash of the target's newest ReplicaSet: what tells canary pods apart from
+/// stable ones without touching the user's template.
+pub async fn canary_pod_template_hash(client: &kube::Client, namespace: &str, target: &Deployment) -> Result<Option<String>, Error> {
+    let selector = match_labels(target).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let uid = target.uid();
+    let list = sets.list(&ListParams::default().labels(&selector)).await?;
+    let revision = |rs: &ReplicaSet| {
+        rs.annotations().get("deployment.kubernetes.io/revision").and_then(|r| r.parse::<u64>().ok()).unwrap_or(0)
+    };
+    Ok(list
+        .items
+        .iter()
+        .filter(|rs| rs.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+        .max_by_key(|rs| revision(rs))
+        .and_then(|rs| rs.labels().get("pod-template-hash").cloned()))
+}
+
+/// `<service>-stable` and `<service>-canary`, selecting each track's pods.
+pub async fn apply_services(
+    client: &kube::Client,
+    rollout: &CanaryRollout,
+    target: &Deployment,
+    canary_hash: Option<&str>,
+) -> Result<(), Error> {
+    let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let service = &rollout.spec.service;
+    let target_port = service.target_port.unwrap_or(service.port);
+    let base = match_labels(target);
+    let mut stable_selector = base.clone();
+    stable_selector.insert(TRACK_LABEL.to_string(), "stable".to_string());
+    let mut canary_selector = base;
+    match canary_hash {
+        Some(hash) => canary_selector.insert("pod-template-hash".to_string(), hash.to_string()),
+        // No canary pods exist: select nothing rather than the stable pods.
+        None => canary_selector.insert(TRACK_LABEL.to_string(), "canary".to_string()),
+    };
+    for (suffix, selector) in [("stable", stable_selector), ("canary", canary_selector)] {
+        let name = format!("{}-{suffix}", service.name);
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": owned_metadata(rollout, &name)?,
+            "spec": {
+                "selector": selector,
+                "ports": [{"name": "http", "port": service.port, "targetPort": target_port, "protocol": "TCP"}],
+            },
+        });
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
+    }
+    Ok(())
+}
+
+/// Removes what Sluice created for a rollout (also garbage-collected through ownerReferences,
+/// but removed here at once so nothing lingers after a hand-back).
+pub async fn delete_owned(client: &kube::Client, rollout: &CanaryRollout) -> Result<(), Error> {
+    let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let ignore_missing = |r: Result<_, kube::Error>| match r {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other.map(|_| ()),
+    };
+    let params = kube::api::DeleteParams::background();
+    ignore_missing(deployments.delete(&stable_name(&rollout.spec.target_ref.name), &params).await.map(|_| ()))?;
+    for suffix in ["stable", "canary"] {
+        let name = format!("{}-{suffix}", rollout.spec.service.name);
+        ignore_missing(services.delete(&name, &params).await.map(|_| ()))?;
+    }
+    Ok(())
+}
