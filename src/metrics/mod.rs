@@ -1,8 +1,16 @@
-//! Metrics: PromQL templates, and (next) the Prometheus adapter.
+//! Metrics: PromQL templates and the Prometheus adapter behind the [`MetricsSource`] trait.
 //!
-//! This module decides only what a query means: the rendered PromQL. It must not judge the
-//! numbers (thresholds, parity, budgets belong to the engine).
+//! This module decides only what a query means and what Prometheus answered: the rendered
+//! PromQL, one number, "no data" (empty vector or NaN), or a typed [`QueryError`]. It must not
+//! judge the numbers (thresholds, parity, budgets belong to the engine), retry, or sleep; the
+//! caller owns time and policy. Tests elsewhere use [`FakeMetrics`] instead of a server.
 
+mod fake;
+pub mod prometheus;
 pub mod template;
 
+pub use fake::FakeMetrics;
+pub use prometheus::{
+    DEFAULT_TIMEOUT, MetricsSource, PrometheusPool, PrometheusSource, QueryError,
+};
 pub use template::{KNOWN_VARIABLES, TemplateError, TemplateVars, render, validate_promql};
