@@ -1,0 +1,203 @@
+//! The shared local environment and the cluster-wide state every test relies on: the CRDs
+//! (ours and a minimal HTTPRoute) and one Ready fake Node to bind pods to.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Error};
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+/// Name of the Node the fake kubelet binds pods to.
+pub const FAKE_NODE: &str = "sluice-fake-node";
+
+/// Field manager for everything the test support applies.
+const FIELD_MANAGER: &str = "sluice-tests";
+
+const NOT_RUNNING: &str = "the local test environment is not running: run hack/test or `hack/testenv up` and source its env";
+
+/// The HTTPRoute CRD the tests install; a minimal schema, not the upstream file.
+const HTTPROUTE_CRD: &str = include_str!("httproute-crd.yaml");
+
+/// Handles on the local control plane and the shared Prometheus.
+#[derive(Clone)]
+pub struct TestEnv {
+    /// Client for the local apiserver (from KUBECONFIG).
+    pub client: Client,
+    /// The shared Prometheus, e.g. http://127.0.0.1:9090.
+    pub prometheus_url: String,
+    /// Folder whose `*.json` files the shared Prometheus scrapes (file_sd).
+    pub sd_dir: PathBuf,
+    /// The kubeconfig kubectl and the operator use.
+    pub kubeconfig: PathBuf,
+}
+
+impl TestEnv {
+    /// Connects to the environment described by the variables `hack/testenv` exports, and makes
+    /// sure (once per process) that the CRDs are established and the fake Node is Ready.
+    ///
+    /// Panics when the environment is missing: a test that cannot reach it has failed.
+    pub async fn get() -> TestEnv {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = PathBuf::from(required_var("KUBECONFIG"));
+        let prometheus_url = required_var("SLUICE_PROMETHEUS_URL");
+        let sd_dir = PathBuf::from(required_var("SLUICE_PROM_SD_DIR"));
+        required_var("SLUICE_TESTENV");
+        let client = Client::try_default().await.unwrap_or_else(|e| {
+            panic!(
+                "{NOT_RUNNING} (no client from {}: {e})",
+                kubeconfig.display()
+            )
+        });
+        let env = TestEnv {
+            client,
+            prometheus_url,
+            sd_dir,
+            kubeconfig,
+        };
+
+        static CLUSTER_READY: OnceCell<()> = OnceCell::const_new();
+        CLUSTER_READY.get_or_init(|| env.prepare_cluster()).await;
+        env
+    }
+
+    async fn prepare_cluster(&self) {
+        let crds_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&crds_dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", crds_dir.display()))
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
+        let mut crds: Vec<(String, String)> = files
+            .iter()
+            .map(|path| {
+                let yaml = std::fs::read_to_string(path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                (path.display().to_string(), yaml)
+            })
+            .collect();
+        crds.push((
+            "tests/support/httproute-crd.yaml".into(),
+            HTTPROUTE_CRD.into(),
+        ));
+
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let mut names = Vec::new();
+        for (source, yaml) in &crds {
+            let crd: CustomResourceDefinition = serde_saphyr::from_str(yaml)
+                .unwrap_or_else(|e| panic!("{source} is not a CRD: {e}"));
+            let name = crd
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_else(|| panic!("{source} has no metadata.name"));
+            retry_conflicts(&format!("apply CRD {name}"), async || {
+                api.patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&crd),
+                )
+                .await
+            })
+            .await;
+            names.push(name);
+        }
+        for name in names {
+            let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+            match tokio::time::timeout(Duration::from_secs(30), established).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("waiting for CRD {name} to be established: {e}"),
+                Err(_) => panic!("CRD {name} was not established within 30 s"),
+            }
+        }
+        self.ensure_fake_node().await;
+    }
+
+    /// Creates the fake Node (tolerating a concurrent creator) and marks it Ready. Nothing runs
+    /// the node lifecycle controller, so the condition stays as written.
+    async fn ensure_fake_node(&self) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some(FAKE_NODE.into()),
+                labels: Some(
+                    [("kubernetes.io/hostname".to_string(), FAKE_NODE.to_string())].into(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match nodes.create(&PostParams::default(), &node).await {
+            Ok(_) => {}
+            Err(Error::Api(status)) if status.is_already_exists() => {}
+            Err(e) => panic!("creating Node {FAKE_NODE}: {e}"),
+        }
+        let now = Time(jiff::Timestamp::now());
+        let resources: std::collections::BTreeMap<String, Quantity> =
+            [("cpu", "64"), ("memory", "256Gi"), ("pods", "1000")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect();
+        let status = NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: Some("KubeletReady".into()),
+                message: Some("fake kubelet of the sluice tests".into()),
+                last_heartbeat_time: Some(now.clone()),
+                last_transition_time: Some(now),
+            }]),
+            addresses: Some(vec![
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: "127.0.0.1".into(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: FAKE_NODE.into(),
+                },
+            ]),
+            capacity: Some(resources.clone()),
+            allocatable: Some(resources),
+            ..Default::default()
+        };
+        let patch = json!({ "status": status });
+        retry_conflicts("mark the fake Node Ready", async || {
+            nodes
+                .patch_status(FAKE_NODE, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        })
+        .await;
+    }
+}
+
+/// Runs a write until it succeeds, retrying conflicts a few times (many test processes apply
+/// the same cluster-wide objects at once); any other error fails the test.
+async fn retry_conflicts<T>(what: &str, mut write: impl AsyncFnMut() -> Result<T, Error>) -> T {
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Ok(value) => return value,
+            Err(Error::Api(status)) if status.is_conflict() && attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(Error::Api(status)) => panic!("{what}: {status}"),
+            Err(e) => panic!("{NOT_RUNNING} ({what}: {e})"),
+        }
+    }
+}
+
+fn required_var(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!("{NOT_RUNNING} ({name} is not set)"),
+    }
+}

@@ -1,0 +1,55 @@
+//! Support for cluster tests against the local control plane (`hack/testenv`).
+//!
+//! A test gets the environment, its own namespace, and whatever fakes it needs:
+//!
+//! ```ignore
+//! let env = TestEnv::get().await;
+//! let ns = env.namespace("rollout").await;
+//! let kubelet = FakeKubelet::start(env.client.clone(), ns.name());
+//! ns.apply_yaml(DEPLOYMENT);
+//! ```
+//!
+//! Tests run as many processes at once: everything here is safe to run concurrently, and a
+//! missing environment is a failure, never a skip.
+
+#![allow(dead_code, unused_imports)]
+
+mod env;
+mod eventually;
+mod exporter;
+mod kubelet;
+mod namespace;
+mod operator;
+mod prometheus;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use env::{FAKE_NODE, TestEnv};
+pub use eventually::{Attempt, eventually};
+pub use exporter::MetricsExporter;
+pub use kubelet::FakeKubelet;
+pub use namespace::{TestEvent, TestNamespace};
+pub use operator::Operator;
+pub use prometheus::PrometheusInstance;
+
+/// A lowercase suffix unique across the test processes running now and recent runs (pid,
+/// counter, milliseconds), usable in DNS labels and file names.
+pub fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:x}-{count:x}-{:x}",
+        std::process::id(),
+        millis & 0xff_ffff
+    )
+}
+
+/// Where helpers put logs and scratch directories (kept after the run for inspection).
+pub fn scratch_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}

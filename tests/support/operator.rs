@@ -1,0 +1,118 @@
+//! The operator binary as a child process watching one test namespace.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use tokio::process::{Child, Command};
+
+use super::{TestEnv, scratch_dir, unique_suffix};
+
+/// A running `sluice run`; killed on drop. Its output goes to a log file whose path (and tail)
+/// is printed when the test fails.
+pub struct Operator {
+    args: Vec<String>,
+    kubeconfig: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Operator {
+    /// Starts `sluice run --namespace <namespace> --prometheus-url <shared Prometheus>
+    /// <extra_args>`.
+    pub fn start(env: &TestEnv, namespace: &str, extra_args: &[&str]) -> Operator {
+        Self::start_with_prometheus(env, namespace, &env.prometheus_url, extra_args)
+    }
+
+    /// Like [`Operator::start`] with another default Prometheus (e.g. a [`super::PrometheusInstance`]).
+    pub fn start_with_prometheus(
+        env: &TestEnv,
+        namespace: &str,
+        prometheus_url: &str,
+        extra_args: &[&str],
+    ) -> Operator {
+        let mut args: Vec<String> = [
+            "run",
+            "--namespace",
+            namespace,
+            "--prometheus-url",
+            prometheus_url,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let log_path = scratch_dir().join(format!("operator-{namespace}-{}.log", unique_suffix()));
+        let mut operator = Operator {
+            args,
+            kubeconfig: env.kubeconfig.clone(),
+            log_path,
+            child: None,
+        };
+        operator.spawn();
+        operator
+    }
+
+    /// Kills the process and waits until it is gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Kills it and starts it again with the same arguments, appending to the same log.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn();
+    }
+
+    /// The exit status if the process has ended on its own.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Everything the operator has written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", self.log_path.display()));
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&self.args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sluice=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the operator: {e}"));
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("operator log: {}\n(last lines)", self.log_path.display());
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
+    }
+}
