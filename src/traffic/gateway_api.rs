@@ -1,0 +1,427 @@
+//! Gateway API router: the canary weight lives on the `backendRefs` of the rollout's HTTPRoutes.
+//!
+//! The transforms are pure functions on the HTTPRoute as JSON, so that every field Sluice does
+//! not own (matches, filters, other backends, fields of newer Gateway API versions) survives a
+//! round trip untouched. A backendRef to the user's Service becomes the pair
+//! `<service>-stable` / `<service>-canary`; hand-back turns the pair into the user's Service
+//! again. Only `spec.rules` is written, with a JSON merge patch guarded by the resourceVersion
+//! that was read, so a concurrent edit (GitOps, a user) is re-read instead of overwritten.
+//!
+//! A backendRef points at a Service when its `kind` is absent or `Service`, its `group` is
+//! absent or empty, and its `namespace` is absent or the route's own.
+
+use futures::future::join_all;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+
+/// Field manager recorded on the routes Sluice patches.
+const FIELD_MANAGER: &str = "sluice";
+/// How many times a patch is re-read and retried after the route changed under it.
+const CONFLICT_RETRIES: u32 = 3;
+/// Largest backendRef weight the Gateway API accepts.
+const MAX_WEIGHT: u64 = 1_000_000;
+
+/// The user's Service and the two Services Sluice owns beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceNames {
+    pub user: String,
+    pub stable: String,
+    pub canary: String,
+    pub port: i32,
+}
+
+impl ServiceNames {
+    /// `<name>`, `<name>-stable` and `<name>-canary`, all on `port`.
+    pub fn for_service(name: &str, port: i32) -> Self {
+        Self {
+            user: name.to_string(),
+            stable: format!("{name}-stable"),
+            canary: format!("{name}-canary"),
+            port,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    /// Also what a cluster without the HTTPRoute CRD answers.
+    #[error("HTTPRoute {route} not found")]
+    RouteNotFound { route: String },
+    #[error(
+        "HTTPRoute {route} has no rule whose backendRefs point at Service {service} \
+         or at both {service}-stable and {service}-canary"
+    )]
+    NoMatchingBackend { route: String, service: String },
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+impl TrafficError {
+    /// A static label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::RouteNotFound { .. } => "route_not_found",
+            Self::NoMatchingBackend { .. } => "no_matching_backend",
+            Self::Kube(_) => "kube",
+        }
+    }
+
+    /// True when retrying cannot help until the spec or the route changes.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::RouteNotFound { .. } | Self::NoMatchingBackend { .. }
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Track {
+    User,
+    Stable,
+    Canary,
+}
+
+/// The new `spec.rules` with the canary at `canary_weight` percent (capped at 100) and stable
+/// at the rest, or None when the route already says so.
+///
+/// In each rule, a backendRef to the user's Service becomes the stable/canary pair in its place
+/// (a copy of it, so filters, kind, group and namespace carry over), and a pair already there
+/// gets its weights. A lone stable or canary ref (a rule pinned to one track) is left alone:
+/// weighting it would only ever matter at weight 0, where it would black-hole the rule.
+pub fn with_weights(
+    route: &Value,
+    names: &ServiceNames,
+    canary_weight: u32,
+) -> Result<Option<Value>, TrafficError> {
+    let canary = u64::from(canary_weight.min(100));
+    let namespace = route_namespace(route);
+    let no_match = || TrafficError::NoMatchingBackend {
+        route: route_name(route),
+        service: names.user.clone(),
+    };
+    let rules = rules_of(route).ok_or_else(no_match)?;
+    let mut matched = false;
+    let new_rules: Vec<Value> = rules
+        .iter()
+        .map(|rule| match weighted_rule(rule, names, namespace, canary) {
+            Some(weighted) => {
+                matched = true;
+                weighted
+            }
+            None => rule.clone(),
+        })
+        .collect();
+    if !matched {
+        return Err(no_match());
+    }
+    Ok((new_rules != *rules).then_some(Value::Array(new_rules)))
+}
+
+/// The rule with its backendRefs weighted, or None when it routes neither to the user's
+/// Service nor to the pair.
+fn weighted_rule(
+    rule: &Value,
+    names: &ServiceNames,
+    namespace: Option<&str>,
+    canary: u64,
+) -> Option<Value> {
+    let refs = backend_refs(rule)?;
+    let tracks: Vec<Option<Track>> = refs.iter().map(|r| track_of(r, names, namespace)).collect();
+    let has_pair = tracks.contains(&Some(Track::Stable)) && tracks.contains(&Some(Track::Canary));
+    if !has_pair && !tracks.contains(&Some(Track::User)) {
+        return None;
+    }
+    let mut weighted = Vec::with_capacity(refs.len() + 1);
+    for (backend, track) in refs.iter().zip(tracks) {
+        match track {
+            Some(Track::User) => {
+                weighted.push(pointed_at(backend, &names.stable, names.port, 100 - canary));
+                weighted.push(pointed_at(backend, &names.canary, names.port, canary));
+            }
+            Some(Track::Stable) if has_pair => weighted.push(with_weight(backend, 100 - canary)),
+            Some(Track::Canary) if has_pair => weighted.push(with_weight(backend, canary)),
+            _ => weighted.push(backend.clone()),
+        }
+    }
+    Some(with_backend_refs(rule, weighted))
+}
+
+/// The new `spec.rules` with every stable/canary ref pointing at the user's Service again, or
+/// None when there is none.
+///
+/// Adjacent partners that differ only in name and weight (as [`with_weights`] writes them)
+/// become one ref weighted with their sum, or 100 when the sum is 0, so the proportions to any
+/// other backend of the rule stay as they were; any other stable or canary ref is replaced on
+/// its own. Lone refs are handed back too: the Services they name go away with the rollout.
+pub fn handed_back(route: &Value, names: &ServiceNames) -> Option<Value> {
+    let namespace = route_namespace(route);
+    let rules = rules_of(route)?;
+    let new_rules: Vec<Value> = rules
+        .iter()
+        .map(|rule| handed_back_rule(rule, names, namespace).unwrap_or_else(|| rule.clone()))
+        .collect();
+    (new_rules != *rules).then_some(Value::Array(new_rules))
+}
+
+fn handed_back_rule(rule: &Value, names: &ServiceNames, namespace: Option<&str>) -> Option<Value> {
+    let refs = backend_refs(rule)?;
+    let mut restored = Vec::with_capacity(refs.len());
+    let mut i = 0;
+    while i < refs.len() {
+        let backend = &refs[i];
+        let partner_track = match track_of(backend, names, namespace) {
+            Some(Track::Stable) => Track::Canary,
+            Some(Track::Canary) => Track::Stable,
+            _ => {
+                restored.push(backend.clone());
+                i += 1;
+                continue;
+            }
+        };
+        let partner = refs.get(i + 1).filter(|next| {
+            track_of(next, names, namespace) == Some(partner_track)
+                && same_but_target(backend, next)
+        });
+        let sum = weight_of(backend) + partner.map_or(0, weight_of);
+        let weight = if sum > 0 { sum.min(MAX_WEIGHT) } else { 100 };
+        restored.push(pointed_at(backend, &names.user, names.port, weight));
+        i += if partner.is_some() { 2 } else { 1 };
+    }
+    Some(with_backend_refs(rule, restored))
+}
+
+/// The canary's percent of the pair's weight in the first rule holding the pair, or None when
+/// no rule does. Equal to the weight [`with_weights`] wrote; a hand-edited pair is read as the
+/// share it actually gives the canary.
+pub fn canary_weight(route: &Value, names: &ServiceNames) -> Option<u32> {
+    let namespace = route_namespace(route);
+    rules_of(route)?.iter().find_map(|rule| {
+        let (mut stable, mut canary) = (None::<u64>, None::<u64>);
+        for backend in backend_refs(rule)? {
+            match track_of(backend, names, namespace) {
+                Some(Track::Stable) => *stable.get_or_insert(0) += weight_of(backend),
+                Some(Track::Canary) => *canary.get_or_insert(0) += weight_of(backend),
+                _ => {}
+            }
+        }
+        let (stable, canary) = (stable?, canary?);
+        let total = stable + canary;
+        let percent = if total == 0 {
+            0
+        } else {
+            (200 * canary + total) / (2 * total)
+        };
+        u32::try_from(percent).ok()
+    })
+}
+
+fn rules_of(route: &Value) -> Option<&Vec<Value>> {
+    route.get("spec")?.get("rules")?.as_array()
+}
+
+fn backend_refs(rule: &Value) -> Option<&Vec<Value>> {
+    rule.get("backendRefs")?.as_array()
+}
+
+fn with_backend_refs(rule: &Value, refs: Vec<Value>) -> Value {
+    let mut rule = rule.clone();
+    if let Some(fields) = rule.as_object_mut() {
+        fields.insert("backendRefs".into(), Value::Array(refs));
+    }
+    rule
+}
+
+fn route_name(route: &Value) -> String {
+    route
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>")
+        .to_string()
+}
+
+fn route_namespace(route: &Value) -> Option<&str> {
+    route.pointer("/metadata/namespace").and_then(Value::as_str)
+}
+
+/// Which of the three Services a backendRef points at, if any.
+fn track_of(backend: &Value, names: &ServiceNames, namespace: Option<&str>) -> Option<Track> {
+    let fields = backend.as_object()?;
+    let field = |key: &str| fields.get(key).filter(|v| !v.is_null());
+    let is_service = field("kind").is_none_or(|kind| kind == "Service")
+        && field("group").is_none_or(|group| group == "")
+        && field("namespace").is_none_or(|ns| namespace.is_some_and(|own| ns == own));
+    if !is_service {
+        return None;
+    }
+    match field("name")?.as_str()? {
+        name if name == names.user => Some(Track::User),
+        name if name == names.stable => Some(Track::Stable),
+        name if name == names.canary => Some(Track::Canary),
+        _ => None,
+    }
+}
+
+/// A backendRef's weight; absent means 1, as in the Gateway API.
+fn weight_of(backend: &Value) -> u64 {
+    match backend.get("weight") {
+        None | Some(Value::Null) => 1,
+        Some(weight) => weight.as_u64().unwrap_or(0),
+    }
+}
+
+fn with_weight(backend: &Value, weight: u64) -> Value {
+    let mut backend = backend.clone();
+    if let Some(fields) = backend.as_object_mut() {
+        fields.insert("weight".into(), weight.into());
+    }
+    backend
+}
+
+/// A copy of `backend` (filters, kind, group, namespace) aimed at another Service.
+fn pointed_at(backend: &Value, name: &str, port: i32, weight: u64) -> Value {
+    let mut fields = backend.as_object().cloned().unwrap_or_default();
+    fields.insert("name".into(), name.into());
+    fields.insert("port".into(), port.into());
+    fields.insert("weight".into(), weight.into());
+    Value::Object(fields)
+}
+
+/// Whether two backendRefs differ at most in name and weight.
+fn same_but_target(a: &Value, b: &Value) -> bool {
+    let rest = |backend: &Value| -> Option<Map<String, Value>> {
+        let mut fields = backend.as_object()?.clone();
+        fields.remove("name");
+        fields.remove("weight");
+        Some(fields)
+    };
+    rest(a).is_some() && rest(a) == rest(b)
+}
+
+fn http_routes(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Sets the canary weight on every route. Every route is attempted even when one fails, so a
+/// rollback still drains the canary from the routes that can be written; the first error (in
+/// the order of `routes`) is returned.
+pub async fn set_weights(
+    client: &kube::Client,
+    namespace: &str,
+    routes: &[String],
+    names: &ServiceNames,
+    canary_weight: u32,
+) -> Result<(), TrafficError> {
+    let api = &http_routes(client, namespace);
+    let results = join_all(routes.iter().map(|route| async move {
+        match rewrite_rules(api, route, |current| {
+            with_weights(current, names, canary_weight)
+        })
+        .await?
+        {
+            Rewrite::Missing => Err(TrafficError::RouteNotFound {
+                route: route.clone(),
+            }),
+            Rewrite::Unchanged => Ok(()),
+            Rewrite::Patched => {
+                tracing::debug!(route = %route, canary_weight, "HTTPRoute weights set");
+                Ok(())
+            }
+        }
+    }))
+    .await;
+    results.into_iter().collect()
+}
+
+/// Points every route back at the user's Service; routes that no longer exist are skipped.
+pub async fn hand_back(
+    client: &kube::Client,
+    namespace: &str,
+    routes: &[String],
+    names: &ServiceNames,
+) -> Result<(), TrafficError> {
+    let api = &http_routes(client, namespace);
+    let results = join_all(routes.iter().map(|route| async move {
+        match rewrite_rules(api, route, |current| Ok(handed_back(current, names))).await? {
+            Rewrite::Missing => {
+                tracing::debug!(route = %route, "HTTPRoute gone, nothing to hand back")
+            }
+            Rewrite::Unchanged => {}
+            Rewrite::Patched => tracing::debug!(route = %route, "HTTPRoute handed back"),
+        }
+        Ok(())
+    }))
+    .await;
+    results.into_iter().collect()
+}
+
+/// Checks that every route exists and routes to the user's Service or to the pair.
+pub async fn check_routes(
+    client: &kube::Client,
+    namespace: &str,
+    routes: &[String],
+    names: &ServiceNames,
+) -> Result<(), TrafficError> {
+    let api = &http_routes(client, namespace);
+    let results = join_all(routes.iter().map(|route| async move {
+        let object = api
+            .get_opt(route)
+            .await?
+            .ok_or_else(|| TrafficError::RouteNotFound {
+                route: route.clone(),
+            })?;
+        let current = serde_json::to_value(&object).map_err(kube::Error::SerdeError)?;
+        with_weights(&current, names, 0).map(drop)
+    }))
+    .await;
+    results.into_iter().collect()
+}
+
+enum Rewrite {
+    Missing,
+    Unchanged,
+    Patched,
+}
+
+/// Reads the route, computes its new rules and patches them in, guarded by the resourceVersion
+/// read; on a conflict it starts over from a fresh read.
+async fn rewrite_rules(
+    api: &Api<DynamicObject>,
+    route: &str,
+    new_rules: impl Fn(&Value) -> Result<Option<Value>, TrafficError>,
+) -> Result<Rewrite, TrafficError> {
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let mut conflicts = 0;
+    loop {
+        let Some(object) = api.get_opt(route).await? else {
+            return Ok(Rewrite::Missing);
+        };
+        let current = serde_json::to_value(&object).map_err(kube::Error::SerdeError)?;
+        let Some(rules) = new_rules(&current)? else {
+            return Ok(Rewrite::Unchanged);
+        };
+        let mut patch = json!({ "spec": { "rules": rules } });
+        if let Some(version) = &object.metadata.resource_version {
+            patch["metadata"] = json!({ "resourceVersion": version });
+        }
+        match api.patch(route, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(Rewrite::Patched),
+            Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(Rewrite::Missing),
+            Err(kube::Error::Api(status))
+                if status.is_conflict() && conflicts < CONFLICT_RETRIES =>
+            {
+                conflicts += 1;
+                tracing::debug!(route, conflicts, "HTTPRoute changed since read, retrying");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
