@@ -12,17 +12,38 @@ use support::eventually;
 #[tokio::test]
 async fn adoption_routes_all_traffic_to_stable_and_scales_the_target_to_zero() {
     let service = Service::start("adopt", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
-    assert_eq!(service.backends().await, vec![("checkout-stable".to_string(), 100), ("checkout-canary".to_string(), 0)]);
+    assert_eq!(
+        service.backends().await,
+        vec![
+            ("checkout-stable".to_string(), 100),
+            ("checkout-canary".to_string(), 0)
+        ]
+    );
     let route = service.route().await;
-    assert_eq!(route["spec"]["rules"][1]["backendRefs"][0]["name"], "static-assets", "other rules are left alone");
+    assert_eq!(
+        route["spec"]["rules"][1]["backendRefs"][0]["name"], "static-assets",
+        "other rules are left alone"
+    );
     assert_eq!(service.replicas("checkout").await, 0);
     assert_eq!(service.replicas("checkout-stable").await, 3);
-    assert_eq!(service.image("checkout-stable").await, "registry.example/checkout:1.0.0");
+    assert_eq!(
+        service.image("checkout-stable").await,
+        "registry.example/checkout:1.0.0"
+    );
     let status = service.rollout().await.status.unwrap();
     assert_eq!(status.desired_replicas, Some(3));
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert!(ready.is_true(), "{ready:?}");
-    assert!(service.event_reasons().await.contains(&"Adopted".to_string()));
+    assert!(
+        service
+            .event_reasons()
+            .await
+            .contains(&"Adopted".to_string())
+    );
 }
 
 #[tokio::test]
@@ -34,10 +55,10 @@ async fn happy_path_moves_weights_through_the_stages_and_promotes() {
     let mut seen: Vec<(i64, Instant)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        if let Some(weight) = service.canary_weight_on_route().await {
-            if seen.last().map(|(w, _)| *w) != Some(weight) {
-                seen.push((weight, Instant::now()));
-            }
+        if let Some(weight) = service.canary_weight_on_route().await
+            && seen.last().map(|(w, _)| *w) != Some(weight)
+        {
+            seen.push((weight, Instant::now()));
         }
         if service.phase().await == Some(Phase::Succeeded) || Instant::now() > deadline {
             break;
@@ -45,22 +66,57 @@ async fn happy_path_moves_weights_through_the_stages_and_promotes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let weights: Vec<i64> = seen.iter().map(|(w, _)| *w).collect();
-    assert_eq!(weights, vec![0, 1, 5, 25, 100, 0], "operator log: {}", service.operator_log());
+    assert_eq!(
+        weights,
+        vec![0, 1, 5, 25, 100, 0],
+        "operator log: {}",
+        service.operator_log()
+    );
     for pair in seen.windows(2).skip(1).take(4) {
         let held = pair[1].1 - pair[0].1;
-        assert!(held >= Duration::from_millis(2800), "weight {} held only {held:?}", pair[0].0);
+        assert!(
+            held >= Duration::from_millis(2800),
+            "weight {} held only {held:?}",
+            pair[0].0
+        );
     }
-    let rollout = service.wait_phase(Phase::Succeeded, Duration::from_secs(10)).await;
-    assert_eq!(service.image("checkout-stable").await, "registry.example/checkout:2.0.0");
+    let rollout = service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        service.image("checkout-stable").await,
+        "registry.example/checkout:2.0.0"
+    );
     assert_eq!(service.replicas("checkout").await, 0);
-    assert_eq!(service.backends().await, vec![("checkout-stable".to_string(), 100), ("checkout-canary".to_string(), 0)]);
+    assert_eq!(
+        service.backends().await,
+        vec![
+            ("checkout-stable".to_string(), 100),
+            ("checkout-canary".to_string(), 0)
+        ]
+    );
     let status = rollout.status.unwrap();
-    assert_eq!(status.history.last().map(|h| h.result), Some(RolloutResult::Promoted));
-    let promoted = status.conditions.iter().find(|c| c.type_ == "Promoted").expect("Promoted condition");
+    assert_eq!(
+        status.history.last().map(|h| h.result),
+        Some(RolloutResult::Promoted)
+    );
+    let promoted = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Promoted")
+        .expect("Promoted condition");
     assert!(promoted.is_true());
     let reasons = service.event_reasons().await;
-    for reason in ["RolloutStarted", "StageAdvanced", "PromotionStarted", "Promoted"] {
-        assert!(reasons.contains(&reason.to_string()), "{reason} missing in {reasons:?}");
+    for reason in [
+        "RolloutStarted",
+        "StageAdvanced",
+        "PromotionStarted",
+        "Promoted",
+    ] {
+        assert!(
+            reasons.contains(&reason.to_string()),
+            "{reason} missing in {reasons:?}"
+        );
     }
 }
 
@@ -69,18 +125,40 @@ async fn failing_canary_is_rolled_back_with_an_event_naming_the_check() {
     let stages = "[{weight: 1, pause: 2s}, {weight: 5, pause: 60s}, {weight: 100, pause: 60s}]";
     let service = Service::start("failing", &rollout_yaml(GATEWAY, stages, "")).await;
     service.set_image("registry.example/checkout:2.0.0").await;
-    eventually(Duration::from_secs(30), "stage 5%", async || service.canary_weight_on_route().await == Some(5)).await;
+    eventually(Duration::from_secs(30), "stage 5%", async || {
+        service.canary_weight_on_route().await == Some(5)
+    })
+    .await;
     service.set_canary_error_ratio(0.2);
-    let rollout = service.wait_phase(Phase::RolledBack, Duration::from_secs(30)).await;
+    let rollout = service
+        .wait_phase(Phase::RolledBack, Duration::from_secs(30))
+        .await;
     assert_eq!(service.canary_weight_on_route().await, Some(0));
     assert_eq!(service.replicas("checkout").await, 0);
-    assert_eq!(service.image("checkout").await, "registry.example/checkout:2.0.0", "the failed template stays on the target");
-    assert_eq!(service.image("checkout-stable").await, "registry.example/checkout:1.0.0");
+    assert_eq!(
+        service.image("checkout").await,
+        "registry.example/checkout:2.0.0",
+        "the failed template stays on the target"
+    );
+    assert_eq!(
+        service.image("checkout-stable").await,
+        "registry.example/checkout:1.0.0"
+    );
     let status = rollout.status.unwrap();
-    assert_eq!(status.history.last().map(|h| h.result), Some(RolloutResult::RolledBack));
-    let note = eventually(Duration::from_secs(10), "RolledBack warning", async || service.warning("RolledBack").await).await;
+    assert_eq!(
+        status.history.last().map(|h| h.result),
+        Some(RolloutResult::RolledBack)
+    );
+    let note = eventually(Duration::from_secs(10), "RolledBack warning", async || {
+        service.warning("RolledBack").await
+    })
+    .await;
     assert!(note.contains("check error-rate = 0.2 > max 0.01"), "{note}");
     assert!(note.contains("(5%)"), "{note}");
-    let stalled = status.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
     assert!(stalled.is_true() && stalled.reason == "RolledBack");
 }

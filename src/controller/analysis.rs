@@ -7,11 +7,18 @@ use crate::engine::analysis::{AnalysisInput, QueryOutcome};
 use crate::metrics::{MetricsSource, PrometheusPool, TemplateVars, render};
 
 /// Template variables of a rollout, for the given track.
-pub fn template_vars(rollout: &CanaryRollout, track: &str, pod_template_hash: Option<&str>) -> TemplateVars {
+pub fn template_vars(
+    rollout: &CanaryRollout,
+    track: &str,
+    pod_template_hash: Option<&str>,
+) -> TemplateVars {
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
     TemplateVars::new()
-        .set("namespace", rollout.metadata.namespace.clone().unwrap_or_default())
+        .set(
+            "namespace",
+            rollout.metadata.namespace.clone().unwrap_or_default(),
+        )
         .set("target", spec.target_ref.name.clone())
         .set("service", spec.service.name.clone())
         .set("interval", spec.analysis.interval.to_string())
@@ -23,12 +30,19 @@ pub fn template_vars(rollout: &CanaryRollout, track: &str, pod_template_hash: Op
 
 async fn run_query(source: &dyn MetricsSource, query: &str, vars: &TemplateVars) -> QueryOutcome {
     let rendered = render(query, vars).map_err(|e| e.to_string())?;
-    source.query_value(&rendered, None).await.map_err(|e| e.to_string())
+    source
+        .query_value(&rendered, None)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Runs the sample count and every check concurrently. A Prometheus that cannot be reached
 /// gives errors, which the engine treats as "hold".
-pub async fn run(pool: &PrometheusPool, rollout: &CanaryRollout, canary_hash: Option<&str>) -> AnalysisInput {
+pub async fn run(
+    pool: &PrometheusPool,
+    rollout: &CanaryRollout,
+    canary_hash: Option<&str>,
+) -> AnalysisInput {
     let analysis = &rollout.spec.analysis;
     let source = match pool.get(analysis.prometheus.as_ref().map(|p| p.address.as_str())) {
         Ok(source) => source,
@@ -48,7 +62,16 @@ pub async fn run(pool: &PrometheusPool, rollout: &CanaryRollout, canary_hash: Op
             None => None,
         }
     };
-    let checks = join_all(analysis.checks.iter().map(|check| run_query(source.as_ref(), &check.query, &vars)));
+    let checks = join_all(
+        analysis
+            .checks
+            .iter()
+            .map(|check| run_query(source.as_ref(), &check.query, &vars)),
+    );
     let (samples, checks) = futures::join!(samples, checks);
-    AnalysisInput { samples, checks, gates: Vec::new() }
+    AnalysisInput {
+        samples,
+        checks,
+        gates: Vec::new(),
+    }
 }

@@ -34,19 +34,36 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, prometheus: PrometheusPool) -> Self {
-        let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
-        let reporter = Reporter { controller: "sluice".into(), instance };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, prometheus }
+        let instance = std::env::var("POD_NAME")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok());
+        let reporter = Reporter {
+            controller: "sluice".into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            prometheus,
+        }
     }
 }
 
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let context = Arc::new(Context::new(client.clone(), PrometheusPool::new(config.prometheus_url.clone())));
-    let scopes: Vec<Option<String>> =
-        if config.namespaces.is_empty() { vec![None] } else { config.namespaces.iter().cloned().map(Some).collect() };
+    let context = Arc::new(Context::new(
+        client.clone(),
+        PrometheusPool::new(config.prometheus_url.clone()),
+    ));
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
     info!(namespaces = ?config.namespaces, prometheus = %config.prometheus_url, "sluice operator starting");
-    let controllers = scopes.into_iter().map(|namespace| run_rollouts(client.clone(), namespace, context.clone()));
+    let controllers = scopes
+        .into_iter()
+        .map(|namespace| run_rollouts(client.clone(), namespace, context.clone()));
     futures::future::join_all(controllers).await;
     Ok(())
 }
@@ -74,12 +91,18 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::annotations).combine(predicates::finalizers).combine(deletion),
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers)
+                .combine(deletion),
             Default::default(),
         );
     let store = reader.clone();
     Controller::for_stream(trigger, reader)
-        .owns(deployments.clone(), watcher::Config::default().labels(workloads::ROLLOUT_LABEL))
+        .owns(
+            deployments.clone(),
+            watcher::Config::default().labels(workloads::ROLLOUT_LABEL),
+        )
         .watches(deployments, watcher::Config::default(), move |deployment| {
             let namespace = deployment.namespace();
             let name = deployment.name_any();

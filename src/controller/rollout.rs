@@ -36,7 +36,8 @@ pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result
     })
     .await
     .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(inner) | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+        kube::runtime::finalizer::Error::ApplyFailed(inner)
+        | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
         other => Error::Finalizer(Box::new(other)),
     })
 }
@@ -61,29 +62,47 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
 
     let target = deployments.get_opt(&spec.target_ref.name).await?;
-    let stable = deployments.get_opt(&workloads::stable_name(&spec.target_ref.name)).await?;
+    let stable = deployments
+        .get_opt(&workloads::stable_name(&spec.target_ref.name))
+        .await?;
     let mut problems = engine::validate::validate_rollout(spec);
     if let Some(stable) = &stable {
-        let ours = stable.owner_references().iter().any(|o| Some(&o.uid) == rollout.uid().as_ref());
+        let ours = stable
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == rollout.uid().as_ref());
         if !ours {
-            problems.push(format!("Deployment {} exists and does not belong to this CanaryRollout", stable.name_any()));
+            problems.push(format!(
+                "Deployment {} exists and does not belong to this CanaryRollout",
+                stable.name_any()
+            ));
         }
     }
     let names = ServiceNames::for_service(&spec.service.name, spec.service.port);
     if let (Some(gateway), true) = (&spec.traffic_routing.gateway_api, problems.is_empty()) {
-        match gateway_api::check_routes(&ctx.client, &namespace, &gateway.http_routes, &names).await {
+        match gateway_api::check_routes(&ctx.client, &namespace, &gateway.http_routes, &names).await
+        {
             Err(error) if error.is_permanent() => problems.push(error.to_string()),
             other => other?,
         }
     }
 
     let target_observed = match &target {
-        Some(target) => Some(workloads::observe(target, workloads::target_revision(target)?)),
+        Some(target) => Some(workloads::observe(
+            target,
+            workloads::target_revision(target)?,
+        )),
         None => None,
     };
-    let stable_observed = stable.as_ref().map(|s| workloads::observe(s, workloads::stable_revision(s)));
+    let stable_observed = stable
+        .as_ref()
+        .map(|s| workloads::observe(s, workloads::stable_revision(s)));
     let canary_hash = match &target {
-        Some(target) if status.phase.is_some_and(|p| matches!(p, Phase::Progressing | Phase::Paused | Phase::Promoting)) => {
+        Some(target)
+            if status.phase.is_some_and(|p| {
+                matches!(p, Phase::Progressing | Phase::Paused | Phase::Promoting)
+            }) =>
+        {
             workloads::canary_pod_template_hash(&ctx.client, &namespace, target).await?
         }
         _ => None,
@@ -93,7 +112,11 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let evaluate = problems.is_empty()
         && target_observed.as_ref().map(|t| &t.revision) == status.canary_revision.as_ref()
         && engine::evaluation_due(spec, &status, now);
-    let analysis = if evaluate { Some(analysis::run(&ctx.prometheus, rollout, canary_hash.as_deref()).await) } else { None };
+    let analysis = if evaluate {
+        Some(analysis::run(&ctx.prometheus, rollout, canary_hash.as_deref()).await)
+    } else {
+        None
+    };
 
     let annotations: BTreeMap<String, String> = rollout.annotations().clone();
     let snapshot = Snapshot {
@@ -111,7 +134,16 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let plan = engine::plan(&snapshot);
 
     if let Some(target) = &target {
-        carry_out(ctx, rollout, &deployments, target, stable_observed.as_ref(), &names, &plan).await?;
+        carry_out(
+            ctx,
+            rollout,
+            &deployments,
+            target,
+            stable_observed.as_ref(),
+            &names,
+            &plan,
+        )
+        .await?;
         if plan.status.phase != Some(Phase::Invalid) {
             workloads::apply_services(&ctx.client, rollout, target, canary_hash.as_deref()).await?;
         }
@@ -124,7 +156,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
 /// Applies the plan in the order that keeps traffic safe: the stable Deployment first (it takes
 /// traffic back), then the route weights, then the target's replicas. A shrinking stable
 /// Deployment (replicas router) waits until the canary has grown.
-async fn carry_out(
+pub async fn carry_out(
     ctx: &Context,
     rollout: &CanaryRollout,
     deployments: &Api<Deployment>,
@@ -139,20 +171,33 @@ async fn carry_out(
     if let Some(change) = &plan.stable {
         if change.copy_target_template || stable.is_none() {
             let revision = workloads::target_revision(target)?;
-            workloads::apply_stable(deployments, rollout, target, &revision, change.replicas).await?;
+            workloads::apply_stable(deployments, rollout, target, &revision, change.replicas)
+                .await?;
         } else if let Some(stable) = stable.filter(|s| s.replicas != change.replicas) {
             if change.replicas > stable.replicas {
-                workloads::scale(deployments, &workloads::stable_name(&target_name), change.replicas).await?;
+                workloads::scale(
+                    deployments,
+                    &workloads::stable_name(&target_name),
+                    change.replicas,
+                )
+                .await?;
             } else {
                 shrink_stable_to = Some(change.replicas);
             }
         }
     }
-    if let (Some(weight), Some(gateway)) = (plan.canary_weight, &rollout.spec.traffic_routing.gateway_api) {
-        gateway_api::set_weights(&ctx.client, &namespace, &gateway.http_routes, names, weight).await?;
+    if let (Some(weight), Some(gateway)) = (
+        plan.canary_weight,
+        &rollout.spec.traffic_routing.gateway_api,
+    ) {
+        gateway_api::set_weights(&ctx.client, &namespace, &gateway.http_routes, names, weight)
+            .await?;
     }
     let current_target_replicas = target.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    if let Some(replicas) = plan.target_replicas.filter(|r| *r != current_target_replicas) {
+    if let Some(replicas) = plan
+        .target_replicas
+        .filter(|r| *r != current_target_replicas)
+    {
         workloads::scale(deployments, &target_name, replicas).await?;
     }
     if let Some(replicas) = shrink_stable_to {
@@ -163,7 +208,12 @@ async fn carry_out(
 
 /// Server-side apply of the whole status, so fields the engine cleared disappear too. Skipped
 /// when nothing changed, to keep reconciles from feeding themselves.
-async fn write_status(ctx: &Context, rollout: &CanaryRollout, old: &CanaryRolloutStatus, new: &CanaryRolloutStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    rollout: &CanaryRollout,
+    old: &CanaryRolloutStatus,
+    new: &CanaryRolloutStatus,
+) -> Result<(), Error> {
     if old == new {
         return Ok(());
     }
@@ -174,7 +224,12 @@ async fn write_status(ctx: &Context, rollout: &CanaryRollout, old: &CanaryRollou
         "kind": "CanaryRollout",
         "status": new,
     });
-    api.patch_status(&rollout.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
+    api.patch_status(
+        &rollout.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
     Ok(())
 }
 
@@ -183,7 +238,11 @@ async fn publish(ctx: &Context, rollout: &CanaryRollout, events: &[PlannedEvent]
     for event in events {
         let note: String = event.note.chars().take(1000).collect();
         let kube_event = KubeEvent {
-            type_: if event.warning { EventType::Warning } else { EventType::Normal },
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: event.reason.to_string(),
             note: Some(note),
             action: event.reason.to_string(),
@@ -215,18 +274,35 @@ async fn hand_back(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Err
     let size = status.desired_replicas.unwrap_or(1).max(1);
     let observed = workloads::observe(&target, revision.clone());
     if observed.replicas != size {
-        if matches!(status.phase, Some(Phase::RolledBack | Phase::Frozen)) && status.canary_revision.as_deref() == Some(revision.as_str()) {
+        if matches!(status.phase, Some(Phase::RolledBack | Phase::Frozen))
+            && status.canary_revision.as_deref() == Some(revision.as_str())
+        {
             let note = format!(
                 "handing back {}: it holds revision {revision}, which was rolled back; it now runs at full size without a canary",
                 spec.target_ref.name
             );
-            publish(ctx, rollout, &[PlannedEvent { warning: true, reason: "HandBackRolledBackRevision", note }]).await;
+            publish(
+                ctx,
+                rollout,
+                &[PlannedEvent {
+                    warning: true,
+                    reason: "HandBackRolledBackRevision",
+                    note,
+                }],
+            )
+            .await;
         }
         workloads::scale(&deployments, &spec.target_ref.name, size).await?;
-        return Err(Error::HandBackPending(format!("scaling {} to {size}", spec.target_ref.name)));
+        return Err(Error::HandBackPending(format!(
+            "scaling {} to {size}",
+            spec.target_ref.name
+        )));
     }
     if !observed.available {
-        return Err(Error::HandBackPending(format!("waiting for {} to be available ({}/{size} ready)", spec.target_ref.name, observed.ready_replicas)));
+        return Err(Error::HandBackPending(format!(
+            "waiting for {} to be available ({}/{size} ready)",
+            spec.target_ref.name, observed.ready_replicas
+        )));
     }
     if let Some(gateway) = &spec.traffic_routing.gateway_api {
         let names = ServiceNames::for_service(&spec.service.name, spec.service.port);

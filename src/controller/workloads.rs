@@ -33,22 +33,38 @@ pub fn target_revision(target: &Deployment) -> Result<String, Error> {
 
 /// What the engine needs to know of a Deployment.
 pub fn observe(deployment: &Deployment, revision: String) -> Workload {
-    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let replicas = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
-    let current = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    let current =
+        status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
     let available = current
         && status.updated_replicas.unwrap_or(0) >= replicas
         && status.available_replicas.unwrap_or(0) >= replicas
         && status.replicas.unwrap_or(0) == replicas;
-    Workload { revision, replicas, ready_replicas: status.ready_replicas.unwrap_or(0), available }
+    Workload {
+        revision,
+        replicas,
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        available,
+    }
 }
 
 pub fn stable_revision(stable: &Deployment) -> String {
-    stable.annotations().get(REVISION_ANNOTATION).cloned().unwrap_or_default()
+    stable
+        .annotations()
+        .get(REVISION_ANNOTATION)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Value, Error> {
-    let owner = rollout.controller_owner_ref(&()).ok_or(Error::MissingNamespace)?;
+    let owner = rollout
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingNamespace)?;
     Ok(json!({
         "name": name,
         "labels": {"app.kubernetes.io/managed-by": "sluice", ROLLOUT_LABEL: rollout.name_any()},
@@ -57,7 +73,11 @@ fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Val
 }
 
 fn match_labels(target: &Deployment) -> BTreeMap<String, String> {
-    target.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default()
+    target
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
 }
 
 /// The stable Deployment carrying the target's current template, with the track label added.
@@ -88,30 +108,51 @@ pub async fn apply_stable(
             "strategy": spec.strategy,
         },
     });
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await?;
     Ok(())
 }
 
 pub async fn scale(api: &Api<Deployment>, name: &str, replicas: i32) -> Result<(), Error> {
     let patch = json!({"spec": {"replicas": replicas}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
     Ok(())
 }
 
 /// The pod-template-hash of the target's newest ReplicaSet: what tells canary pods apart from
 /// stable ones without touching the user's template.
-pub async fn canary_pod_template_hash(client: &kube::Client, namespace: &str, target: &Deployment) -> Result<Option<String>, Error> {
-    let selector = match_labels(target).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+pub async fn canary_pod_template_hash(
+    client: &kube::Client,
+    namespace: &str,
+    target: &Deployment,
+) -> Result<Option<String>, Error> {
+    let selector = match_labels(target)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
     let uid = target.uid();
     let list = sets.list(&ListParams::default().labels(&selector)).await?;
     let revision = |rs: &ReplicaSet| {
-        rs.annotations().get("deployment.kubernetes.io/revision").and_then(|r| r.parse::<u64>().ok()).unwrap_or(0)
+        rs.annotations()
+            .get("deployment.kubernetes.io/revision")
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
     };
     Ok(list
         .items
         .iter()
-        .filter(|rs| rs.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
         .max_by_key(|rs| revision(rs))
         .and_then(|rs| rs.labels().get("pod-template-hash").cloned()))
 }
@@ -147,7 +188,12 @@ pub async fn apply_services(
                 "ports": [{"name": "http", "port": service.port, "targetPort": target_port, "protocol": "TCP"}],
             },
         });
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object)).await?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -163,7 +209,12 @@ pub async fn delete_owned(client: &kube::Client, rollout: &CanaryRollout) -> Res
         other => other.map(|_| ()),
     };
     let params = kube::api::DeleteParams::background();
-    ignore_missing(deployments.delete(&stable_name(&rollout.spec.target_ref.name), &params).await.map(|_| ()))?;
+    ignore_missing(
+        deployments
+            .delete(&stable_name(&rollout.spec.target_ref.name), &params)
+            .await
+            .map(|_| ()),
+    )?;
     for suffix in ["stable", "canary"] {
         let name = format!("{}-{suffix}", rollout.spec.service.name);
         ignore_missing(services.delete(&name, &params).await.map(|_| ()))?;

@@ -96,10 +96,7 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
             GateEffect::Rollback | GateEffect::RollbackAndFreeze => {
                 verdict = Verdict::Fail;
                 reasons.push(gate.reason.clone());
-                let stronger = match &gate_rollback {
-                    Some((GateEffect::RollbackAndFreeze, _)) => false,
-                    _ => true,
-                };
+                let stronger = !matches!(&gate_rollback, Some((GateEffect::RollbackAndFreeze, _)));
                 if stronger {
                     gate_rollback = Some((gate.effect, gate.reason.clone()));
                 }

@@ -99,10 +99,10 @@ impl World {
                 available: true,
             });
         }
-        if let Some(weight) = plan.canary_weight {
-            if self.weights.last() != Some(&weight) {
-                self.weights.push(weight);
-            }
+        if let Some(weight) = plan.canary_weight
+            && self.weights.last() != Some(&weight)
+        {
+            self.weights.push(weight);
         }
         if let Some(replicas) = plan.target_replicas {
             self.target.replicas = replicas;

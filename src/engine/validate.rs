@@ -12,11 +12,10 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
         problems
             .push("spec.trafficRouting must set exactly one of gatewayAPI or replicas".to_string());
     }
-    if let Some(gateway) = &routing.gateway_api {
-        if gateway.http_routes.iter().any(|r| r.is_empty()) {
-            problems
-                .push("spec.trafficRouting.gatewayAPI.httpRoutes has an empty name".to_string());
-        }
+    if let Some(gateway) = &routing.gateway_api
+        && gateway.http_routes.iter().any(|r| r.is_empty())
+    {
+        problems.push("spec.trafficRouting.gatewayAPI.httpRoutes has an empty name".to_string());
     }
 
     if spec.stages.is_empty() {
@@ -70,13 +69,13 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
                 check.name
             ));
         }
-        if let (Some(min), Some(max)) = (check.min, check.max) {
-            if min > max {
-                problems.push(format!(
-                    "spec.analysis.checks[{i}] ({}) has min {min} above max {max}",
-                    check.name
-                ));
-            }
+        if let (Some(min), Some(max)) = (check.min, check.max)
+            && min > max
+        {
+            problems.push(format!(
+                "spec.analysis.checks[{i}] ({}) has min {min} above max {max}",
+                check.name
+            ));
         }
         if let Err(error) = validate_promql(&check.query) {
             problems.push(format!(
@@ -85,10 +84,10 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
             ));
         }
     }
-    if let Some(query) = &spec.analysis.sample_count_query {
-        if let Err(error) = validate_promql(query) {
-            problems.push(format!("spec.analysis.sampleCountQuery: {error}"));
-        }
+    if let Some(query) = &spec.analysis.sample_count_query
+        && let Err(error) = validate_promql(query)
+    {
+        problems.push(format!("spec.analysis.sampleCountQuery: {error}"));
     }
     problems
 }

@@ -95,23 +95,44 @@ impl Service {
         let ns = env.namespace(prefix).await;
         let kubelet = FakeKubelet::start(env.client.clone(), ns.name());
         let exporter = MetricsExporter::start(&env, ns.name()).await;
-        exporter.set(ERROR_METRIC, &[("namespace", ns.name()), ("track", "canary")], 0.001);
-        ns.apply_yaml(&deployment_yaml("registry.example/checkout:1.0.0", 3)).await;
+        exporter.set(
+            ERROR_METRIC,
+            &[("namespace", ns.name()), ("track", "canary")],
+            0.001,
+        );
+        ns.apply_yaml(&deployment_yaml("registry.example/checkout:1.0.0", 3))
+            .await;
         ns.apply_yaml(SERVICE_YAML).await;
         ns.apply_yaml(ROUTE_YAML).await;
         ns.apply_yaml(rollout).await;
         let operator = Operator::start(&env, ns.name(), &[]);
-        let service = Service { env, ns, kubelet, exporter, operator: Some(operator) };
-        service.wait_phase(Phase::Idle, Duration::from_secs(60)).await;
+        let service = Service {
+            env,
+            ns,
+            kubelet,
+            exporter,
+            operator: Some(operator),
+        };
+        service
+            .wait_phase(Phase::Idle, Duration::from_secs(60))
+            .await;
         service
     }
 
     pub fn set_canary_error_ratio(&self, value: f64) {
-        self.exporter.set(ERROR_METRIC, &[("namespace", self.ns.name()), ("track", "canary")], value);
+        self.exporter.set(
+            ERROR_METRIC,
+            &[("namespace", self.ns.name()), ("track", "canary")],
+            value,
+        );
     }
 
     pub async fn rollout(&self) -> CanaryRollout {
-        self.ns.api::<CanaryRollout>().get("checkout").await.expect("read CanaryRollout")
+        self.ns
+            .api::<CanaryRollout>()
+            .get("checkout")
+            .await
+            .expect("read CanaryRollout")
     }
 
     pub async fn phase(&self) -> Option<Phase> {
@@ -123,7 +144,11 @@ impl Service {
         eventually(timeout, &what, async || {
             let rollout = self.rollout().await;
             let status = rollout.status.clone().unwrap_or_default();
-            if status.phase == Some(phase) { Ok(rollout) } else { Err((status.phase, status.message)) }
+            if status.phase == Some(phase) {
+                Ok(rollout)
+            } else {
+                Err((status.phase, status.message))
+            }
         })
         .await
     }
@@ -132,24 +157,42 @@ impl Service {
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
         self.ns
             .api::<Deployment>()
-            .patch("checkout", &PatchParams::default(), &Patch::Strategic(patch))
+            .patch(
+                "checkout",
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
             .await
             .expect("patch target image");
     }
 
     pub async fn replicas(&self, name: &str) -> i32 {
-        self.ns.deployment(name).await.spec.and_then(|s| s.replicas).unwrap_or(-1)
+        self.ns
+            .deployment(name)
+            .await
+            .spec
+            .and_then(|s| s.replicas)
+            .unwrap_or(-1)
     }
 
     pub async fn image(&self, name: &str) -> String {
         let deployment = self.ns.deployment(name).await;
-        deployment.spec.and_then(|s| s.template.spec).and_then(|s| s.containers.first().and_then(|c| c.image.clone())).unwrap_or_default()
+        deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
+            .unwrap_or_default()
     }
 
     pub async fn route(&self) -> Value {
         let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-        let api: Api<DynamicObject> = Api::namespaced_with(self.env.client.clone(), self.ns.name(), &ApiResource::from_gvk_with_plural(&gvk, "httproutes"));
-        serde_json::to_value(api.get("checkout").await.expect("read HTTPRoute")).expect("route json")
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.env.client.clone(),
+            self.ns.name(),
+            &ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+        );
+        serde_json::to_value(api.get("checkout").await.expect("read HTTPRoute"))
+            .expect("route json")
     }
 
     /// backendRefs of the first rule as (name, weight).
@@ -157,20 +200,44 @@ impl Service {
         let route = self.route().await;
         route["spec"]["rules"][0]["backendRefs"]
             .as_array()
-            .map(|refs| refs.iter().map(|r| (r["name"].as_str().unwrap_or("").to_string(), r["weight"].as_i64().unwrap_or(1))).collect())
+            .map(|refs| {
+                refs.iter()
+                    .map(|r| {
+                        (
+                            r["name"].as_str().unwrap_or("").to_string(),
+                            r["weight"].as_i64().unwrap_or(1),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     pub async fn canary_weight_on_route(&self) -> Option<i64> {
-        self.backends().await.into_iter().find(|(name, _)| name == "checkout-canary").map(|(_, w)| w)
+        self.backends()
+            .await
+            .into_iter()
+            .find(|(name, _)| name == "checkout-canary")
+            .map(|(_, w)| w)
     }
 
     pub async fn warning(&self, reason: &str) -> Option<String> {
-        self.ns.events().await.into_iter().find(|e| e.reason == reason && e.type_ == "Warning").map(|e| e.message)
+        self.ns
+            .events()
+            .await
+            .into_iter()
+            .find(|e| e.reason == reason && e.type_ == "Warning")
+            .map(|e| e.message)
     }
 
     pub async fn event_reasons(&self) -> Vec<String> {
-        self.ns.events().await.into_iter().filter(|e| e.object_kind == "CanaryRollout").map(|e| e.reason).collect()
+        self.ns
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.object_kind == "CanaryRollout")
+            .map(|e| e.reason)
+            .collect()
     }
 
     pub fn operator_log(&self) -> String {
