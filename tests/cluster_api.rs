@@ -328,20 +328,28 @@ async fn scaling_to_zero_leaves_no_pods() {
         SECONDS_30,
         "no pods left (terminating ones finished)",
         async || {
-            let names: Vec<String> = pods
+            let left: Vec<String> = pods
                 .list(&ListParams::default())
                 .await
-                .ok()?
+                .map_err(|e| vec![e.to_string()])?
                 .items
                 .into_iter()
                 .filter_map(|p| p.metadata.name)
                 .collect();
-            if names.is_empty() { Some(()) } else { None }
+            if left.is_empty() { Ok(()) } else { Err(left) }
         },
     )
     .await;
-    let status = ns.deployment("web").await.status.unwrap_or_default();
-    assert_eq!(status.replicas.unwrap_or(0), 0);
+    // The Deployment's status follows the pods a moment later.
+    eventually(
+        SECONDS_30,
+        "Deployment web reporting 0 replicas",
+        async || {
+            let status = ns.deployment("web").await.status.unwrap_or_default();
+            (status.replicas.unwrap_or(0) == 0).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
