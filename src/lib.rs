@@ -1,9 +1,11 @@
 //! Sluice: progressive delivery for Kubernetes, gated on parity and SLO error budgets.
 //!
 //! `engine` is the pure decision core; `controller`, `metrics` and `traffic` are the I/O shell.
+//! `devenv` stands in for kubelets and applications in a local environment (tests, the demo).
 
 pub mod api;
 pub mod controller;
+pub mod devenv;
 pub mod engine;
 pub mod metrics;
 pub mod telemetry;

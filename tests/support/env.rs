@@ -4,18 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Error};
-use serde_json::json;
 use tokio::sync::OnceCell;
 
 /// Name of the Node the fake kubelet binds pods to.
-pub const FAKE_NODE: &str = "sluice-fake-node";
+pub use sluice::devenv::FAKE_NODE;
 
 /// Field manager for everything the test support applies.
 const FIELD_MANAGER: &str = "sluice-tests";
@@ -23,7 +19,7 @@ const FIELD_MANAGER: &str = "sluice-tests";
 const NOT_RUNNING: &str = "the local test environment is not running: run hack/test or `hack/testenv up` and source its env";
 
 /// The HTTPRoute CRD the tests install; a minimal schema, not the upstream file.
-const HTTPROUTE_CRD: &str = include_str!("httproute-crd.yaml");
+const HTTPROUTE_CRD: &str = sluice::devenv::HTTPROUTE_CRD;
 
 /// Handles on the local control plane and the shared Prometheus.
 #[derive(Clone)]
@@ -45,6 +41,15 @@ impl TestEnv {
     /// Panics when the environment is missing: a test that cannot reach it has failed.
     pub async fn get() -> TestEnv {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // The fake kubelet and the exporter report trouble through `tracing`: show it with the
+        // test's output (RUST_LOG, default warnings).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let kubeconfig = PathBuf::from(required_var("KUBECONFIG"));
         let prometheus_url = required_var("SLUICE_PROMETHEUS_URL");
         let sd_dir = PathBuf::from(required_var("SLUICE_PROM_SD_DIR"));
@@ -83,10 +88,7 @@ impl TestEnv {
                 (path.display().to_string(), yaml)
             })
             .collect();
-        crds.push((
-            "tests/support/httproute-crd.yaml".into(),
-            HTTPROUTE_CRD.into(),
-        ));
+        crds.push(("src/devenv/httproute-crd.yaml".into(), HTTPROUTE_CRD.into()));
 
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let mut names = Vec::new();
@@ -120,61 +122,11 @@ impl TestEnv {
         self.ensure_fake_node().await;
     }
 
-    /// Creates the fake Node (tolerating a concurrent creator) and marks it Ready. Nothing runs
-    /// the node lifecycle controller, so the condition stays as written.
+    /// Creates the fake Node the fake kubelet binds pods to and marks it Ready.
     async fn ensure_fake_node(&self) {
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let node = Node {
-            metadata: ObjectMeta {
-                name: Some(FAKE_NODE.into()),
-                labels: Some(
-                    [("kubernetes.io/hostname".to_string(), FAKE_NODE.to_string())].into(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        match nodes.create(&PostParams::default(), &node).await {
-            Ok(_) => {}
-            Err(Error::Api(status)) if status.is_already_exists() => {}
-            Err(e) => panic!("creating Node {FAKE_NODE}: {e}"),
-        }
-        let now = Time(jiff::Timestamp::now());
-        let resources: std::collections::BTreeMap<String, Quantity> =
-            [("cpu", "64"), ("memory", "256Gi"), ("pods", "1000")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-                .collect();
-        let status = NodeStatus {
-            conditions: Some(vec![NodeCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                reason: Some("KubeletReady".into()),
-                message: Some("fake kubelet of the sluice tests".into()),
-                last_heartbeat_time: Some(now.clone()),
-                last_transition_time: Some(now),
-            }]),
-            addresses: Some(vec![
-                NodeAddress {
-                    type_: "InternalIP".into(),
-                    address: "127.0.0.1".into(),
-                },
-                NodeAddress {
-                    type_: "Hostname".into(),
-                    address: FAKE_NODE.into(),
-                },
-            ]),
-            capacity: Some(resources.clone()),
-            allocatable: Some(resources),
-            ..Default::default()
-        };
-        let patch = json!({ "status": status });
-        retry_conflicts("mark the fake Node Ready", async || {
-            nodes
-                .patch_status(FAKE_NODE, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-        })
-        .await;
+        sluice::devenv::kubelet::register_node(&self.client)
+            .await
+            .unwrap_or_else(|e| panic!("registering the fake Node {FAKE_NODE}: {e}"));
     }
 }
 
