@@ -4,10 +4,8 @@
 //! median and p99. Needs `hack/testenv up` and its env sourced.
 
 #[path = "../tests/rollout_fixture/mod.rs"]
-#[allow(dead_code)]
 mod rollout_fixture;
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;
@@ -31,29 +29,51 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let env = support::TestEnv::get().await;
     let ns = env.namespace("bench-rollback").await;
-    ns.apply_yaml(&rollout_fixture::deployment_yaml("registry.example/checkout:2.0.0", 3)).await;
+    ns.apply_yaml(&rollout_fixture::deployment_yaml(
+        "registry.example/checkout:2.0.0",
+        3,
+    ))
+    .await;
     ns.apply_yaml(rollout_fixture::SERVICE_YAML).await;
     ns.apply_yaml(rollout_fixture::ROUTE_YAML).await;
-    let rollout_yaml = rollout_fixture::rollout_yaml(rollout_fixture::GATEWAY, rollout_fixture::QUICK_STAGES, "");
+    let rollout_yaml =
+        rollout_fixture::rollout_yaml(rollout_fixture::GATEWAY, rollout_fixture::QUICK_STAGES, "");
     ns.apply_yaml(&rollout_yaml).await;
 
     let client = env.client.clone();
-    let ctx = Context::new(client.clone(), PrometheusPool::new(env.prometheus_url.clone()));
+    let ctx = Context::new(
+        client.clone(),
+        PrometheusPool::new(env.prometheus_url.clone()),
+    );
     let rollouts: Api<CanaryRollout> = ns.api();
     let deployments: Api<Deployment> = ns.api();
     let rollout = rollouts.get("checkout").await.expect("rollout");
     let names = ServiceNames::for_service("checkout", 80);
     let routes = vec!["checkout".to_string()];
-    let stable = Workload { revision: "stable".into(), replicas: 3, ready_replicas: 3, available: true };
-    let failing = AnalysisInput { samples: None, checks: vec![Ok(Some(0.2))], gates: vec![] };
+    let stable = Workload {
+        revision: "stable".into(),
+        replicas: 3,
+        ready_replicas: 3,
+        available: true,
+    };
+    let failing = AnalysisInput {
+        samples: None,
+        checks: vec![Ok(Some(0.2))],
+        gates: vec![],
+    };
     let annotations = BTreeMap::new();
 
     let mut samples = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         // A canary at 5% with one failed evaluation behind it (failureLimit 2).
-        gateway_api::set_weights(&client, ns.name(), &routes, &names, 5).await.expect("set 5%");
+        gateway_api::set_weights(&client, ns.name(), &routes, &names, 5)
+            .await
+            .expect("set 5%");
         let scale = json!({"spec": {"replicas": 3}});
-        deployments.patch("checkout", &PatchParams::default(), &Patch::Merge(scale)).await.expect("scale up");
+        deployments
+            .patch("checkout", &PatchParams::default(), &Patch::Merge(scale))
+            .await
+            .expect("scale up");
         let target = deployments.get("checkout").await.expect("target");
         let revision = workloads::target_revision(&target).expect("revision");
         let observed = workloads::observe(&target, revision.clone());
@@ -84,18 +104,34 @@ async fn main() {
             now: jiff::Timestamp::now(),
         };
         let decided = plan(&snapshot);
-        carry_out(&ctx, &rollout, &deployments, &target, Some(&stable), &names, &decided).await.expect("rollback applied");
+        carry_out(
+            &ctx,
+            &rollout,
+            &deployments,
+            &target,
+            Some(&stable),
+            &names,
+            &decided,
+        )
+        .await
+        .expect("rollback applied");
         samples.push(started.elapsed());
 
         assert_eq!(decided.status.phase, Some(Phase::RolledBack));
         let after = deployments.get("checkout").await.expect("target");
-        assert_eq!(after.spec.and_then(|s| s.replicas), Some(0), "target scaled to 0");
+        assert_eq!(
+            after.spec.and_then(|s| s.replicas),
+            Some(0),
+            "target scaled to 0"
+        );
     }
 
     samples.sort();
     let median = samples[RUNS / 2];
     let p99 = samples[(RUNS * 99).div_ceil(100) - 1];
-    println!("rollback latency over {RUNS} runs (decision -> route weight 0 and target replicas 0 acknowledged):");
+    println!(
+        "rollback latency over {RUNS} runs (decision -> route weight 0 and target replicas 0 acknowledged):"
+    );
     println!("  median {:.1} ms", median.as_secs_f64() * 1e3);
     println!("  p99    {:.1} ms", p99.as_secs_f64() * 1e3);
     println!("  max    {:.1} ms", samples[RUNS - 1].as_secs_f64() * 1e3);

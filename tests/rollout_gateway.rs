@@ -129,6 +129,36 @@ async fn failing_canary_is_rolled_back_with_an_event_naming_the_check() {
         service.canary_weight_on_route().await == Some(5)
     })
     .await;
+    // The canary's pods carry the track label, as the stable ones do.
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = service.ns.api();
+    for (track, image) in [
+        ("canary", "registry.example/checkout:2.0.0"),
+        ("stable", "registry.example/checkout:1.0.0"),
+    ] {
+        let selector = format!("sluice.dev/track={track}");
+        let images = eventually(
+            Duration::from_secs(10),
+            &format!("3 {track} pods"),
+            async || {
+                let list = pods
+                    .list(&kube::api::ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|e| vec![e.to_string()])?;
+                let images: Vec<String> = list
+                    .items
+                    .iter()
+                    .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
+                    .collect();
+                if images.len() == 3 {
+                    Ok(images)
+                } else {
+                    Err(images)
+                }
+            },
+        )
+        .await;
+        assert!(images.iter().all(|i| i == image), "{track}: {images:?}");
+    }
     service.set_canary_error_ratio(0.2);
     let rollout = service
         .wait_phase(Phase::RolledBack, Duration::from_secs(30))

@@ -146,6 +146,9 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         .await?;
         if plan.status.phase != Some(Phase::Invalid) {
             workloads::apply_services(&ctx.client, rollout, target, canary_hash.as_deref()).await?;
+            if let Some(hash) = &canary_hash {
+                workloads::label_canary_pods(&ctx.client, &namespace, target, hash).await?;
+            }
         }
     }
     write_status(ctx, rollout, &status, &plan.status).await?;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -155,6 +155,43 @@ pub async fn canary_pod_template_hash(
         })
         .max_by_key(|rs| revision(rs))
         .and_then(|rs| rs.labels().get("pod-template-hash").cloned()))
+}
+
+/// Labels the canary's pods `sluice.dev/track: canary` (the pods, not the user's template), so
+/// queries and relabelling can tell the tracks apart as they can for stable pods.
+pub async fn label_canary_pods(
+    client: &kube::Client,
+    namespace: &str,
+    target: &Deployment,
+    canary_hash: &str,
+) -> Result<(), Error> {
+    let mut selector: Vec<String> = match_labels(target)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    selector.push(format!("pod-template-hash={canary_hash}"));
+    selector.push(format!("!{TRACK_LABEL}"));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let unlabelled = pods
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await?;
+    let patch = json!({"metadata": {"labels": {TRACK_LABEL: "canary"}}});
+    for pod in unlabelled.items {
+        match pods
+            .patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `<service>-stable` and `<service>-canary`, selecting each track's pods.
