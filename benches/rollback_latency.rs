@@ -59,6 +59,7 @@ async fn main() {
     let failing = AnalysisInput {
         samples: None,
         checks: vec![Ok(Some(0.2))],
+        baselines: vec![],
         gates: vec![],
     };
     let annotations = BTreeMap::new();

@@ -236,6 +236,24 @@ pub struct Check {
     /// The check fails when the value is above this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// Relative to stable: the query (with {{track}}) is also evaluated on the stable track, and
+    /// the check fails when the canary's value is higher than stable's by more than this
+    /// fraction (0.10 = 10 %), e.g. for latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_increase: Option<f64>,
+    /// Relative to stable: fails when the canary's value is lower than stable's by more than
+    /// this fraction (0.03 = 3 %), e.g. for a success or accuracy rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub max_decrease: Option<f64>,
+}
+
+impl Check {
+    /// Whether the check compares the canary with the stable track.
+    pub fn is_relative(&self) -> bool {
+        self.max_increase.is_some() || self.max_decrease.is_some()
+    }
 }
 
 fn default_stages() -> Vec<Stage> {
@@ -387,6 +405,12 @@ pub struct CheckResult {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// The stable track's value, for a relative check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// (canary - stable) / |stable|, for a relative check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<f64>,
     pub verdict: Verdict,
     /// Why, when it did not pass (query error, no data).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -51,6 +51,11 @@ pub async fn run(
             return AnalysisInput {
                 samples: analysis.sample_count_query.as_ref().map(|_| failed()),
                 checks: analysis.checks.iter().map(|_| failed()).collect(),
+                baselines: analysis
+                    .checks
+                    .iter()
+                    .map(|c| c.is_relative().then(failed))
+                    .collect(),
                 gates: Vec::new(),
             };
         }
@@ -62,16 +67,24 @@ pub async fn run(
             None => None,
         }
     };
+    let stable_vars = template_vars(rollout, "stable", None);
     let checks = join_all(
         analysis
             .checks
             .iter()
             .map(|check| run_query(source.as_ref(), &check.query, &vars)),
     );
-    let (samples, checks) = futures::join!(samples, checks);
+    let baselines = join_all(analysis.checks.iter().map(|check| async {
+        match check.is_relative() {
+            true => Some(run_query(source.as_ref(), &check.query, &stable_vars).await),
+            false => None,
+        }
+    }));
+    let (samples, checks, baselines) = futures::join!(samples, checks, baselines);
     AnalysisInput {
         samples,
         checks,
+        baselines,
         gates: Vec::new(),
     }
 }

@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 
 use crate::api::canary_rollout::{
-    Analysis, CheckResult, Evaluation, NoDataPolicy, ParityVerdict, SloVerdict, Verdict,
+    Analysis, Check, CheckResult, Evaluation, NoDataPolicy, ParityVerdict, SloVerdict, Verdict,
 };
 
 /// What a query gave: a number, no data, or an error message.
@@ -20,7 +20,11 @@ pub type QueryOutcome = Result<Option<f64>, String>;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AnalysisInput {
     pub samples: Option<QueryOutcome>,
+    /// The canary's value for each check.
     pub checks: Vec<QueryOutcome>,
+    /// The stable track's value for each relative check (None for checks with fixed bounds);
+    /// may be shorter than `checks`.
+    pub baselines: Vec<Option<QueryOutcome>>,
     /// Verdicts of ParityPolicy / SLOBudget, when referenced.
     pub gates: Vec<GateVerdict>,
 }
@@ -62,18 +66,17 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
         .iter()
         .enumerate()
         .map(|(i, check)| {
-            let outcome = input
-                .checks
-                .get(i)
-                .cloned()
-                .unwrap_or(Err("query was not run".to_string()));
-            judge_check(
-                &check.name,
-                check.min,
-                check.max,
-                &outcome,
-                analysis.no_data,
-            )
+            let not_run = || Err("query was not run".to_string());
+            let canary = input.checks.get(i).cloned().unwrap_or_else(not_run);
+            let baseline = check.is_relative().then(|| {
+                input
+                    .baselines
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(not_run)
+            });
+            judge_check(check, &canary, baseline.as_ref(), analysis.no_data)
         })
         .collect();
 
@@ -128,48 +131,85 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
 }
 
 fn judge_check(
-    name: &str,
-    min: Option<f64>,
-    max: Option<f64>,
-    outcome: &QueryOutcome,
+    check: &Check,
+    canary: &QueryOutcome,
+    baseline: Option<&QueryOutcome>,
     no_data: NoDataPolicy,
 ) -> CheckResult {
-    let (value, verdict, message) = match outcome {
-        Err(error) => (
-            None,
-            Verdict::NoData,
-            Some(format!("query failed: {error}")),
-        ),
+    let mut result = CheckResult {
+        name: check.name.clone(),
+        value: None,
+        min: check.min,
+        max: check.max,
+        baseline: None,
+        change: None,
+        verdict: Verdict::Pass,
+        message: None,
+    };
+    let value = match value_or_verdict(canary, no_data) {
+        Ok(value) => value,
+        Err((verdict, message)) => {
+            result.verdict = verdict;
+            result.message = Some(message);
+            return result;
+        }
+    };
+    result.value = Some(value);
+    let below = check.min.is_some_and(|min| value < min);
+    let above = check.max.is_some_and(|max| value > max);
+    if below || above || value.is_nan() {
+        result.verdict = Verdict::Fail;
+        return result;
+    }
+    let Some(baseline) = baseline else {
+        return result;
+    };
+    let stable = match value_or_verdict(baseline, no_data) {
+        Ok(stable) => stable,
+        Err((verdict, message)) => {
+            result.verdict = verdict;
+            result.message = Some(format!("stable track: {message}"));
+            return result;
+        }
+    };
+    result.baseline = Some(stable);
+    let change = if stable == 0.0 {
+        if value == 0.0 {
+            0.0
+        } else {
+            // No relative change can be computed against 0; hold rather than guess.
+            result.verdict = Verdict::NoData;
+            result.message = Some("stable track is 0: no relative change".to_string());
+            return result;
+        }
+    } else {
+        (value - stable) / stable.abs()
+    };
+    result.change = Some(change);
+    let increased_too_much = check.max_increase.is_some_and(|limit| change > limit);
+    let decreased_too_much = check.max_decrease.is_some_and(|limit| change < -limit);
+    if increased_too_much || decreased_too_much {
+        result.verdict = Verdict::Fail;
+    }
+    result
+}
+
+/// A number to judge, or the verdict that missing data or an error gives.
+fn value_or_verdict(
+    outcome: &QueryOutcome,
+    no_data: NoDataPolicy,
+) -> Result<f64, (Verdict, String)> {
+    match outcome {
+        Err(error) => Err((Verdict::NoData, format!("query failed: {error}"))),
         Ok(None) => {
             let verdict = match no_data {
                 NoDataPolicy::Hold => Verdict::NoData,
                 NoDataPolicy::Fail => Verdict::Fail,
                 NoDataPolicy::Pass => Verdict::Pass,
             };
-            (
-                None,
-                verdict,
-                Some(format!("no data (noData: {no_data:?})")),
-            )
+            Err((verdict, format!("no data (noData: {no_data:?})")))
         }
-        Ok(Some(value)) => {
-            let below = min.is_some_and(|min| *value < min);
-            let above = max.is_some_and(|max| *value > max);
-            let verdict = if below || above || value.is_nan() {
-                Verdict::Fail
-            } else {
-                Verdict::Pass
-            };
-            (Some(*value), verdict, None)
-        }
-    };
-    CheckResult {
-        name: name.to_string(),
-        value,
-        min,
-        max,
-        verdict,
-        message,
+        Ok(Some(value)) => Ok(*value),
     }
 }
 
@@ -189,9 +229,14 @@ fn combine(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
 pub fn describe_check(check: &CheckResult) -> String {
     match (check.value, check.verdict) {
         (Some(value), Verdict::Fail) => {
-            let bound = match (check.min, check.max) {
-                (Some(min), _) if value < min => format!("< min {min}"),
-                (_, Some(max)) if value > max => format!("> max {max}"),
+            let bound = match (check.min, check.max, check.change, check.baseline) {
+                (Some(min), _, _, _) if value < min => format!("< min {min}"),
+                (_, Some(max), _, _) if value > max => format!("> max {max}"),
+                (_, _, Some(change), Some(stable)) => format!(
+                    "vs stable {} ({:+.1} %)",
+                    format_value(stable),
+                    change * 100.0
+                ),
                 _ => "out of bounds".to_string(),
             };
             format!("check {} = {} {bound}", check.name, format_value(value))
@@ -228,12 +273,16 @@ mod tests {
                     query: "q1".into(),
                     min: None,
                     max: Some(0.01),
+                    max_increase: None,
+                    max_decrease: None,
                 },
                 Check {
                     name: "success".into(),
                     query: "q2".into(),
                     min: Some(0.9),
                     max: None,
+                    max_increase: None,
+                    max_decrease: None,
                 },
             ],
             ..Analysis::default()
@@ -248,6 +297,7 @@ mod tests {
         let input = AnalysisInput {
             samples: None,
             checks: vec![a, b],
+            baselines: vec![],
             gates: vec![],
         };
         judge(&analysis(no_data), &input, now()).evaluation.verdict
@@ -280,6 +330,7 @@ mod tests {
         let input = AnalysisInput {
             samples: Some(Ok(Some(600.0))),
             checks: vec![Ok(Some(0.052)), Ok(Some(0.99))],
+            baselines: vec![],
             gates: vec![],
         };
         let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
@@ -288,6 +339,63 @@ mod tests {
             Some("check error-rate = 0.052 > max 0.01")
         );
         assert_eq!(judgement.evaluation.samples, Some(600.0));
+    }
+
+    #[test]
+    fn relative_checks_compare_the_canary_with_stable() {
+        let latency = Check {
+            name: "p99-latency".into(),
+            query: "q{{track}}".into(),
+            min: None,
+            max: None,
+            max_increase: Some(0.10),
+            max_decrease: None,
+        };
+        let success = Check {
+            name: "success".into(),
+            max_increase: None,
+            max_decrease: Some(0.03),
+            ..latency.clone()
+        };
+        let cases: Vec<(&Check, f64, QueryOutcome, Verdict)> = vec![
+            (&latency, 0.115, Ok(Some(0.100)), Verdict::Fail), // 15 % slower
+            (&latency, 0.105, Ok(Some(0.100)), Verdict::Pass), // 5 % slower
+            (&latency, 0.080, Ok(Some(0.100)), Verdict::Pass), // faster is fine
+            (&success, 0.95, Ok(Some(0.99)), Verdict::Fail),   // 4 % lower
+            (&success, 0.97, Ok(Some(0.99)), Verdict::Pass),   // 2 % lower
+            (&latency, 0.1, Ok(None), Verdict::NoData),        // no stable data holds
+            (&latency, 0.1, Err("down".into()), Verdict::NoData),
+            (&latency, 0.1, Ok(Some(0.0)), Verdict::NoData), // no relative change against 0
+            (&latency, 0.0, Ok(Some(0.0)), Verdict::Pass),
+        ];
+        for (i, (check, canary, stable, expected)) in cases.into_iter().enumerate() {
+            let analysis = Analysis {
+                checks: vec![check.clone()],
+                ..Analysis::default()
+            };
+            let input = AnalysisInput {
+                checks: vec![Ok(Some(canary))],
+                baselines: vec![Some(stable)],
+                ..Default::default()
+            };
+            let evaluation = judge(&analysis, &input, now()).evaluation;
+            assert_eq!(
+                evaluation.verdict, expected,
+                "case {i}: {:?}",
+                evaluation.checks
+            );
+        }
+        let analysis = Analysis {
+            checks: vec![latency.clone()],
+            ..Analysis::default()
+        };
+        let input = AnalysisInput {
+            checks: vec![Ok(Some(0.115))],
+            baselines: vec![Some(Ok(Some(0.1)))],
+            ..Default::default()
+        };
+        let message = judge(&analysis, &input, now()).evaluation.message.unwrap();
+        assert_eq!(message, "check p99-latency = 0.115 vs stable 0.1 (+15.0 %)");
     }
 
     #[test]
@@ -302,6 +410,7 @@ mod tests {
         let input = AnalysisInput {
             samples: None,
             checks: vec![Ok(Some(0.0)), Ok(Some(1.0))],
+            baselines: vec![],
             gates: vec![gate(GateEffect::Hold)],
         };
         assert_eq!(
@@ -311,6 +420,7 @@ mod tests {
             Verdict::NoData
         );
         let input = AnalysisInput {
+            baselines: vec![],
             gates: vec![gate(GateEffect::Rollback)],
             ..input
         };

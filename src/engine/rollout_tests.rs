@@ -127,6 +127,7 @@ impl World {
             let input = due.then(|| AnalysisInput {
                 samples: None,
                 checks: vec![Ok(value)],
+                baselines: vec![],
                 gates: vec![],
             });
             self.step(input);
@@ -224,6 +225,7 @@ fn failing_checks_roll_back_when_the_failure_limit_is_reached() {
     let input = AnalysisInput {
         samples: None,
         checks: vec![Ok(Some(0.05))],
+        baselines: vec![],
         gates: vec![],
     };
     let plan = world.step(Some(input));
@@ -292,6 +294,7 @@ fn no_data_holds_the_stage_and_never_promotes() {
         let input = AnalysisInput {
             samples: None,
             checks: vec![Err("connection refused".into())],
+            baselines: vec![],
             gates: vec![],
         };
         world.step(Some(input));
@@ -344,6 +347,7 @@ fn min_samples_hold_a_stage_until_enough_traffic_was_seen() {
         let input = AnalysisInput {
             samples: Some(Ok(Some(100.0))),
             checks: vec![Ok(Some(0.0))],
+            baselines: vec![],
             gates: vec![],
         };
         world.step(Some(input));
@@ -361,6 +365,7 @@ fn min_samples_hold_a_stage_until_enough_traffic_was_seen() {
     world.step(Some(AnalysisInput {
         samples: Some(Ok(Some(100.0))),
         checks: vec![Ok(Some(0.0))],
+        baselines: vec![],
         gates: vec![],
     }));
     assert_eq!(world.status.stage, Some(1));
@@ -519,6 +524,7 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
     world.step(Some(AnalysisInput {
         samples: None,
         checks: vec![Ok(Some(0.0))],
+        baselines: vec![],
         gates: vec![gate],
     }));
     assert_eq!(world.status.phase, Some(Phase::Frozen));

@@ -63,9 +63,15 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
                 check.name
             ));
         }
-        if check.min.is_none() && check.max.is_none() {
+        if check.min.is_none() && check.max.is_none() && !check.is_relative() {
             problems.push(format!(
-                "spec.analysis.checks[{i}] ({}) sets neither min nor max",
+                "spec.analysis.checks[{i}] ({}) sets none of min, max, maxIncrease, maxDecrease",
+                check.name
+            ));
+        }
+        if check.is_relative() && !mentions_track(&check.query) {
+            problems.push(format!(
+                "spec.analysis.checks[{i}] ({}) compares with stable (maxIncrease/maxDecrease) but its query has no {{{{track}}}}",
                 check.name
             ));
         }
@@ -90,6 +96,10 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
         problems.push(format!("spec.analysis.sampleCountQuery: {error}"));
     }
     problems
+}
+
+fn mentions_track(query: &str) -> bool {
+    query.replace(' ', "").contains("{{track}}")
 }
 
 #[cfg(test)]
@@ -136,7 +146,7 @@ trafficRouting: {replicas: {}}
             ),
             (
                 "analysis: {checks: [{name: e, query: 'up'}]}",
-                "neither min nor max",
+                "sets none of min, max",
             ),
             (
                 "stages: [{weight: 5, minSamples: 10}]",
