@@ -16,10 +16,12 @@ use super::requests::Requests;
 use crate::api::canary_rollout::{
     CanaryRolloutSpec, CanaryRolloutStatus, HistoryEntry, Phase, RolloutResult, Verdict,
 };
-use crate::api::conditions::{Condition, FROZEN, PROMOTED, set_condition};
+use crate::api::conditions::{Condition, FROZEN, PROMOTED, find_condition, set_condition};
 use crate::traffic::replica_split;
 
 const HISTORY_LIMIT: usize = 10;
+/// Reason of the Frozen condition that only a person clears (`sluice.dev/unfreeze`).
+const FROZEN_BY_ROLLBACK: &str = "RollbackAndFreeze";
 const FAST_REQUEUE: Duration = Duration::from_secs(2);
 const REST_REQUEUE: Duration = Duration::from_secs(300);
 const INVALID_REQUEUE: Duration = Duration::from_secs(60);
@@ -288,6 +290,18 @@ impl<'s, 'a> Planner<'s, 'a> {
     }
 
     fn at_rest(mut self, target: &Workload, stable_revision: &str, requests: &Requests) -> Plan {
+        let sticky_freeze = find_condition(&self.status.conditions, FROZEN)
+            .filter(|c| c.is_true() && c.reason == FROZEN_BY_ROLLBACK)
+            .map(|c| c.message.clone());
+        if let Some(note) = sticky_freeze {
+            if !requests.unfreeze {
+                let desired = self.desired(0, false);
+                return self.finish(Situation::Frozen, note, desired);
+            }
+            self.status.conditions.retain(|c| c.type_ != FROZEN);
+            self.status.phase = Some(Phase::RolledBack);
+            self.event(false, "Unfrozen", "freeze cleared by request".to_string());
+        }
         let phase = self.status.phase.unwrap_or(Phase::Idle);
         if target.revision == stable_revision {
             if phase == Phase::Frozen || phase == Phase::RolledBack {
@@ -721,7 +735,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.event(true, "Frozen", note.clone());
             set_condition(
                 &mut self.status.conditions,
-                Condition::new(FROZEN, true, "RollbackAndFreeze", note, self.s.now),
+                Condition::new(FROZEN, true, FROZEN_BY_ROLLBACK, note, self.s.now),
             );
             Situation::Frozen
         } else {

@@ -529,6 +529,19 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
     }));
     assert_eq!(world.status.phase, Some(Phase::Frozen));
     assert_eq!(world.target.replicas, 0);
+    // Frozen until a person clears it: a new template does not start a rollout.
+    world.new_template("rev3");
+    world.step(None);
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Frozen));
+    assert_eq!(world.target.replicas, 0);
+    world
+        .annotations
+        .insert(crate::engine::requests::UNFREEZE.into(), "1".into());
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.canary_revision.as_deref(), Some("rev3"));
+    assert!(world.reasons().contains(&"Unfrozen"));
 }
 
 #[test]
