@@ -421,11 +421,21 @@ pub struct CheckResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParityVerdict {
-    /// The figure the thresholds judge, in basis points.
+    /// The figure the thresholds judge (the policy's `measure`, rms by default), in basis points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_error_bps: Option<f64>,
-    /// Pass, Warning, Critical, Emergency or Insufficient.
+    /// Mean active difference (bias), in basis points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_difference_bps: Option<f64>,
+    /// Samples the figures were computed from.
+    #[serde(default)]
+    pub samples: u32,
+    /// The level that counts (after consecutiveBreaches): Pass, Warning, Critical, Emergency or
+    /// Insufficient.
     pub level: String,
+    /// Evaluations in a row at Warning or above.
+    #[serde(default)]
+    pub consecutive_breaches: u32,
 }
 
 /// SLO figures carried into a rollout's evaluation.

@@ -3,7 +3,11 @@
 use futures::future::join_all;
 
 use crate::api::CanaryRollout;
-use crate::engine::analysis::{AnalysisInput, QueryOutcome};
+use jiff::Timestamp;
+
+use crate::api::parity_policy::ParityPolicy;
+use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict, QueryOutcome};
+use crate::engine::parity::ParityReport;
 use crate::metrics::{MetricsSource, PrometheusPool, TemplateVars, render};
 
 /// Template variables of a rollout, for the given track.
@@ -42,13 +46,14 @@ pub async fn run(
     pool: &PrometheusPool,
     rollout: &CanaryRollout,
     canary_hash: Option<&str>,
-) -> AnalysisInput {
+    parity_policy: Option<&ParityPolicy>,
+) -> (AnalysisInput, Option<ParityReport>) {
     let analysis = &rollout.spec.analysis;
     let source = match pool.get(analysis.prometheus.as_ref().map(|p| p.address.as_str())) {
         Ok(source) => source,
         Err(error) => {
             let failed = || Err(error.to_string());
-            return AnalysisInput {
+            let input = AnalysisInput {
                 samples: analysis.sample_count_query.as_ref().map(|_| failed()),
                 checks: analysis.checks.iter().map(|_| failed()).collect(),
                 baselines: analysis
@@ -56,8 +61,18 @@ pub async fn run(
                     .iter()
                     .map(|c| c.is_relative().then(failed))
                     .collect(),
-                gates: Vec::new(),
+                gates: parity_policy
+                    .map(|_| GateVerdict {
+                        source: "parity",
+                        effect: GateEffect::Hold,
+                        reason: format!("parity Insufficient: {error}"),
+                        parity: None,
+                        slo: None,
+                    })
+                    .into_iter()
+                    .collect(),
             };
+            return (input, None);
         }
     };
     let vars = template_vars(rollout, "canary", canary_hash);
@@ -80,11 +95,43 @@ pub async fn run(
             false => None,
         }
     }));
-    let (samples, checks, baselines) = futures::join!(samples, checks, baselines);
-    AnalysisInput {
+    // Breaches seen in an earlier rollout do not count against this one.
+    let status = rollout.status.clone().unwrap_or_default();
+    let previous_breaches = status
+        .last_evaluation
+        .as_ref()
+        .filter(|e| {
+            status
+                .rollout_started_at
+                .is_some_and(|start| e.time >= start)
+        })
+        .and_then(|e| e.parity.as_ref())
+        .map_or(0, |p| p.consecutive_breaches);
+    let parity = async {
+        match parity_policy {
+            Some(policy) => Some(
+                super::parity::evaluate_for_rollout(
+                    source.as_ref(),
+                    rollout,
+                    policy,
+                    previous_breaches,
+                    Timestamp::now(),
+                )
+                .await,
+            ),
+            None => None,
+        }
+    };
+    let (samples, checks, baselines, parity) = futures::join!(samples, checks, baselines, parity);
+    let (gates, report) = match parity {
+        Some((gate, report)) => (vec![gate], Some(report)),
+        None => (Vec::new(), None),
+    };
+    let input = AnalysisInput {
         samples,
         checks,
         baselines,
-        gates: Vec::new(),
-    }
+        gates,
+    };
+    (input, report)
 }

@@ -2,6 +2,7 @@
 
 mod analysis;
 pub mod error;
+pub mod parity;
 pub mod rollout;
 pub mod workloads;
 
@@ -18,6 +19,7 @@ use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::CanaryRollout;
+use crate::api::parity_policy::ParityPolicy;
 use crate::metrics::PrometheusPool;
 
 pub struct RunConfig {
@@ -97,7 +99,9 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
                 .combine(deletion),
             Default::default(),
         );
+    let policies: Api<ParityPolicy> = scoped(&client, &namespace);
     let store = reader.clone();
+    let policy_store = reader.clone();
     Controller::for_stream(trigger, reader)
         .owns(
             deployments.clone(),
@@ -110,6 +114,23 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
                 .state()
                 .into_iter()
                 .filter(|r| r.namespace() == namespace && r.spec.target_ref.name == name)
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches(policies, watcher::Config::default(), move |policy| {
+            let namespace = policy.namespace();
+            let name = policy.name_any();
+            policy_store
+                .state()
+                .into_iter()
+                .filter(|r| {
+                    r.namespace() == namespace
+                        && r.spec
+                            .analysis
+                            .parity_policy_ref
+                            .as_ref()
+                            .is_some_and(|p| p.name == name)
+                })
                 .map(|r| ObjectRef::from_obj(r.as_ref()))
                 .collect::<Vec<_>>()
         })

@@ -17,9 +17,11 @@ use tracing::{info, warn};
 use super::Context;
 use super::analysis;
 use super::error::Error;
+use super::parity;
 use super::workloads::{self, FIELD_MANAGER};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
+use crate::api::parity_policy::ParityPolicy;
 use crate::engine::{self, Plan, PlannedEvent, Snapshot};
 use crate::traffic::{ServiceNames, gateway_api};
 
@@ -87,6 +89,19 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         }
     }
 
+    let parity_policy = match &spec.analysis.parity_policy_ref {
+        Some(reference) => {
+            let policies: Api<ParityPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+            let policy = policies.get_opt(&reference.name).await?;
+            match &policy {
+                Some(policy) => problems.extend(parity::problems(policy)),
+                None => problems.push(format!("ParityPolicy {:?} not found", reference.name)),
+            }
+            policy
+        }
+        None => None,
+    };
+
     let target_observed = match &target {
         Some(target) => Some(workloads::observe(
             target,
@@ -112,10 +127,17 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let evaluate = problems.is_empty()
         && target_observed.as_ref().map(|t| &t.revision) == status.canary_revision.as_ref()
         && engine::evaluation_due(spec, &status, now);
-    let analysis = if evaluate {
-        Some(analysis::run(&ctx.prometheus, rollout, canary_hash.as_deref()).await)
+    let (analysis, parity_report) = if evaluate {
+        let (input, report) = analysis::run(
+            &ctx.prometheus,
+            rollout,
+            canary_hash.as_deref(),
+            parity_policy.as_ref(),
+        )
+        .await;
+        (Some(input), report)
     } else {
-        None
+        (None, None)
     };
 
     let annotations: BTreeMap<String, String> = rollout.annotations().clone();
@@ -152,6 +174,11 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         }
     }
     write_status(ctx, rollout, &status, &plan.status).await?;
+    if let (Some(policy), Some(report)) = (&parity_policy, &parity_report) {
+        if let Err(error) = parity::record(&ctx.client, policy, report).await {
+            warn!(rollout = %rollout.name_any(), "parity status not recorded: {error}");
+        }
+    }
     publish(ctx, rollout, &plan.events).await;
     Ok(Action::requeue(plan.requeue_after))
 }

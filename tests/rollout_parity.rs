@@ -1,0 +1,226 @@
+//! ParityPolicy and relative checks gating a CanaryRollout, end to end: published series a
+//! known number of basis points apart, judged by the real operator through the real Prometheus.
+
+mod rollout_fixture;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rollout_fixture::*;
+use sluice::api::canary_rollout::Phase;
+use sluice::api::parity_policy::ParityPolicy;
+use support::eventually;
+
+const ORDER_VALUE: &str = "sluice_test_order_value";
+const LATENCY: &str = "sluice_test_latency_seconds";
+
+const PARITY_POLICY: &str = r#"apiVersion: sluice.dev/v1alpha1
+kind: ParityPolicy
+metadata: {name: checkout-parity}
+spec:
+  query: 'max(sluice_test_order_value{namespace="{{namespace}}",track="{{track}}"})'
+  window: 8s
+  step: 1s
+  minSamples: 4
+  consecutiveBreaches: 2
+"#;
+
+async fn with_parity(prefix: &str, stages: &str, stable: f64, canary: f64) -> Service {
+    let extra = "    parityPolicyRef: {name: checkout-parity}\n";
+    let service = Service::deploy(prefix, &rollout_yaml(GATEWAY, stages, extra)).await;
+    service
+        .wait_phase(Phase::Invalid, Duration::from_secs(30))
+        .await;
+    service.ns.apply_yaml(PARITY_POLICY).await;
+    service
+        .wait_phase(Phase::Idle, Duration::from_secs(60))
+        .await;
+    publish_order_values(&service, stable, canary);
+    service
+        .exporter
+        .wait_until_scraped(
+            ORDER_VALUE,
+            &[("namespace", service.ns.name()), ("track", "canary")],
+        )
+        .await;
+    service
+}
+
+fn publish_order_values(service: &Service, stable: f64, canary: f64) {
+    for (track, value) in [("stable", stable), ("canary", canary)] {
+        service.exporter.set(
+            ORDER_VALUE,
+            &[("namespace", service.ns.name()), ("track", track)],
+            value,
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {
+    let stages = "[{weight: 1, pause: 30s}, {weight: 100, pause: 3s}]";
+    let service = with_parity("parity-critical", stages, 100.0, 100.6).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    let rollout = service
+        .wait_phase(Phase::RolledBack, Duration::from_secs(45))
+        .await;
+    let note = eventually(Duration::from_secs(10), "RolledBack event", async || {
+        service.warning("RolledBack").await
+    })
+    .await;
+    assert!(note.contains("parity Critical"), "{note}");
+    assert!(note.contains("rms 60.0 bps"), "{note}");
+    let parity = rollout
+        .status
+        .unwrap()
+        .last_evaluation
+        .and_then(|e| e.parity)
+        .expect("parity verdict in lastEvaluation");
+    assert_eq!(parity.level, "Critical");
+    assert!(
+        (parity.tracking_error_bps.unwrap() - 60.0).abs() < 0.5,
+        "{parity:?}"
+    );
+    // The policy's own status shows the figures too.
+    let policy = service
+        .ns
+        .api::<ParityPolicy>()
+        .get("checkout-parity")
+        .await
+        .unwrap();
+    let last = policy
+        .status
+        .unwrap()
+        .last_evaluation
+        .expect("policy lastEvaluation");
+    assert!(
+        (last.mean_difference_bps.unwrap() - 60.0).abs() < 0.5,
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_canary_30_bps_off_holds_the_stage_until_it_comes_back_under_20() {
+    let stages = "[{weight: 1, pause: 2s}, {weight: 100, pause: 2s}]";
+    let service = with_parity("parity-warning", stages, 100.0, 100.3).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    eventually(Duration::from_secs(30), "stage 0 at 1%", async || {
+        service.canary_weight_on_route().await == Some(1)
+    })
+    .await;
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(12) {
+        assert_eq!(
+            service.canary_weight_on_route().await,
+            Some(1),
+            "no promotion while parity is at Warning"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = service.status().await;
+    assert_eq!(status.phase, Some(Phase::Progressing));
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("parity Warning"),
+        "{:?}",
+        status.message
+    );
+    publish_order_values(&service, 100.0, 100.1);
+    service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(40))
+        .await;
+}
+
+#[tokio::test]
+async fn an_emergency_rolls_back_and_freezes_until_unfrozen() {
+    let stages = "[{weight: 1, pause: 30s}, {weight: 100, pause: 3s}]";
+    let service = with_parity("parity-emergency", stages, 100.0, 101.5).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    service
+        .wait_phase(Phase::Frozen, Duration::from_secs(45))
+        .await;
+    assert_eq!(service.replicas("checkout").await, 0);
+    let frozen = service.condition("Frozen").await.expect("Frozen condition");
+    assert!(
+        frozen.is_true() && frozen.reason == "RollbackAndFreeze",
+        "{frozen:?}"
+    );
+    // A new template does not start a rollout while frozen...
+    publish_order_values(&service, 100.0, 100.0);
+    service.set_image("registry.example/checkout:3.0.0").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(service.phase().await, Some(Phase::Frozen));
+    assert_eq!(service.replicas("checkout").await, 0);
+    // ...until a person clears the freeze.
+    service.annotate("sluice.dev/unfreeze", "1").await;
+    service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        service.image("checkout-stable").await,
+        "registry.example/checkout:3.0.0"
+    );
+}
+
+fn relative_latency_rollout() -> String {
+    let check = r#"    - name: p99-latency
+      query: 'max(sluice_test_latency_seconds{namespace="{{namespace}}",track="{{track}}"})'
+      maxIncrease: 0.10
+"#;
+    rollout_yaml(
+        GATEWAY,
+        "[{weight: 1, pause: 4s}, {weight: 100, pause: 2s}]",
+        "",
+    )
+    .replace("      max: 0.01\n", &format!("      max: 0.01\n{check}"))
+}
+
+async fn with_latency(prefix: &str, canary_seconds: f64) -> Service {
+    let service = Service::start(prefix, &relative_latency_rollout()).await;
+    for (track, value) in [("stable", 0.200), ("canary", canary_seconds)] {
+        service.exporter.set(
+            LATENCY,
+            &[("namespace", service.ns.name()), ("track", track)],
+            value,
+        );
+    }
+    service
+        .exporter
+        .wait_until_scraped(
+            LATENCY,
+            &[("namespace", service.ns.name()), ("track", "canary")],
+        )
+        .await;
+    service
+}
+
+#[tokio::test]
+async fn a_relative_latency_check_fails_a_canary_15_percent_slower() {
+    let service = with_latency("relative-slow", 0.230).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    service
+        .wait_phase(Phase::RolledBack, Duration::from_secs(40))
+        .await;
+    let note = eventually(Duration::from_secs(10), "RolledBack event", async || {
+        service.warning("RolledBack").await
+    })
+    .await;
+    assert!(
+        note.contains("check p99-latency = 0.23 vs stable 0.2 (+15.0 %)"),
+        "{note}"
+    );
+}
+
+#[tokio::test]
+async fn a_relative_latency_check_passes_a_canary_5_percent_slower() {
+    let service = with_latency("relative-ok", 0.210).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    let rollout = service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(40))
+        .await;
+    let history = rollout.status.unwrap().history;
+    assert_eq!(history.len(), 1);
+}
