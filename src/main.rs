@@ -1,4 +1,4 @@
-//! The `sluice` command: run the operator, print the CRDs, and the offline tools.
+//! The `sluice` command: run the operator, print the CRDs, the local demo, and the offline tools.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use sluice::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
+    args_override_self = true,
     name = "sluice",
     version,
     about = "Progressive delivery gated on parity and SLO error budgets"
@@ -27,6 +28,10 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// A local demo: the operator, a fake kubelet and a traffic simulator (not real traffic) in
+    /// this process, against the control plane of `hack/testenv up` (`hack/demo` does it all).
+    /// It promotes a good version and rolls back a bad one, printing a live timeline.
+    Demo(DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -49,6 +54,41 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Address of /metrics, /healthz and /readyz ("off" to serve none).
+    #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_metrics_address)]
+    metrics_addr: MetricsAddress,
+}
+
+#[derive(Clone, Copy)]
+struct MetricsAddress(Option<std::net::SocketAddr>);
+
+fn parse_metrics_address(text: &str) -> Result<MetricsAddress, String> {
+    match text {
+        "off" => Ok(MetricsAddress(None)),
+        _ => text
+            .parse()
+            .map(|address| MetricsAddress(Some(address)))
+            .map_err(|e| format!("{text:?} is neither host:port nor \"off\": {e}")),
+    }
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Namespace of the demo's objects; created when missing.
+    #[arg(long, short = 'n', default_value = "demo")]
+    namespace: String,
+    /// The Prometheus that scrapes --prom-sd-dir; also the operator's default.
+    #[arg(long, env = "SLUICE_PROMETHEUS_URL")]
+    prometheus_url: String,
+    /// Folder of that Prometheus' file_sd targets (`*.json`); the traffic simulator registers there.
+    #[arg(long, env = "SLUICE_PROM_SD_DIR")]
+    prom_sd_dir: PathBuf,
+    /// Exit right after the story instead of running until Ctrl-C (for tests and CI).
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Exit with an error when the story is not over within this time.
+    #[arg(long, default_value = "5m")]
+    timeout: sluice::api::Duration,
 }
 
 #[tokio::main]
@@ -62,10 +102,26 @@ async fn main() -> std::process::ExitCode {
             controller::run(RunConfig {
                 namespaces: args.namespaces,
                 prometheus_url: args.prometheus_url,
+                metrics_address: args.metrics_addr.0,
             })
             .await
         }
         Command::Crd { out_dir } => write_crds(out_dir),
+        Command::Demo(args) => {
+            // The timeline tells what happens; logs only when something is wrong.
+            telemetry::init_logging_with_default(
+                LogFormat::Text,
+                "warn,sluice::controller=error,kube=error",
+            );
+            sluice::demo::run(sluice::demo::DemoConfig {
+                namespace: args.namespace,
+                prometheus_url: args.prometheus_url,
+                sd_dir: args.prom_sd_dir,
+                exit_when_done: args.exit_when_done,
+                timeout: args.timeout.as_std(),
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,6 +14,9 @@ pub enum Error {
     Serde(#[from] serde_json::Error),
     #[error("object has no namespace")]
     MissingNamespace,
+    /// A spec problem found after validation passed (should not happen; reported, not retried fast).
+    #[error("invalid spec: {0}")]
+    Invalid(String),
     /// Hand-back waits for the target to become available; retried shortly.
     #[error("hand-back waits: {0}")]
     HandBackPending(String),
@@ -28,6 +31,7 @@ impl Error {
             Error::Serde(_) => "serde",
             Error::MissingNamespace => "missing_namespace",
             Error::HandBackPending(_) => "hand_back_pending",
+            Error::Invalid(_) => "invalid_spec",
         }
     }
 }

@@ -2,13 +2,18 @@
 
 mod analysis;
 pub mod error;
+pub mod metrics;
 pub mod parity;
+pub mod parity_policy;
 pub mod rollout;
+pub mod server;
 pub mod workloads;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
@@ -21,10 +26,14 @@ use tracing::{info, warn};
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::metrics::PrometheusPool;
+use metrics::Metrics;
+use server::ServerState;
 
 pub struct RunConfig {
     pub namespaces: Vec<String>,
     pub prometheus_url: String,
+    /// Where to serve /metrics, /healthz and /readyz; None serves nothing.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// What every reconcile shares.
@@ -32,6 +41,7 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub prometheus: PrometheusPool,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -47,6 +57,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             prometheus,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -63,9 +74,27 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         config.namespaces.iter().cloned().map(Some).collect()
     };
     info!(namespaces = ?config.namespaces, prometheus = %config.prometheus_url, "sluice operator starting");
-    let controllers = scopes
-        .into_iter()
-        .map(|namespace| run_rollouts(client.clone(), namespace, context.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(address) = config.metrics_address {
+        let state = ServerState {
+            metrics: context.metrics.clone(),
+            ready: ready.clone(),
+        };
+        // Bind before starting, so a taken port is a clear start-up error, not a silent gap.
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        tokio::spawn(async move {
+            if let Err(error) = server::serve(listener, state).await {
+                warn!(%address, "metrics endpoint stopped: {error}");
+            }
+        });
+    }
+    let controllers = scopes.into_iter().flat_map(|namespace| {
+        [
+            run_rollouts(client.clone(), namespace.clone(), context.clone()).boxed(),
+            run_parity_policies(client.clone(), namespace, context.clone()).boxed(),
+        ]
+    });
+    ready.store(true, Ordering::Relaxed);
     futures::future::join_all(controllers).await;
     Ok(())
 }
@@ -139,6 +168,25 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("controller: {error}");
+            }
+        })
+        .await;
+}
+
+/// The ParityPolicy controller over a namespace (or all): conditions for every policy and the
+/// scheduled standalone evaluations.
+async fn run_parity_policies(client: Client, namespace: Option<String>, context: Arc<Context>) {
+    let policies: Api<ParityPolicy> = scoped(&client, &namespace);
+    Controller::new(policies, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(
+            parity_policy::reconcile,
+            parity_policy::error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("parity controller: {error}");
             }
         })
         .await;

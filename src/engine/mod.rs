@@ -7,9 +7,12 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod parity;
 pub mod requests;
 pub mod revision;
 pub mod rollout;
+pub mod schedule;
+pub mod statistics;
 pub mod validate;
 
 pub use rollout::{Plan, PlannedEvent, Snapshot, StableChange, Workload, evaluation_due, plan};

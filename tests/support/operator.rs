@@ -37,6 +37,8 @@ impl Operator {
             namespace,
             "--prometheus-url",
             prometheus_url,
+            "--metrics-addr",
+            "127.0.0.1:0",
         ]
         .map(String::from)
         .to_vec();
