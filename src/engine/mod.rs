@@ -12,6 +12,7 @@ pub mod requests;
 pub mod revision;
 pub mod rollout;
 pub mod schedule;
+pub mod slo;
 pub mod statistics;
 pub mod validate;
 
