@@ -79,6 +79,46 @@ pub struct ParityPolicySpec {
     /// Prometheus to query for standalone evaluation. Default: the operator's `--prometheus-url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusRef>,
+    /// A statistical comparison of the candidate and baseline samples, besides the thresholds
+    /// (off unless set): Mann-Whitney U with a Hodges-Lehmann shift and its confidence interval,
+    /// and optionally a test on error proportions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<StatisticsSpec>,
+}
+
+/// Settings of the statistical comparison.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatisticsSpec {
+    /// Confidence of the shift's interval (Kayenta's judge uses 0.98); the tests are significant
+    /// below p = 1 - confidence.
+    #[serde(default = "default_confidence")]
+    #[schemars(range(min = 0.5, max = 0.9999))]
+    pub confidence: f64,
+    /// Tolerated shift, as a fraction of the baseline's median (Kayenta uses 0.25): the
+    /// comparison fails when the whole interval lies beyond it.
+    #[serde(default = "default_tolerance")]
+    #[schemars(range(min = 0))]
+    pub tolerance: f64,
+    /// The level a failed comparison raises the evaluation to (at least).
+    #[serde(default = "default_statistics_level")]
+    pub level: ParityLevel,
+    /// Good events per track ({{track}}), for a two-proportion test with `total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good: Option<String>,
+    /// All events per track ({{track}}), for a two-proportion test with `good`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<String>,
+}
+
+fn default_confidence() -> f64 {
+    0.98
+}
+fn default_tolerance() -> f64 {
+    0.25
+}
+fn default_statistics_level() -> ParityLevel {
+    ParityLevel::Critical
 }
 
 /// Which figure the thresholds judge.
@@ -256,6 +296,42 @@ pub struct ParityEvaluation {
     /// Mean difference not explained by the components, bps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residual_bps: Option<f64>,
+    /// The statistical comparison, when `spec.statistics` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<StatisticsResult>,
+}
+
+/// Outcome of the statistical comparison.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatisticsResult {
+    /// Two-sided Mann-Whitney p-value (normal approximation, continuity-corrected).
+    pub mann_whitney_p: f64,
+    /// Hodges-Lehmann shift (candidate - baseline), in the query's unit.
+    pub shift: f64,
+    /// The shift's confidence interval.
+    pub shift_lower: f64,
+    pub shift_upper: f64,
+    pub confidence: f64,
+    /// Median of the baseline samples.
+    pub baseline_median: f64,
+    /// False when the whole interval lies beyond tolerance x |baseline median|.
+    pub within_tolerance: bool,
+    /// Two-proportion test on good/total, when configured and data was there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proportions: Option<ProportionResult>,
+    /// Whether the comparison raised the level.
+    pub failed: bool,
+}
+
+/// Good/total proportions of both tracks and the z-test between them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProportionResult {
+    pub candidate_rate: f64,
+    pub baseline_rate: f64,
+    pub z: f64,
+    pub p_value: f64,
 }
 
 /// One component's share of the difference.

@@ -181,6 +181,7 @@ mod tests {
                 share: Some(0.66),
             }],
             residual_bps: Some(21.0),
+            statistics: None,
         };
         metrics.record_parity("shop", "checkout-parity", &evaluation);
         let page = metrics.render();

@@ -14,6 +14,7 @@ use crate::api::canary_rollout::ParityVerdict;
 use crate::api::parity_policy::{ParityAction, ParityLevel, ParityPolicy, ParityPolicySpec};
 use crate::engine::analysis::{GateEffect, GateVerdict};
 use crate::engine::parity::{self, ComponentSeries, ParityInput, ParityReport};
+use crate::engine::statistics::Proportion;
 use crate::metrics::{MetricsSource, TemplateVars, render};
 
 pub const HISTORY_LIMIT: usize = 30;
@@ -98,10 +99,12 @@ pub async fn evaluate_for_rollout(
             baseline: b,
         })
         .collect();
+    let proportions = proportions(source, spec, &canary_vars, &stable_vars).await;
     let input = ParityInput {
         candidate: &candidate,
         baseline: &baseline,
         components: &components,
+        proportions,
     };
     let report = parity::evaluate(spec, &input, previous_breaches, now);
     let gate = gate_verdict(spec, &report, query_error);
@@ -201,4 +204,29 @@ pub async fn record(
     )
     .await?;
     Ok(())
+}
+
+/// Good/total per track for the proportions test, when `statistics.good` and `total` are set;
+/// none when a query fails or has no data (the test is then left out, not failed).
+pub async fn proportions(
+    source: &dyn MetricsSource,
+    spec: &ParityPolicySpec,
+    candidate_vars: &TemplateVars,
+    baseline_vars: &TemplateVars,
+) -> Option<(Proportion, Proportion)> {
+    let statistics = spec.statistics.as_ref()?;
+    let (good, total) = (statistics.good.as_ref()?, statistics.total.as_ref()?);
+    let value = async |query: &str, vars: &TemplateVars| -> Option<f64> {
+        let rendered = render(query, vars).ok()?;
+        source.query_value(&rendered, None).await.ok().flatten()
+    };
+    let candidate = Proportion {
+        good: value(good, candidate_vars).await?,
+        total: value(total, candidate_vars).await?,
+    };
+    let baseline = Proportion {
+        good: value(good, baseline_vars).await?,
+        total: value(total, baseline_vars).await?,
+    };
+    Some((candidate, baseline))
 }

@@ -178,10 +178,13 @@ async fn evaluate(
             baseline: b,
         })
         .collect();
+    let proportions =
+        super::parity::proportions(source, spec, &vars("canary"), &vars("stable")).await;
     let input = ParityInput {
         candidate: &candidate,
         baseline: &baseline,
         components: &components,
+        proportions,
     };
     Ok(parity::evaluate(spec, &input, previous_breaches, now))
 }
@@ -200,10 +203,10 @@ fn summary(spec: &ParityPolicySpec, report: &parity::ParityReport) -> String {
         fmt(figures.rms_bps),
         figures.samples
     );
-    if report.counted_level == ParityLevel::Insufficient {
-        if let Some(problem) = report.data_problem() {
-            text.push_str(&format!("; {problem}"));
-        }
+    if report.counted_level == ParityLevel::Insufficient
+        && let Some(problem) = report.data_problem()
+    {
+        text.push_str(&format!("; {problem}"));
     }
     text
 }

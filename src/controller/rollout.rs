@@ -174,10 +174,10 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         }
     }
     write_status(ctx, rollout, &status, &plan.status).await?;
-    if let (Some(policy), Some(report)) = (&parity_policy, &parity_report) {
-        if let Err(error) = parity::record(&ctx.client, policy, report).await {
-            warn!(rollout = %rollout.name_any(), "parity status not recorded: {error}");
-        }
+    if let (Some(policy), Some(report)) = (&parity_policy, &parity_report)
+        && let Err(error) = parity::record(&ctx.client, policy, report).await
+    {
+        warn!(rollout = %rollout.name_any(), "parity status not recorded: {error}");
     }
     publish(ctx, rollout, &plan.events).await;
     Ok(Action::requeue(plan.requeue_after))

@@ -41,8 +41,10 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
+use super::statistics::{Proportion, compare_tracks, two_proportion_test};
 use crate::api::parity_policy::{
-    ComponentAttribution, Measure, ParityEvaluation, ParityLevel, ParityPolicySpec, Thresholds,
+    ComponentAttribution, Measure, ParityEvaluation, ParityLevel, ParityPolicySpec,
+    ProportionResult, StatisticsResult, StatisticsSpec, Thresholds,
 };
 use crate::metrics::template::validate_promql;
 
@@ -371,6 +373,8 @@ pub struct ParityInput<'a> {
     pub baseline: &'a Series,
     /// In the order of `spec.components`.
     pub components: &'a [ComponentSeries<'a>],
+    /// Good/total of (candidate, baseline), for the proportions test of `spec.statistics`.
+    pub proportions: Option<(Proportion, Proportion)>,
 }
 
 /// One component's series on both tracks.
@@ -453,6 +457,7 @@ pub fn evaluate(
                     level: ParityLevel::Insufficient,
                     components: Vec::new(),
                     residual_bps: None,
+                    statistics: None,
                 },
                 figures: ParityFigures::default(),
                 unpaired: count(input.candidate.len()),
@@ -469,12 +474,23 @@ pub fn evaluate(
         spec.annualize.as_ref().map(|a| a.periods_per_year),
     );
     figures.skipped = figures.skipped.saturating_add(paired.skipped);
-    let observed = level(
+    let mut observed = level(
         judged_value(&figures, spec.measure),
         figures.samples,
         spec.min_samples,
         &spec.thresholds,
     );
+    let statistics = spec
+        .statistics
+        .as_ref()
+        .and_then(|settings| compare(settings, input));
+    if let (Some(result), Some(settings)) = (&statistics, &spec.statistics)
+        && result.failed
+        && observed != ParityLevel::Insufficient
+        && severity(settings.level) > severity(observed)
+    {
+        observed = settings.level;
+    }
     let (counted, consecutive_breaches) =
         counted_level(observed, previous_consecutive, spec.consecutive_breaches);
 
@@ -508,6 +524,7 @@ pub fn evaluate(
             level: observed,
             components,
             residual_bps,
+            statistics,
         },
         figures,
         unpaired: paired.unpaired,
@@ -516,6 +533,54 @@ pub fn evaluate(
         component_gaps,
         error: None,
     }
+}
+
+/// Rank of a level for escalation (Insufficient ranks lowest: it is not a verdict).
+fn severity(level: ParityLevel) -> u8 {
+    match level {
+        ParityLevel::Insufficient => 0,
+        ParityLevel::Pass => 1,
+        ParityLevel::Warning => 2,
+        ParityLevel::Critical => 3,
+        ParityLevel::Emergency => 4,
+    }
+}
+
+/// The statistical comparison of the candidate's and baseline's sample values: it fails when
+/// Mann-Whitney is significant and the Hodges-Lehmann interval lies wholly beyond the tolerance,
+/// or when the candidate's good proportion is significantly lower than the baseline's.
+fn compare(settings: &StatisticsSpec, input: &ParityInput<'_>) -> Option<StatisticsResult> {
+    let values = |series: &Series| series.iter().map(|p| p.1).collect::<Vec<f64>>();
+    let comparison = compare_tracks(
+        &values(input.candidate),
+        &values(input.baseline),
+        settings.confidence,
+        settings.tolerance,
+    )?;
+    let alpha = 1.0 - settings.confidence;
+    let proportions = input
+        .proportions
+        .and_then(|(candidate, baseline)| two_proportion_test(candidate, baseline));
+    let shifted = comparison.rank_sum.p_value < alpha && !comparison.within_tolerance;
+    let fewer_good = proportions
+        .as_ref()
+        .is_some_and(|t| t.p_value < alpha && t.candidate_rate < t.baseline_rate);
+    Some(StatisticsResult {
+        mann_whitney_p: comparison.rank_sum.p_value,
+        shift: comparison.shift.estimate,
+        shift_lower: comparison.shift.lower,
+        shift_upper: comparison.shift.upper,
+        confidence: settings.confidence,
+        baseline_median: comparison.baseline_median,
+        within_tolerance: comparison.within_tolerance,
+        proportions: proportions.map(|t| ProportionResult {
+            candidate_rate: t.candidate_rate,
+            baseline_rate: t.baseline_rate,
+            z: t.z,
+            p_value: t.p_value,
+        }),
+        failed: shifted || fewer_good,
+    })
 }
 
 /// Thresholds must be finite, non-negative and strictly increasing.
@@ -679,3 +744,7 @@ pub fn validate_policy_with_schedule(
 #[cfg(test)]
 #[path = "parity_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "parity_statistics_tests.rs"]
+mod statistics_tests;
