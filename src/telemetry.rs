@@ -9,8 +9,13 @@ pub enum LogFormat {
 }
 
 pub fn init_logging(format: LogFormat) {
+    init_logging_with_default(format, "info,kube=warn");
+}
+
+/// Like [`init_logging`], with another filter when RUST_LOG is not set.
+pub fn init_logging_with_default(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

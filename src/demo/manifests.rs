@@ -1,0 +1,197 @@
+//! The demo's service: a Deployment `checkout`, its Service and HTTPRoute, and a CanaryRollout
+//! with stages short enough to watch (1/5/25/100 %, 5 s each, an evaluation every 2 s).
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Client, Error};
+use serde_json::{Value, json};
+
+use crate::api::CanaryRollout;
+
+/// Field manager of everything the demo writes.
+pub const FIELD_MANAGER: &str = "sluice-demo";
+/// Name of the Deployment, Service, HTTPRoute and CanaryRollout.
+pub const APP: &str = "checkout";
+/// Port of the Service.
+pub const SERVICE_PORT: i32 = 80;
+/// Image repository of every version.
+pub const IMAGE_REPOSITORY: &str = "registry.example/checkout";
+/// The version deployed first and adopted without analysis.
+pub const FIRST_VERSION: &str = "1.0.0";
+/// A version the simulator serves with few errors.
+pub const GOOD_VERSION: &str = "2.0.0";
+/// A version the simulator serves with many errors ("bad" in the tag).
+pub const BAD_VERSION: &str = "3.0.0-bad";
+/// Range of the check's `rate()`, in seconds.
+pub const CHECK_WINDOW_SECONDS: u64 = 15;
+/// Name of the rollout's single check.
+pub const CHECK_NAME: &str = "error-rate";
+/// Largest error ratio the check passes.
+pub const CHECK_MAX: f64 = 0.02;
+
+/// `registry.example/checkout:<version>`.
+pub fn image(version: &str) -> String {
+    format!("{IMAGE_REPOSITORY}:{version}")
+}
+
+/// The check's PromQL over the simulator's series: the share of 5xx answers of the current
+/// canary, told apart from earlier canaries by the pod-template-hash of its ReplicaSet.
+pub fn check_query() -> String {
+    let canary =
+        r#"namespace="{{namespace}}",track="canary",pod_template_hash="{{podTemplateHash}}""#;
+    let window = CHECK_WINDOW_SECONDS;
+    format!(
+        r#"sum(rate(http_requests_total{{{canary},code=~"5.."}}[{window}s])) / sum(rate(http_requests_total{{{canary}}}[{window}s]))"#
+    )
+}
+
+/// Server-side applies the Deployment (first version, 3 replicas), the Service, the HTTPRoute
+/// and the CanaryRollout in `namespace`.
+pub async fn apply(client: &Client, namespace: &str) -> Result<(), Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    deployments
+        .patch(APP, &params, &Patch::Apply(deployment()))
+        .await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    services
+        .patch(APP, &params, &Patch::Apply(service()))
+        .await?;
+    httproutes(client, namespace)
+        .patch(APP, &params, &Patch::Apply(httproute()))
+        .await?;
+    let rollouts: Api<CanaryRollout> = Api::namespaced(client.clone(), namespace);
+    rollouts
+        .patch(APP, &params, &Patch::Apply(canary_rollout()))
+        .await?;
+    Ok(())
+}
+
+/// What `kubectl set image deployment/checkout checkout=<image>` does: a strategic merge patch
+/// of the container's image, so the replicas Sluice manages are left alone.
+pub async fn set_image(client: &Client, namespace: &str, image: &str) -> Result<(), Error> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": APP, "image": image}]}}}});
+    deployments
+        .patch(
+            APP,
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Strategic(patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// HTTPRoutes (gateway.networking.k8s.io/v1) in `namespace`.
+pub fn httproutes(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": APP, "labels": {"app": APP}},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": APP}},
+            "template": {
+                "metadata": {"labels": {"app": APP}},
+                "spec": {"containers": [{
+                    "name": APP,
+                    "image": image(FIRST_VERSION),
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+                }]}
+            }
+        }
+    })
+}
+
+fn service() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": APP, "labels": {"app": APP}},
+        "spec": {
+            "selector": {"app": APP},
+            "ports": [{"name": "http", "protocol": "TCP", "port": SERVICE_PORT, "targetPort": 8080}]
+        }
+    })
+}
+
+fn httproute() -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": APP},
+        "spec": {
+            "parentRefs": [{"name": "public"}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/checkout"}}],
+                "backendRefs": [{"name": APP, "port": SERVICE_PORT, "weight": 100}]
+            }]
+        }
+    })
+}
+
+fn canary_rollout() -> Value {
+    let stage = |weight: u32| json!({"weight": weight, "pause": "5s"});
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": APP},
+        "spec": {
+            "targetRef": {"kind": "Deployment", "name": APP},
+            "service": {"name": APP, "port": SERVICE_PORT, "targetPort": 8080},
+            "trafficRouting": {"gatewayAPI": {"httpRoutes": [APP]}},
+            "stages": [stage(1), stage(5), stage(25), stage(100)],
+            "analysis": {
+                "interval": "2s",
+                "failureLimit": 2,
+                "noData": "Hold",
+                "checks": [{"name": CHECK_NAME, "query": check_query(), "max": CHECK_MAX}]
+            },
+            "progressDeadline": "60s"
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{TemplateVars, render, validate_promql};
+
+    #[test]
+    fn the_rollout_is_a_valid_canary_rollout_whose_check_parses() {
+        let rollout: CanaryRollout = serde_json::from_value(canary_rollout()).unwrap();
+        assert_eq!(
+            rollout
+                .spec
+                .stages
+                .iter()
+                .map(|s| s.weight)
+                .collect::<Vec<_>>(),
+            [1, 5, 25, 100]
+        );
+        let query = &rollout.spec.analysis.checks[0].query;
+        let rendered = render(query, &TemplateVars::placeholders()).unwrap();
+        validate_promql(&rendered).unwrap();
+        assert_eq!(
+            render(
+                query,
+                &TemplateVars::new()
+                    .set("namespace", "demo")
+                    .set("podTemplateHash", "5d8f7c9b6")
+            )
+            .unwrap(),
+            r#"sum(rate(http_requests_total{namespace="demo",track="canary",pod_template_hash="5d8f7c9b6",code=~"5.."}[15s])) / sum(rate(http_requests_total{namespace="demo",track="canary",pod_template_hash="5d8f7c9b6"}[15s]))"#
+        );
+    }
+}

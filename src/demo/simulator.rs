@@ -1,0 +1,298 @@
+//! A simulated data plane: not real traffic. Once a second it reads where the HTTPRoute sends
+//! checkout's requests (the stable/canary weights Sluice writes) and which version serves each
+//! track, and publishes what 200 requests per second split that way would have produced:
+//! `http_requests_total{namespace, app, track, pod_template_hash, code}` counters, through a
+//! metrics exporter that the local Prometheus scrapes. `pod_template_hash` is that of the
+//! serving Deployment's newest ReplicaSet, as kube-state-metrics or a relabelling would give it,
+//! so a check can select the current canary with `{{podTemplateHash}}`. A version whose tag
+//! contains "bad" fails 8 % of its requests, any other 0.2 %.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
+use kube::api::Api;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::warn;
+
+use super::manifests::{APP, SERVICE_PORT, httproutes};
+use crate::controller::workloads;
+use crate::devenv::MetricsExporter;
+use crate::traffic::gateway_api::{ServiceNames, canary_weight};
+
+/// Requests per second reaching checkout, both tracks together.
+pub const REQUESTS_PER_SECOND: f64 = 200.0;
+/// Error ratio of a version whose tag contains "bad".
+pub const BAD_ERROR_RATIO: f64 = 0.08;
+/// Error ratio of any other version.
+pub const GOOD_ERROR_RATIO: f64 = 0.002;
+/// The counter the simulator publishes.
+pub const METRIC: &str = "http_requests_total";
+/// A gauge at 1 while the simulator runs.
+pub const UP_METRIC: &str = "sluice_demo_simulator_up";
+
+const TICK: Duration = Duration::from_secs(1);
+
+/// The error ratio the simulator gives the version of `image` (its tag after the last ':').
+pub fn error_ratio(image: &str) -> f64 {
+    let tag = image.rsplit_once(':').map_or("", |(_, tag)| tag);
+    if tag.contains("bad") {
+        BAD_ERROR_RATIO
+    } else {
+        GOOD_ERROR_RATIO
+    }
+}
+
+/// The version serving one track.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    pub image: String,
+    /// pod-template-hash of the newest ReplicaSet of the Deployment serving the track.
+    pub pod_template_hash: String,
+}
+
+/// What the data plane looks like at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routing {
+    /// Percent of requests the HTTPRoute sends to the canary.
+    pub canary_weight: u32,
+    /// What serves the stable track.
+    pub stable: Option<Version>,
+    /// What serves the canary track: the target Deployment's template.
+    pub canary: Option<Version>,
+}
+
+/// (track, pod_template_hash, code)
+pub type SeriesKey = (&'static str, String, &'static str);
+
+/// The request counters of the versions serving now, as they grow.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters(BTreeMap<SeriesKey, f64>);
+
+impl Counters {
+    /// Adds the requests of `seconds` of traffic routed as `routing`. A version's series exist
+    /// from its first tick (a rate over a version without traffic is 0, not missing); the
+    /// series of versions that no longer serve are dropped and returned.
+    pub fn advance(&mut self, routing: &Routing, seconds: f64) -> Vec<SeriesKey> {
+        let canary_share = f64::from(routing.canary_weight.min(100)) / 100.0;
+        let tracks = [
+            ("stable", 1.0 - canary_share, &routing.stable),
+            ("canary", canary_share, &routing.canary),
+        ];
+        let serving = |key: &SeriesKey| {
+            tracks.iter().any(|(track, _, version)| {
+                *track == key.0
+                    && version
+                        .as_ref()
+                        .is_some_and(|v| v.pod_template_hash == key.1)
+            })
+        };
+        let gone: Vec<SeriesKey> = self.0.keys().filter(|key| !serving(key)).cloned().collect();
+        for key in &gone {
+            self.0.remove(key);
+        }
+        for (track, share, version) in tracks {
+            let Some(version) = version else { continue };
+            let requests = REQUESTS_PER_SECOND * share * seconds;
+            let errors = requests * error_ratio(&version.image);
+            let hash = &version.pod_template_hash;
+            *self.0.entry((track, hash.clone(), "200")).or_default() += requests - errors;
+            *self.0.entry((track, hash.clone(), "500")).or_default() += errors;
+        }
+        gone
+    }
+
+    #[cfg(test)]
+    fn get(&self, track: &'static str, hash: &str, code: &'static str) -> Option<f64> {
+        self.0.get(&(track, hash.to_string(), code)).copied()
+    }
+}
+
+fn labels<'a>(namespace: &'a str, key: &'a SeriesKey) -> [(&'a str, &'a str); 5] {
+    [
+        ("namespace", namespace),
+        ("app", APP),
+        ("track", key.0),
+        ("pod_template_hash", &key.1),
+        ("code", key.2),
+    ]
+}
+
+/// The running simulator; stops and unregisters from Prometheus when dropped.
+pub struct TrafficSimulator {
+    exporter: Arc<MetricsExporter>,
+    task: JoinHandle<()>,
+}
+
+impl TrafficSimulator {
+    /// Registers an exporter in `sd_dir` and starts publishing checkout's traffic in
+    /// `namespace`.
+    pub async fn start(
+        client: Client,
+        namespace: &str,
+        sd_dir: &Path,
+    ) -> Result<TrafficSimulator, std::io::Error> {
+        let id = format!("sluice-demo-{namespace}-{}", std::process::id());
+        let exporter = Arc::new(MetricsExporter::start(sd_dir, &id).await?);
+        exporter.set(UP_METRIC, &[("namespace", namespace)], 1.0);
+        let task = tokio::spawn(run(client, namespace.to_string(), exporter.clone()));
+        Ok(TrafficSimulator { exporter, task })
+    }
+
+    /// A PromQL selector for the gauge that says the simulator runs (1).
+    pub fn up_selector(&self) -> String {
+        self.exporter.selector(UP_METRIC, &[])
+    }
+}
+
+impl Drop for TrafficSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(client: Client, namespace: String, exporter: Arc<MetricsExporter>) {
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut counters = Counters::default();
+    let mut routing = Routing::default();
+    let mut last = Instant::now();
+    loop {
+        ticks.tick().await;
+        match observe(&client, &namespace).await {
+            Ok(seen) => routing = seen,
+            // Keep serving as last seen: a real data plane does not stop when the API blinks.
+            Err(e) => warn!("traffic simulator: reading the HTTPRoute and Deployments: {e}"),
+        }
+        let now = Instant::now();
+        let gone = counters.advance(&routing, (now - last).as_secs_f64());
+        last = now;
+        for key in &gone {
+            exporter.remove(METRIC, &labels(&namespace, key));
+        }
+        for (key, value) in &counters.0 {
+            exporter.set(METRIC, &labels(&namespace, key), *value);
+        }
+    }
+}
+
+/// Reads the route's canary weight and the version behind each track. Before Sluice adopts
+/// checkout, the route points at the user's Service and its pods serve everything, as the
+/// stable track.
+async fn observe(client: &Client, namespace: &str) -> anyhow::Result<Routing> {
+    let names = ServiceNames::for_service(APP, SERVICE_PORT);
+    let route = httproutes(client, namespace).get_opt(APP).await?;
+    let canary_weight = route
+        .and_then(|route| serde_json::to_value(route).ok())
+        .and_then(|route| canary_weight(&route, &names))
+        .unwrap_or(0);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let canary = match deployments.get_opt(APP).await? {
+        Some(target) => version_of(client, namespace, &target).await?,
+        None => None,
+    };
+    let stable = match deployments.get_opt(&workloads::stable_name(APP)).await? {
+        Some(stable) => version_of(client, namespace, &stable).await?,
+        None => canary.clone(),
+    };
+    Ok(Routing {
+        canary_weight,
+        stable,
+        canary,
+    })
+}
+
+/// The image and newest ReplicaSet of `deployment`; None until that ReplicaSet exists.
+async fn version_of(
+    client: &Client,
+    namespace: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<Option<Version>> {
+    let image = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .and_then(|pod| pod.containers.first())
+        .and_then(|container| container.image.clone());
+    let hash = workloads::canary_pod_template_hash(client, namespace, deployment).await?;
+    Ok(image.zip(hash).map(|(image, pod_template_hash)| Version {
+        image,
+        pod_template_hash,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(tag: &str, hash: &str) -> Option<Version> {
+        Some(Version {
+            image: format!("registry.example/checkout:{tag}"),
+            pod_template_hash: hash.into(),
+        })
+    }
+
+    fn routing(weight: u32, canary_tag: &str, canary_hash: &str) -> Routing {
+        Routing {
+            canary_weight: weight,
+            stable: version("1.0.0", "s1"),
+            canary: version(canary_tag, canary_hash),
+        }
+    }
+
+    #[test]
+    fn versions_with_bad_in_the_tag_fail_eight_percent() {
+        assert_eq!(error_ratio("registry.example/checkout:3.0.0-bad"), 0.08);
+        assert_eq!(error_ratio("registry.example/checkout:2.0.0"), 0.002);
+        assert_eq!(error_ratio("localhost:5000/bad/checkout:1.0.0"), 0.002);
+    }
+
+    #[test]
+    fn traffic_is_split_by_the_canary_weight() {
+        let mut counters = Counters::default();
+        counters.advance(&routing(25, "2.0.0", "c2"), 2.0);
+        let total = |track, hash| {
+            counters.get(track, hash, "200").unwrap() + counters.get(track, hash, "500").unwrap()
+        };
+        assert!((total("canary", "c2") - 100.0).abs() < 1e-9);
+        assert!((total("stable", "s1") - 300.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_canary_error_share_follows_its_version() {
+        let mut counters = Counters::default();
+        counters.advance(&routing(5, "3.0.0-bad", "c3"), 1.0);
+        let errors = counters.get("canary", "c3", "500").unwrap();
+        let all = errors + counters.get("canary", "c3", "200").unwrap();
+        assert!((errors / all - 0.08).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_version_without_traffic_still_has_its_series() {
+        let mut counters = Counters::default();
+        counters.advance(&routing(0, "2.0.0", "c2"), 1.0);
+        assert_eq!(counters.get("canary", "c2", "200"), Some(0.0));
+        assert_eq!(counters.get("canary", "c2", "500"), Some(0.0));
+    }
+
+    #[test]
+    fn a_new_canary_starts_its_own_series_and_the_old_ones_go() {
+        let mut counters = Counters::default();
+        counters.advance(&routing(100, "2.0.0", "c2"), 10.0);
+        let gone = counters.advance(&routing(1, "3.0.0-bad", "c3"), 1.0);
+        assert_eq!(
+            gone,
+            [
+                ("canary", "c2".to_string(), "200"),
+                ("canary", "c2".to_string(), "500")
+            ]
+        );
+        let requests = counters.get("canary", "c3", "200").unwrap()
+            + counters.get("canary", "c3", "500").unwrap();
+        assert!((requests - 2.0).abs() < 1e-9, "{requests}");
+    }
+}

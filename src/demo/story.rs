@@ -1,0 +1,169 @@
+//! What the demo shows, step by step: Sluice adopts checkout 1.0.0, promotes the good 2.0.0
+//! stage by stage, and rolls back 3.0.0-bad when its error rate breaks the check.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use kube::Client;
+use tokio::time::Instant;
+
+use super::manifests::{
+    self, APP, BAD_VERSION, CHECK_MAX, CHECK_NAME, CHECK_WINDOW_SECONDS, FIRST_VERSION,
+    GOOD_VERSION, image,
+};
+use super::simulator::{BAD_ERROR_RATIO, GOOD_ERROR_RATIO, REQUESTS_PER_SECOND};
+use super::timeline::{POLL, Timeline};
+use crate::api::CanaryRollout;
+use crate::api::canary_rollout::{HistoryEntry, Phase, RolloutResult};
+
+/// How long the event of a finished rollout may lag behind its status.
+const EVENT_LAG: Duration = Duration::from_secs(5);
+
+/// Tells the whole story; an error says which step went wrong.
+pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> anyhow::Result<()> {
+    timeline.say(format!(
+        "applying Deployment {APP} ({}, 3 replicas), Service {APP}, HTTPRoute {APP} and CanaryRollout {APP}",
+        image(FIRST_VERSION)
+    ));
+    timeline.say(format!(
+        "  the rollout: stages 1/5/25/100 %, 5 s each, an evaluation every 2 s; check {CHECK_NAME}: \
+         the 5xx share of the canary's pods (by pod-template-hash) over {CHECK_WINDOW_SECONDS} s \
+         must stay <= {CHECK_MAX}; rollback after 2 failed evaluations in a row"
+    ));
+    manifests::apply(client, namespace)
+        .await
+        .context("applying the demo's Deployment, Service, HTTPRoute and CanaryRollout")?;
+
+    timeline.waiting_for(format!("Sluice to adopt {APP} (phase Idle)"));
+    follow(timeline, |rollout| match phase(rollout) {
+        Some(Phase::Idle) => Some(Ok(())),
+        Some(Phase::Invalid) => Some(Err(anyhow!("the demo's CanaryRollout is invalid"))),
+        _ => None,
+    })
+    .await?;
+    timeline.say(format!(
+        "adopted: {APP}-stable runs {FIRST_VERSION} and the HTTPRoute sends it all traffic"
+    ));
+
+    let good = push(
+        client,
+        namespace,
+        timeline,
+        GOOD_VERSION,
+        &format!(
+            "a good version: the simulator fails {} of its requests",
+            percent(GOOD_ERROR_RATIO)
+        ),
+    )
+    .await?;
+    if good.result != RolloutResult::Promoted {
+        bail!(
+            "{GOOD_VERSION} was rolled back although the simulator serves it with {} errors: {}",
+            percent(GOOD_ERROR_RATIO),
+            good.reason
+        );
+    }
+    timeline.say(format!("RESULT: {GOOD_VERSION} promoted: {}", good.reason));
+
+    let bad = push(
+        client,
+        namespace,
+        timeline,
+        BAD_VERSION,
+        &format!(
+            "a bad version: the simulator fails {} of its requests",
+            percent(BAD_ERROR_RATIO)
+        ),
+    )
+    .await?;
+    if bad.result != RolloutResult::RolledBack {
+        bail!(
+            "{BAD_VERSION} was promoted although the simulator serves it with {} errors: {}",
+            percent(BAD_ERROR_RATIO),
+            bad.reason
+        );
+    }
+    timeline.say(format!("RESULT: {BAD_VERSION} rolled back: {}", bad.reason));
+    timeline.say(format!(
+        "{APP}-stable still runs {GOOD_VERSION} with all traffic; the Deployment {APP} keeps {BAD_VERSION} at 0 replicas"
+    ));
+    Ok(())
+}
+
+/// Sets the image of the Deployment to `version` and follows the rollout until a new history
+/// entry says how it ended, and its event has been printed.
+async fn push(
+    client: &Client,
+    namespace: &str,
+    timeline: &mut Timeline,
+    version: &str,
+    about: &str,
+) -> anyhow::Result<HistoryEntry> {
+    let before = timeline.observe().await.and_then(|r| last_entry(&r));
+    timeline.say(format!(
+        ">>> kubectl -n {namespace} set image deployment/{APP} {APP}={}   ({about}; {REQUESTS_PER_SECOND} requests/s in all, simulated)",
+        image(version)
+    ));
+    manifests::set_image(client, namespace, &image(version))
+        .await
+        .with_context(|| format!("setting the image of Deployment {APP} to {version}"))?;
+    let events_before = timeline.reasons_seen().len();
+
+    timeline.waiting_for(format!(
+        "the rollout of {version} to be promoted or rolled back"
+    ));
+    let entry = follow(timeline, |rollout| {
+        if phase(rollout) == Some(Phase::Invalid) {
+            return Some(Err(anyhow!(
+                "the CanaryRollout became invalid during the rollout of {version}"
+            )));
+        }
+        last_entry(rollout)
+            .filter(|entry| Some(entry) != before.as_ref())
+            .map(Ok)
+    })
+    .await?;
+
+    let reason = match entry.result {
+        RolloutResult::Promoted => "Promoted",
+        RolloutResult::RolledBack => "RolledBack",
+    };
+    timeline.waiting_for(format!("the {reason} event of {version}"));
+    let deadline = Instant::now() + EVENT_LAG;
+    while !timeline.reasons_seen()[events_before..]
+        .iter()
+        .any(|r| r == reason)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(POLL).await;
+        timeline.observe().await;
+    }
+    Ok(entry)
+}
+
+/// Observes the rollout until `done` returns an outcome.
+async fn follow<T>(
+    timeline: &mut Timeline,
+    mut done: impl FnMut(&CanaryRollout) -> Option<anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    loop {
+        if let Some(rollout) = timeline.observe().await
+            && let Some(outcome) = done(&rollout)
+        {
+            return outcome;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn phase(rollout: &CanaryRollout) -> Option<Phase> {
+    rollout.status.as_ref()?.phase
+}
+
+fn last_entry(rollout: &CanaryRollout) -> Option<HistoryEntry> {
+    rollout.status.as_ref()?.history.last().cloned()
+}
+
+fn percent(ratio: f64) -> String {
+    format!("{} %", ratio * 100.0)
+}

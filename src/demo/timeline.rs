@@ -1,0 +1,285 @@
+//! The demo's live timeline on stdout: seconds since the start, then what changed — the
+//! CanaryRollout's phase, stage, canary weight, verdict and check values, its status message,
+//! and each new Event recorded on it.
+
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, ListParams};
+use kube::{Client, Error};
+use tokio::time::Instant;
+
+use crate::api::CanaryRollout;
+use crate::api::canary_rollout::{CanaryRolloutStatus, Phase, Verdict};
+
+/// How often the rollout and its events are read.
+pub const POLL: Duration = Duration::from_millis(250);
+
+pub struct Timeline {
+    start: Instant,
+    name: String,
+    rollouts: Api<CanaryRollout>,
+    events: Api<Event>,
+    /// (uid, count) of the events already printed: a repeated event is printed again.
+    seen_events: HashSet<(String, i32)>,
+    /// Reasons of the events printed, in order.
+    reasons: Vec<String>,
+    last_state: Option<String>,
+    last_message: Option<String>,
+    last_error: Option<String>,
+    /// What the demo waits for now, for the message when it gives up.
+    waiting_for: String,
+}
+
+impl Timeline {
+    /// A timeline of the CanaryRollout `name` in `namespace`; the clock starts now.
+    pub fn new(client: &Client, namespace: &str, name: &str) -> Timeline {
+        Timeline {
+            start: Instant::now(),
+            name: name.to_string(),
+            rollouts: Api::namespaced(client.clone(), namespace),
+            events: Api::namespaced(client.clone(), namespace),
+            seen_events: HashSet::new(),
+            reasons: Vec::new(),
+            last_state: None,
+            last_message: None,
+            last_error: None,
+            waiting_for: "the start".into(),
+        }
+    }
+
+    /// Prints one line, stamped with the seconds since the start.
+    pub fn say(&self, text: impl Display) {
+        println!("[{:>6.1}s] {text}", self.start.elapsed().as_secs_f64());
+    }
+
+    /// Remembers what the demo waits for now.
+    pub fn waiting_for(&mut self, what: impl Into<String>) {
+        self.waiting_for = what.into();
+    }
+
+    /// Reasons of the events printed so far, oldest first.
+    pub fn reasons_seen(&self) -> &[String] {
+        &self.reasons
+    }
+
+    /// What the demo waits for and the last state seen, for a message when it gives up.
+    pub fn situation(&self) -> String {
+        let state = self.last_state.as_deref().unwrap_or("no status yet");
+        match &self.last_message {
+            Some(message) => format!(
+                "waiting for {}; last seen: {state} ({message})",
+                self.waiting_for
+            ),
+            None => format!("waiting for {}; last seen: {state}", self.waiting_for),
+        }
+    }
+
+    /// Reads the rollout and its events and prints what changed. Returns the rollout, or None
+    /// when it cannot be read now (the error is printed once, and the caller tries again).
+    pub async fn observe(&mut self) -> Option<CanaryRollout> {
+        let result = self.read().await;
+        match result {
+            Ok((rollout, events)) => {
+                self.last_error = None;
+                self.print_events(events);
+                if let Some(rollout) = &rollout {
+                    self.print_status(rollout);
+                }
+                rollout
+            }
+            Err(e) => {
+                let error = e.to_string();
+                if self.last_error.as_ref() != Some(&error) {
+                    self.say(format!("  (cannot read the CanaryRollout now: {error})"));
+                    self.last_error = Some(error);
+                }
+                None
+            }
+        }
+    }
+
+    async fn read(&self) -> Result<(Option<CanaryRollout>, Vec<Event>), Error> {
+        let rollout = self.rollouts.get_opt(&self.name).await?;
+        let selector = format!(
+            "involvedObject.kind=CanaryRollout,involvedObject.name={}",
+            self.name
+        );
+        let events = self
+            .events
+            .list(&ListParams::default().fields(&selector))
+            .await?;
+        Ok((rollout, events.items))
+    }
+
+    fn print_events(&mut self, mut events: Vec<Event>) {
+        events.sort_by_key(event_time);
+        for event in events {
+            // kube's Recorder turns a repeated reason into a series on the first Event, which
+            // keeps the first message: a repeat is shown with its count only.
+            let count = event
+                .series
+                .as_ref()
+                .and_then(|series| series.count)
+                .or(event.count)
+                .unwrap_or(1);
+            let key = (event.metadata.uid.clone().unwrap_or_default(), count);
+            if !self.seen_events.insert(key) {
+                continue;
+            }
+            let kind = match event.type_.as_deref() {
+                Some("Warning") => "warning",
+                _ => "event  ",
+            };
+            let reason = event.reason.as_deref().unwrap_or("-");
+            if count > 1 {
+                self.say(format!("  {kind} {reason} (x{count})"));
+            } else {
+                let message = event.message.as_deref().unwrap_or("");
+                self.say(format!("  {kind} {reason}: {message}"));
+            }
+            self.reasons.push(reason.to_string());
+        }
+    }
+
+    fn print_status(&mut self, rollout: &CanaryRollout) {
+        let Some(status) = &rollout.status else {
+            return;
+        };
+        let state = state_line(status, rollout.spec.stages.len());
+        if self.last_state.as_ref() != Some(&state) {
+            self.say(&state);
+            self.last_state = Some(state);
+        }
+        if status.message.is_some() && status.message != self.last_message {
+            self.last_message = status.message.clone();
+            if let Some(message) = &status.message {
+                self.say(format!("  status: {message}"));
+            }
+        }
+    }
+}
+
+/// `Progressing  stage 2/4  canary   5%  verdict Pass    error-rate 0.0020 (max 0.02)`.
+pub fn state_line(status: &CanaryRolloutStatus, stages: usize) -> String {
+    let phase = status
+        .phase
+        .map_or_else(|| "-".to_string(), |phase| format!("{phase:?}"));
+    let in_flight = matches!(
+        status.phase,
+        Some(Phase::Progressing | Phase::Paused | Phase::RolledBack)
+    );
+    let stage = match status.stage {
+        Some(index) if in_flight => format!("{}/{stages}", index + 1),
+        _ => "-".into(),
+    };
+    let weight = status.canary_weight.unwrap_or(0);
+    let mut line = format!("{phase:<12} stage {stage:<4} canary {weight:>3}%");
+    // The last evaluation stays in the status after a rollout; show it only for the current one.
+    let current = |time: &jiff::Timestamp| {
+        status
+            .rollout_started_at
+            .is_some_and(|start| *time >= start)
+    };
+    let evaluation = status
+        .last_evaluation
+        .as_ref()
+        .filter(|evaluation| in_flight && current(&evaluation.time));
+    if let Some(evaluation) = evaluation {
+        let verdict = match evaluation.verdict {
+            Verdict::Pass => "Pass",
+            Verdict::Fail => "Fail",
+            Verdict::NoData => "NoData",
+        };
+        line.push_str(&format!("  verdict {verdict:<6}"));
+        for check in &evaluation.checks {
+            let value = check
+                .value
+                .map_or_else(|| "no data".to_string(), |v| format!("{v:.4}"));
+            let bound = match (check.min, check.max) {
+                (Some(min), Some(max)) => format!(" (min {min}, max {max})"),
+                (None, Some(max)) => format!(" (max {max})"),
+                (Some(min), None) => format!(" (min {min})"),
+                (None, None) => String::new(),
+            };
+            line.push_str(&format!("  {} {value}{bound}", check.name));
+        }
+    }
+    line
+}
+
+fn event_time(event: &Event) -> Option<jiff::Timestamp> {
+    event
+        .event_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_line_shows_phase_stage_weight_verdict_and_check_values() {
+        let status = CanaryRolloutStatus {
+            phase: Some(Phase::Progressing),
+            stage: Some(1),
+            canary_weight: Some(5),
+            rollout_started_at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+            last_evaluation: Some(
+                serde_json::from_value(serde_json::json!({
+                    "time": "2026-01-01T00:00:10Z",
+                    "verdict": "Fail",
+                    "checks": [{"name": "error-rate", "value": 0.08, "max": 0.02, "verdict": "Fail"}]
+                }))
+                .unwrap(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            state_line(&status, 4),
+            "Progressing  stage 2/4  canary   5%  verdict Fail    error-rate 0.0800 (max 0.02)"
+        );
+    }
+
+    #[test]
+    fn an_evaluation_of_an_earlier_rollout_is_left_out() {
+        let status = CanaryRolloutStatus {
+            phase: Some(Phase::Progressing),
+            stage: Some(0),
+            canary_weight: Some(0),
+            rollout_started_at: Some("2026-01-01T00:01:00Z".parse().unwrap()),
+            last_evaluation: Some(
+                serde_json::from_value(serde_json::json!({
+                    "time": "2026-01-01T00:00:10Z",
+                    "verdict": "Pass",
+                    "checks": [{"name": "error-rate", "value": 0.002, "max": 0.02, "verdict": "Pass"}]
+                }))
+                .unwrap(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            state_line(&status, 4),
+            "Progressing  stage 1/4  canary   0%"
+        );
+    }
+
+    #[test]
+    fn at_rest_the_state_line_leaves_out_stage_and_evaluation() {
+        let status = CanaryRolloutStatus {
+            phase: Some(Phase::Succeeded),
+            stage: Some(3),
+            canary_weight: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            state_line(&status, 4),
+            "Succeeded    stage -    canary   0%"
+        );
+    }
+}
