@@ -12,15 +12,17 @@
 //!   differences, with `C = floor(nm/2 - z * sqrt(nm(n+m+1)/12) + 0.5)` (the normal
 //!   approximation of the rank bound, rounded to the nearest integer, which is the same as a
 //!   continuity correction; ties are not corrected for). The order statistics are selected
-//!   without forming the nm differences: each step counts the differences at or below a pivot
-//!   in O(n + m) on the two sorted samples, and pivots are chosen by interpolation with a
-//!   bisection fallback, so 10 000 x 10 000 samples take a handful of linear passes.
+//!   without forming the nm differences: each pass counts the differences at or below a pivot
+//!   in O(n + m) on the two sorted samples, pivots are guessed (difference of the medians,
+//!   secant through the nearest passes, interpolation) with bisection as the fallback, and the
+//!   passes are shared between the estimate and the two bounds. 10 000 x 10 000 samples take
+//!   about 15 passes; any input takes at most 128 per order statistic.
 //! - [`two_proportion_test`]: the pooled two-proportion z-test for good/total counts.
 //! - [`shift_within_tolerance`] and [`kayenta_class`]: verdicts on the interval.
 //!
 //! Non-finite values (NaN, ±Inf: "no data" from Prometheus) are left out of every test and
 //! counted; a test with an empty side returns `None`. The normal distribution comes from `statrs`
-//! (`erfc` and its inverse).
+//! (`erfc` and its inverse), accurate to about 1e-10 relative: ample for a p-value.
 
 use std::f64::consts::SQRT_2;
 
