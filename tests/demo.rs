@@ -1,0 +1,79 @@
+//! `sluice demo` end to end on the local test environment, as `hack/demo --exit-when-done` runs
+//! it: the built binary in a namespace of its own, its timeline on stdout, and what it leaves in
+//! the cluster.
+
+mod support;
+
+use std::process::Stdio;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use sluice::api::CanaryRollout;
+use sluice::api::canary_rollout::Phase;
+use support::TestEnv;
+
+#[tokio::test]
+async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("demo").await;
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["demo", "--namespace", ns.name(), "--exit-when-done"])
+        .args(["--timeout", "4m"])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("SLUICE_PROMETHEUS_URL", &env.prometheus_url)
+        .env("SLUICE_PROM_SD_DIR", &env.sd_dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run sluice demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "sluice demo failed ({}):\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status
+    );
+    for expected in [
+        "traffic simulator (not real traffic)",
+        "adopted: checkout-stable runs 1.0.0",
+        "event   Promoted: ",
+        "RESULT: 2.0.0 promoted",
+        "warning RolledBack: ",
+        "RESULT: 3.0.0-bad rolled back: check error-rate = ",
+        "the story is over",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "no {expected:?} in the demo's output:\n{stdout}"
+        );
+    }
+
+    let rollout = ns
+        .api::<CanaryRollout>()
+        .get("checkout")
+        .await
+        .expect("read the demo's CanaryRollout");
+    let status = rollout.status.unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Some(Phase::RolledBack),
+        "{status:?}\n--- demo output ---\n{stdout}"
+    );
+    let stable = ns.deployment("checkout-stable").await;
+    let image = stable
+        .spec
+        .and_then(|spec| spec.template.spec)
+        .and_then(|pod| pod.containers.first().and_then(|c| c.image.clone()));
+    assert_eq!(
+        image.as_deref(),
+        Some("registry.example/checkout:2.0.0"),
+        "the image of checkout-stable\n--- demo output ---\n{stdout}"
+    );
+    let target: Deployment = ns.deployment("checkout").await;
+    assert_eq!(
+        target.spec.and_then(|spec| spec.replicas),
+        Some(0),
+        "the replicas of checkout\n--- demo output ---\n{stdout}"
+    );
+}
