@@ -6,6 +6,7 @@ use crate::api::CanaryRollout;
 use jiff::Timestamp;
 
 use crate::api::parity_policy::ParityPolicy;
+use crate::api::slo_budget::SLOBudget;
 use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict, QueryOutcome};
 use crate::engine::parity::ParityReport;
 use crate::metrics::{MetricsSource, PrometheusPool, TemplateVars, render};
@@ -40,9 +41,40 @@ async fn run_query(source: &dyn MetricsSource, query: &str, vars: &TemplateVars)
         .map_err(|e| e.to_string())
 }
 
-/// Runs the sample count and every check concurrently. A Prometheus that cannot be reached
-/// gives errors, which the engine treats as "hold".
+/// Runs the sample count, every check and the gates concurrently. A Prometheus that cannot be
+/// reached gives errors, which the engine treats as "hold".
 pub async fn run(
+    pool: &PrometheusPool,
+    rollout: &CanaryRollout,
+    canary_hash: Option<&str>,
+    parity_policy: Option<&ParityPolicy>,
+    slo_budget: Option<&SLOBudget>,
+) -> (AnalysisInput, Option<ParityReport>) {
+    let slo = async {
+        let budget = slo_budget?;
+        let address = budget.spec.prometheus.as_ref().map(|p| p.address.as_str());
+        Some(match pool.get(address) {
+            Ok(source) => {
+                super::slo::evaluate_for_rollout(
+                    source.as_ref(),
+                    rollout,
+                    canary_hash,
+                    budget,
+                    Timestamp::now(),
+                )
+                .await
+            }
+            Err(error) => super::slo::unavailable(budget, &error.to_string()),
+        })
+    };
+    let (analysis, slo) =
+        futures::join!(run_analysis(pool, rollout, canary_hash, parity_policy), slo);
+    let (mut input, report) = analysis;
+    input.gates.extend(slo);
+    (input, report)
+}
+
+async fn run_analysis(
     pool: &PrometheusPool,
     rollout: &CanaryRollout,
     canary_hash: Option<&str>,

@@ -3,7 +3,9 @@
 //! Per-object gauges carry the object's namespace and name, as kube-state-metrics does; error
 //! counters carry only static categories.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::api::parity_policy::{ParityEvaluation, ParityLevel};
+use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus};
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -24,6 +27,30 @@ const PARITY_LEVELS: [ParityLevel; 5] = [
     ParityLevel::Insufficient,
 ];
 
+const OBJECTIVE_STATES: [ObjectiveState; 5] = [
+    ObjectiveState::Meeting,
+    ObjectiveState::AtRisk,
+    ObjectiveState::Violated,
+    ObjectiveState::Critical,
+    ObjectiveState::Unknown,
+];
+
+/// One SLOBudget's figures, as [`Metrics::record_slo`] takes them.
+pub struct SloFigures<'a> {
+    pub objectives: &'a [ObjectiveStatus],
+    pub compliance_score: Option<f64>,
+    pub frozen: bool,
+}
+
+/// The label sets last written for one SLOBudget, so series of objectives and windows that
+/// left the spec are removed rather than left at their last value.
+#[derive(Default)]
+struct SloSeries {
+    remaining: Vec<Labels>,
+    burn_rate: Vec<Labels>,
+    state: Vec<Labels>,
+}
+
 pub struct Metrics {
     registry: Registry,
     parity_tracking_error: Family<Labels, FloatGauge>,
@@ -33,6 +60,12 @@ pub struct Metrics {
     parity_component_difference: Family<Labels, FloatGauge>,
     parity_level: Family<Labels, Gauge>,
     parity_evaluations: Family<Labels, Counter>,
+    slo_budget_remaining: Family<Labels, FloatGauge>,
+    slo_burn_rate: Family<Labels, FloatGauge>,
+    slo_objective_state: Family<Labels, Gauge>,
+    slo_compliance_score: Family<Labels, FloatGauge>,
+    slo_frozen: Family<Labels, Gauge>,
+    slo_series: Mutex<HashMap<(String, String), SloSeries>>,
     reconcile_errors: Family<Labels, Counter>,
 }
 
@@ -54,6 +87,12 @@ impl Metrics {
             parity_component_difference: Family::default(),
             parity_level: Family::default(),
             parity_evaluations: Family::default(),
+            slo_budget_remaining: Family::default(),
+            slo_burn_rate: Family::default(),
+            slo_objective_state: Family::default(),
+            slo_compliance_score: Family::default(),
+            slo_frozen: Family::default(),
+            slo_series: Mutex::default(),
             reconcile_errors: Family::default(),
         };
         registry.register(
@@ -90,6 +129,31 @@ impl Metrics {
             "parity_evaluations",
             "Parity evaluations by observed level",
             metrics.parity_evaluations.clone(),
+        );
+        registry.register(
+            "slo_budget_remaining",
+            "Fraction of the objective's error budget left over the SLO window; negative once overspent",
+            metrics.slo_budget_remaining.clone(),
+        );
+        registry.register(
+            "slo_burn_rate",
+            "Burn rate of the objective's error budget over a window (1 spends it exactly over the SLO window)",
+            metrics.slo_burn_rate.clone(),
+        );
+        registry.register(
+            "slo_objective_state",
+            "1 for the objective's state at the latest evaluation, 0 for the others",
+            metrics.slo_objective_state.clone(),
+        );
+        registry.register(
+            "slo_compliance_score",
+            "Mean over the objectives of the budget left, clamped to 0-1, times 100",
+            metrics.slo_compliance_score.clone(),
+        );
+        registry.register(
+            "slo_frozen",
+            "1 while the SLOBudget holds new rollouts, else 0",
+            metrics.slo_frozen.clone(),
         );
         registry.register(
             "reconcile_errors",
@@ -144,12 +208,75 @@ impl Metrics {
         self.parity_evaluations.get_or_create(&counted).inc();
     }
 
+    /// Sets the SLOBudget's series to `figures`, removing those of objectives or windows that
+    /// have no figure any more.
+    pub fn record_slo(&self, namespace: &str, slo: &str, figures: &SloFigures) {
+        let budget = object_labels(namespace, "slo", slo);
+        let mut now = SloSeries::default();
+        for objective in figures.objectives {
+            let mut labels = budget.clone();
+            labels.push(("objective".into(), objective.name.clone()));
+            if let Some(remaining) = objective.budget_remaining {
+                self.slo_budget_remaining
+                    .get_or_create(&labels)
+                    .set(remaining);
+                now.remaining.push(labels.clone());
+            }
+            for (window, rate) in &objective.burn_rates {
+                let mut window_labels = labels.clone();
+                window_labels.push(("window".into(), window.clone()));
+                self.slo_burn_rate.get_or_create(&window_labels).set(*rate);
+                now.burn_rate.push(window_labels);
+            }
+            for state in OBJECTIVE_STATES {
+                let mut state_labels = labels.clone();
+                state_labels.push(("state".into(), format!("{state:?}")));
+                self.slo_objective_state
+                    .get_or_create(&state_labels)
+                    .set(i64::from(state == objective.state));
+                now.state.push(state_labels);
+            }
+        }
+        match figures.compliance_score {
+            Some(score) => {
+                self.slo_compliance_score.get_or_create(&budget).set(score);
+            }
+            None => {
+                self.slo_compliance_score.remove(&budget);
+            }
+        }
+        self.slo_frozen
+            .get_or_create(&budget)
+            .set(i64::from(figures.frozen));
+        let mut series = self
+            .slo_series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = series.remove(&(namespace.to_string(), slo.to_string()));
+        if let Some(before) = before {
+            remove_missing(
+                &self.slo_budget_remaining,
+                &before.remaining,
+                &now.remaining,
+            );
+            remove_missing(&self.slo_burn_rate, &before.burn_rate, &now.burn_rate);
+            remove_missing(&self.slo_objective_state, &before.state, &now.state);
+        }
+        series.insert((namespace.to_string(), slo.to_string()), now);
+    }
+
     pub fn record_error(&self, kind: &str, category: &str) {
         let labels = vec![
             ("kind".to_string(), kind.to_string()),
             ("category".to_string(), category.to_string()),
         ];
         self.reconcile_errors.get_or_create(&labels).inc();
+    }
+}
+
+fn remove_missing<M>(family: &Family<Labels, M>, before: &[Labels], now: &[Labels]) {
+    for labels in before.iter().filter(|l| !now.contains(l)) {
+        family.remove(labels);
     }
 }
 
@@ -194,5 +321,64 @@ mod tests {
         ] {
             assert!(page.contains(line), "missing {line} in\n{page}");
         }
+    }
+
+    #[test]
+    fn slo_figures_are_exposed_per_objective_and_window() {
+        use std::collections::BTreeMap;
+        let metrics = Metrics::new();
+        let objective = |name: &str, windows: &[(&str, f64)]| ObjectiveStatus {
+            name: name.into(),
+            sli: Some(0.999),
+            budget_remaining: Some(0.8),
+            burn_rates: windows
+                .iter()
+                .map(|(w, r)| (w.to_string(), *r))
+                .collect::<BTreeMap<_, _>>(),
+            state: ObjectiveState::AtRisk,
+        };
+        let both = [
+            objective("availability", &[("1h", 2.5), ("5m", 0.5)]),
+            objective("latency", &[("1h", 1.0)]),
+        ];
+        metrics.record_slo(
+            "shop",
+            "checkout-slo",
+            &SloFigures {
+                objectives: &both,
+                compliance_score: Some(80.0),
+                frozen: false,
+            },
+        );
+        let page = metrics.render();
+        for line in [
+            r#"sluice_slo_budget_remaining{namespace="shop",slo="checkout-slo",objective="availability"} 0.8"#,
+            r#"sluice_slo_burn_rate{namespace="shop",slo="checkout-slo",objective="availability",window="1h"} 2.5"#,
+            r#"sluice_slo_objective_state{namespace="shop",slo="checkout-slo",objective="latency",state="AtRisk"} 1"#,
+            r#"sluice_slo_objective_state{namespace="shop",slo="checkout-slo",objective="latency",state="Meeting"} 0"#,
+            r#"sluice_slo_compliance_score{namespace="shop",slo="checkout-slo"} 80.0"#,
+            r#"sluice_slo_frozen{namespace="shop",slo="checkout-slo"} 0"#,
+        ] {
+            assert!(page.contains(line), "missing {line} in\n{page}");
+        }
+        // latency leaves the spec, availability loses its 5m figure: their series go.
+        let one = [objective("availability", &[("1h", 3.0)])];
+        metrics.record_slo(
+            "shop",
+            "checkout-slo",
+            &SloFigures {
+                objectives: &one,
+                compliance_score: None,
+                frozen: true,
+            },
+        );
+        let page = metrics.render();
+        assert!(!page.contains(r#"objective="latency""#), "{page}");
+        assert!(!page.contains(r#"window="5m""#), "{page}");
+        assert!(!page.contains("sluice_slo_compliance_score{"), "{page}");
+        assert!(
+            page.contains(r#"sluice_slo_frozen{namespace="shop",slo="checkout-slo"} 1"#),
+            "{page}"
+        );
     }
 }

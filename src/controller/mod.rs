@@ -7,8 +7,11 @@ pub mod parity;
 pub mod parity_policy;
 pub mod rollout;
 pub mod server;
+pub mod slo;
+pub mod slo_budget;
 pub mod workloads;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +28,7 @@ use tracing::{info, warn};
 
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
+use crate::api::slo_budget::SLOBudget;
 use crate::metrics::PrometheusPool;
 use metrics::Metrics;
 use server::ServerState;
@@ -91,7 +95,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let controllers = scopes.into_iter().flat_map(|namespace| {
         [
             run_rollouts(client.clone(), namespace.clone(), context.clone()).boxed(),
-            run_parity_policies(client.clone(), namespace, context.clone()).boxed(),
+            run_parity_policies(client.clone(), namespace.clone(), context.clone()).boxed(),
+            run_slo_budgets(client.clone(), namespace, context.clone()).boxed(),
         ]
     });
     ready.store(true, Ordering::Relaxed);
@@ -111,7 +116,8 @@ where
 
 /// One CanaryRollout controller over a namespace (or all). Reconciles are triggered by spec,
 /// annotation and finalizer changes (not by our own status writes), by the stable Deployment it
-/// owns, and by the user's target Deployment, mapped back through the rollouts' targetRef.
+/// owns, by the user's target Deployment, mapped back through the rollouts' targetRef, and by
+/// the ParityPolicy and SLOBudget they reference.
 async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Context>) {
     let rollouts: Api<CanaryRollout> = scoped(&client, &namespace);
     let deployments: Api<Deployment> = scoped(&client, &namespace);
@@ -131,6 +137,7 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
     let policies: Api<ParityPolicy> = scoped(&client, &namespace);
     let store = reader.clone();
     let policy_store = reader.clone();
+    let budget_store = reader.clone();
     Controller::for_stream(trigger, reader)
         .owns(
             deployments.clone(),
@@ -163,11 +170,76 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
                 .map(|r| ObjectRef::from_obj(r.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .watches_stream(budget_changes(&client, &namespace), move |budget| {
+            let namespace = budget.namespace();
+            let name = budget.name_any();
+            budget_store
+                .state()
+                .into_iter()
+                .filter(|r| {
+                    r.namespace() == namespace
+                        && r.spec
+                            .analysis
+                            .slo_budget_ref
+                            .as_ref()
+                            .is_some_and(|b| b.name == name)
+                })
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .shutdown_on_signal()
         .run(rollout::reconcile, rollout::error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("controller: {error}");
+            }
+        })
+        .await;
+}
+
+/// SLOBudgets as the rollouts care about them: created, deleted, or changed in spec or in
+/// `status.frozen`. The budget's status changes at every evaluation; passing each of those on
+/// would reconcile every referencing rollout at the budget's interval for nothing.
+fn budget_changes(
+    client: &Client,
+    namespace: &Option<String>,
+) -> impl futures::Stream<Item = Result<SLOBudget, watcher::Error>> + Send + 'static {
+    let mut seen: HashMap<(Option<String>, String), (Option<i64>, bool)> = HashMap::new();
+    watcher(
+        scoped::<SLOBudget>(client, namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .filter_map(move |event| {
+        let passed = match event {
+            Ok(watcher::Event::Apply(budget) | watcher::Event::InitApply(budget)) => {
+                let key = (budget.namespace(), budget.name_any());
+                let gate = (
+                    budget.metadata.generation,
+                    budget.status.as_ref().is_some_and(|s| s.frozen),
+                );
+                (seen.insert(key, gate) != Some(gate)).then_some(Ok(budget))
+            }
+            Ok(watcher::Event::Delete(budget)) => {
+                seen.remove(&(budget.namespace(), budget.name_any()));
+                Some(Ok(budget))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(error) => Some(Err(error)),
+        };
+        std::future::ready(passed)
+    })
+}
+
+/// The SLOBudget controller over a namespace (or all): the periodic evaluation of every budget.
+async fn run_slo_budgets(client: Client, namespace: Option<String>, context: Arc<Context>) {
+    let budgets: Api<SLOBudget> = scoped(&client, &namespace);
+    Controller::new(budgets, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(slo_budget::reconcile, slo_budget::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("SLO budget controller: {error}");
             }
         })
         .await;

@@ -18,10 +18,12 @@ use super::Context;
 use super::analysis;
 use super::error::Error;
 use super::parity;
+use super::slo;
 use super::workloads::{self, FIELD_MANAGER};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
 use crate::api::parity_policy::ParityPolicy;
+use crate::api::slo_budget::SLOBudget;
 use crate::engine::{self, Plan, PlannedEvent, Snapshot};
 use crate::traffic::{ServiceNames, gateway_api};
 
@@ -101,6 +103,19 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         }
         None => None,
     };
+    let slo_budget = match &spec.analysis.slo_budget_ref {
+        Some(reference) => {
+            let budgets: Api<SLOBudget> = Api::namespaced(ctx.client.clone(), &namespace);
+            let budget = budgets.get_opt(&reference.name).await?;
+            match &budget {
+                Some(budget) => problems.extend(slo::problems(budget)),
+                None => problems.push(format!("SLOBudget {:?} not found", reference.name)),
+            }
+            budget
+        }
+        None => None,
+    };
+    let freeze = slo_budget.as_ref().and_then(slo::freeze_reason);
 
     let target_observed = match &target {
         Some(target) => Some(workloads::observe(
@@ -133,6 +148,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
             rollout,
             canary_hash.as_deref(),
             parity_policy.as_ref(),
+            slo_budget.as_ref(),
         )
         .await;
         (Some(input), report)
@@ -150,7 +166,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         stable: stable_observed.as_ref(),
         problems: &problems,
         analysis: analysis.as_ref(),
-        freeze: None,
+        freeze: freeze.as_deref(),
         now,
     };
     let plan = engine::plan(&snapshot);
