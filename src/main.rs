@@ -32,6 +32,19 @@ enum Command {
     /// this process, against the control plane of `hack/testenv up` (`hack/demo` does it all).
     /// It promotes a good version and rolls back a bad one, printing a live timeline.
     Demo(DemoArgs),
+    /// Print a PrometheusRule (Prometheus Operator) for each SLOBudget in a file: recording rules
+    /// for the burn rate over every window and the budget left, multi-window burn-rate alerts.
+    PrometheusRule(PrometheusRuleArgs),
+}
+
+#[derive(clap::Args)]
+struct PrometheusRuleArgs {
+    /// YAML file holding one or more SLOBudgets ("-" reads stdin); other kinds are skipped.
+    #[arg(long, short = 'f')]
+    file: PathBuf,
+    /// Namespace for {{namespace}} and the rule, when the budget's metadata names none.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -107,6 +120,7 @@ async fn main() -> std::process::ExitCode {
             .await
         }
         Command::Crd { out_dir } => write_crds(out_dir),
+        Command::PrometheusRule(args) => print_prometheus_rules(&args),
         Command::Demo(args) => {
             // The timeline tells what happens; logs only when something is wrong.
             telemetry::init_logging_with_default(
@@ -141,6 +155,39 @@ fn write_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
                 std::fs::write(dir.join(name), yaml)?;
             }
         }
+    }
+    Ok(())
+}
+
+fn print_prometheus_rules(args: &PrometheusRuleArgs) -> anyhow::Result<()> {
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.file.display()))?
+    };
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)?;
+    let mut printed = 0;
+    for document in documents.into_iter().filter(|d| d["kind"] == "SLOBudget") {
+        let budget: sluice::api::SLOBudget = serde_json::from_value(document)?;
+        let namespace = budget
+            .metadata
+            .namespace
+            .clone()
+            .or_else(|| args.namespace.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "SLOBudget {} names no namespace: pass --namespace",
+                    budget.metadata.name.clone().unwrap_or_default()
+                )
+            })?;
+        let rule = sluice::controller::slo::prometheus_rule(&budget, &namespace)
+            .map_err(anyhow::Error::msg)?;
+        print!("---\n{}", serde_saphyr::to_string(&rule)?);
+        printed += 1;
+    }
+    if printed == 0 {
+        anyhow::bail!("no SLOBudget in {}", args.file.display());
     }
     Ok(())
 }
