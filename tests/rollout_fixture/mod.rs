@@ -3,13 +3,19 @@
 
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Service as CoreService;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
 use serde_json::{Value, json};
 use sluice::api::CanaryRollout;
-use sluice::api::canary_rollout::Phase;
+use sluice::api::canary_rollout::{CanaryRolloutStatus, Phase};
+use sluice::api::conditions::Condition;
+use tokio::task::JoinHandle;
 
 use crate::support::{FakeKubelet, MetricsExporter, Operator, TestEnv, TestNamespace, eventually};
 
@@ -24,15 +30,20 @@ pub struct Service {
 }
 
 pub fn deployment_yaml(image: &str, replicas: i32) -> String {
+    named_deployment_yaml("checkout", image, replicas)
+}
+
+/// A Deployment `name` whose pods are labelled `app: <name>`.
+pub fn named_deployment_yaml(name: &str, image: &str, replicas: i32) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: checkout}}
+metadata: {{name: {name}}}
 spec:
   replicas: {replicas}
-  selector: {{matchLabels: {{app: checkout}}}}
+  selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: checkout}}}}
+    metadata: {{labels: {{app: {name}}}}}
     spec:
       containers:
       - {{name: app, image: \"{image}\", ports: [{{containerPort: 8080}}]}}
@@ -61,7 +72,8 @@ spec:
 ";
 
 /// A rollout with short stages for tests; `routing` is the trafficRouting body, `extra` more
-/// spec lines (two-space indented).
+/// lines appended after the checks: four-space indented they belong to `analysis`, two-space
+/// indented to `spec`.
 pub fn rollout_yaml(routing: &str, stages: &str, extra: &str) -> String {
     format!(
         "apiVersion: sluice.dev/v1alpha1
@@ -86,11 +98,34 @@ spec:
 
 pub const GATEWAY: &str = "{gatewayAPI: {httpRoutes: [checkout]}}";
 pub const REPLICAS: &str = "{replicas: {}}";
+/// `rollout` with another progressDeadline (the default of [`rollout_yaml`] is 60s).
+pub fn with_progress_deadline(rollout: &str, deadline: &str) -> String {
+    assert!(rollout.contains("progressDeadline: 60s"), "{rollout}");
+    rollout.replace(
+        "progressDeadline: 60s",
+        &format!("progressDeadline: {deadline}"),
+    )
+}
+
+/// `extra` lines for [`rollout_yaml`] that make the analysis query the Prometheus at `url`.
+pub fn analysis_prometheus(url: &str) -> String {
+    format!("    prometheus: {{address: \"{url}\"}}\n")
+}
+
 pub const QUICK_STAGES: &str = "[{weight: 1, pause: 3s}, {weight: 5, pause: 3s}, {weight: 25, pause: 3s}, {weight: 100, pause: 3s}]";
 
 impl Service {
     /// Deploys image v1 with a rollout over it and waits until the rollout adopted it.
     pub async fn start(prefix: &str, rollout: &str) -> Service {
+        let service = Service::deploy(prefix, rollout).await;
+        service
+            .wait_phase(Phase::Idle, Duration::from_secs(60))
+            .await;
+        service
+    }
+
+    /// Deploys image v1 and the rollout and starts the operator, without waiting for anything.
+    pub async fn deploy(prefix: &str, rollout: &str) -> Service {
         let env = TestEnv::get().await;
         let ns = env.namespace(prefix).await;
         let kubelet = FakeKubelet::start(env.client.clone(), ns.name());
@@ -106,17 +141,19 @@ impl Service {
         ns.apply_yaml(ROUTE_YAML).await;
         ns.apply_yaml(rollout).await;
         let operator = Operator::start(&env, ns.name(), &[]);
-        let service = Service {
+        Service {
             env,
             ns,
             kubelet,
             exporter,
             operator: Some(operator),
-        };
-        service
-            .wait_phase(Phase::Idle, Duration::from_secs(60))
-            .await;
-        service
+        }
+    }
+
+    pub fn operator(&mut self) -> &mut Operator {
+        self.operator
+            .as_mut()
+            .expect("the operator of this service")
     }
 
     pub fn set_canary_error_ratio(&self, value: f64) {
@@ -137,6 +174,90 @@ impl Service {
 
     pub async fn phase(&self) -> Option<Phase> {
         self.rollout().await.status.and_then(|s| s.phase)
+    }
+
+    pub async fn status(&self) -> CanaryRolloutStatus {
+        self.rollout().await.status.unwrap_or_default()
+    }
+
+    /// The status condition `type_` (Ready, Reconciling, Stalled, Promoted, ...).
+    pub async fn condition(&self, type_: &str) -> Option<Condition> {
+        self.status()
+            .await
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+    }
+
+    /// Sets `metadata.annotations[key]` on the CanaryRollout (a manual request).
+    pub async fn annotate(&self, key: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.patch_rollout(patch, "annotate the CanaryRollout")
+            .await;
+    }
+
+    pub async fn set_paused(&self, paused: bool) {
+        let patch = json!({"spec": {"paused": paused}});
+        self.patch_rollout(patch, "set spec.paused").await;
+    }
+
+    async fn patch_rollout(&self, patch: Value, what: &str) {
+        self.ns
+            .api::<CanaryRollout>()
+            .patch("checkout", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
+    /// Deletes the CanaryRollout (the operator's finalizer hands the service back).
+    pub async fn delete_rollout(&self) {
+        self.ns
+            .api::<CanaryRollout>()
+            .delete("checkout", &DeleteParams::default())
+            .await
+            .expect("delete the CanaryRollout");
+    }
+
+    /// Waits until the CanaryRollout is gone (its finalizer has run).
+    pub async fn wait_rollout_gone(&self, timeout: Duration) {
+        let api = self.ns.api::<CanaryRollout>();
+        eventually(timeout, "the CanaryRollout to be gone", async || match api
+            .get_opt("checkout")
+            .await
+            .expect("read CanaryRollout")
+        {
+            None => Ok(()),
+            Some(rollout) => Err(rollout.status.and_then(|s| s.message)),
+        })
+        .await
+    }
+
+    /// Whether the Deployment `name` exists.
+    pub async fn has_deployment(&self, name: &str) -> bool {
+        self.ns
+            .api::<Deployment>()
+            .get_opt(name)
+            .await
+            .expect("read Deployment")
+            .is_some()
+    }
+
+    /// Whether the Service `name` exists.
+    pub async fn has_service(&self, name: &str) -> bool {
+        self.ns
+            .api::<CoreService>()
+            .get_opt(name)
+            .await
+            .expect("read Service")
+            .is_some()
+    }
+
+    /// Available replicas of the Deployment `name`, once its status reflects its current spec.
+    pub async fn available_replicas(&self, name: &str) -> Option<i32> {
+        let deployment = self.ns.deployment(name).await;
+        let status = deployment.status?;
+        (status.observed_generation >= deployment.metadata.generation)
+            .then(|| status.available_replicas.unwrap_or(0))
     }
 
     pub async fn wait_phase(&self, phase: Phase, timeout: Duration) -> CanaryRollout {
@@ -184,41 +305,40 @@ impl Service {
             .unwrap_or_default()
     }
 
+    fn routes(&self) -> Api<DynamicObject> {
+        routes(&self.env, self.ns.name())
+    }
+
     pub async fn route(&self) -> Value {
-        let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.env.client.clone(),
-            self.ns.name(),
-            &ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
-        );
-        serde_json::to_value(api.get("checkout").await.expect("read HTTPRoute"))
-            .expect("route json")
+        read_route(&self.routes()).await
     }
 
     /// backendRefs of the first rule as (name, weight).
     pub async fn backends(&self) -> Vec<(String, i64)> {
-        let route = self.route().await;
-        route["spec"]["rules"][0]["backendRefs"]
-            .as_array()
-            .map(|refs| {
-                refs.iter()
-                    .map(|r| {
-                        (
-                            r["name"].as_str().unwrap_or("").to_string(),
-                            r["weight"].as_i64().unwrap_or(1),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        first_rule_backends(&self.route().await)
     }
 
     pub async fn canary_weight_on_route(&self) -> Option<i64> {
-        self.backends()
-            .await
-            .into_iter()
-            .find(|(name, _)| name == "checkout-canary")
-            .map(|(_, w)| w)
+        canary_weight(&self.route().await)
+    }
+
+    /// Starts recording every distinct canary weight the route shows, polling every 50 ms.
+    pub fn record_weights(&self) -> WeightLog {
+        let api = self.routes();
+        let seen: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Some(weight) = canary_weight(&read_route(&api).await) {
+                    let mut seen = log.lock().expect("weight log");
+                    if seen.last().map(|(w, _)| *w) != Some(weight) {
+                        seen.push((weight, Instant::now()));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        WeightLog { seen, task }
     }
 
     pub async fn warning(&self, reason: &str) -> Option<String> {
@@ -243,4 +363,69 @@ impl Service {
     pub fn operator_log(&self) -> String {
         self.operator.as_ref().map(|o| o.log()).unwrap_or_default()
     }
+}
+
+/// Distinct canary weights seen on the route, in order, with when each was first seen.
+pub struct WeightLog {
+    seen: Arc<Mutex<Vec<(i64, Instant)>>>,
+    task: JoinHandle<()>,
+}
+
+impl WeightLog {
+    pub fn weights(&self) -> Vec<i64> {
+        self.timeline().into_iter().map(|(w, _)| w).collect()
+    }
+
+    pub fn timeline(&self) -> Vec<(i64, Instant)> {
+        self.seen.lock().expect("weight log").clone()
+    }
+
+    /// How long the last weight has been on the route.
+    pub fn held_for(&self) -> Duration {
+        self.timeline()
+            .last()
+            .map_or(Duration::ZERO, |(_, since)| since.elapsed())
+    }
+}
+
+impl Drop for WeightLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn routes(env: &TestEnv, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(
+        env.client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+    )
+}
+
+async fn read_route(api: &Api<DynamicObject>) -> Value {
+    serde_json::to_value(api.get("checkout").await.expect("read HTTPRoute")).expect("route json")
+}
+
+fn first_rule_backends(route: &Value) -> Vec<(String, i64)> {
+    route["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .map(|r| {
+                    (
+                        r["name"].as_str().unwrap_or("").to_string(),
+                        r["weight"].as_i64().unwrap_or(1),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn canary_weight(route: &Value) -> Option<i64> {
+    first_rule_backends(route)
+        .into_iter()
+        .find(|(name, _)| name == "checkout-canary")
+        .map(|(_, w)| w)
 }
