@@ -8,6 +8,8 @@ use jiff::Timestamp;
 use sluice::api::parity_policy::{ParityLevel, ParityPolicySpec, StatisticsSpec};
 use sluice::engine::parity::{ComponentSeries, ParityInput, evaluate};
 
+type Series = Vec<(f64, f64)>;
+
 const SAMPLES: usize = 10_000;
 const COMPONENTS: usize = 5;
 const RUNS: usize = 30;
@@ -16,7 +18,7 @@ fn noise(i: usize, seed: usize) -> f64 {
     ((i * 7919 + seed * 104_729) % 10_007) as f64 / 5_003.5 - 1.0
 }
 
-fn series(level: f64, spread: f64, seed: usize) -> Vec<(f64, f64)> {
+fn series(level: f64, spread: f64, seed: usize) -> Series {
     (0..SAMPLES)
         .map(|i| (i as f64 * 60.0, level * (1.0 + spread * noise(i, seed))))
         .collect()
@@ -34,7 +36,7 @@ fn main() {
     });
     let candidate = series(100.3, 0.001, 1);
     let baseline = series(100.0, 0.001, 2);
-    let parts: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)> = (0..COMPONENTS)
+    let parts: Vec<(String, Series, Series)> = (0..COMPONENTS)
         .map(|c| {
             (
                 format!("component-{c}"),
