@@ -175,6 +175,36 @@ async fn a_spent_budget_freezes_new_rollouts_until_it_recovers() {
 }
 
 #[tokio::test]
+async fn a_person_overrides_the_freeze_for_one_rollout() {
+    let budget = budget_yaml(
+        "20s",
+        "[{long: 10s, short: 2s, factor: 14.4, severity: Critical}]",
+        "{freezeBelowRemaining: 0.1}",
+    );
+    let stages = "[{weight: 1, pause: 2s}, {weight: 100, pause: 2s}]";
+    let service = with_budget("slo-override", stages, &budget, 0.05).await;
+    wait_frozen(&service.ns, true, Duration::from_secs(20)).await;
+    service.set_image(V2).await;
+    service
+        .wait_phase(Phase::Frozen, Duration::from_secs(20))
+        .await;
+    service.annotate("sluice.dev/override-freeze", "1").await;
+    // The canary's own traffic is healthy, so the gates let it through although the budget
+    // stays frozen.
+    service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(40))
+        .await;
+    assert_eq!(service.image("checkout-stable").await, V2);
+    assert!(budget_status(&service.ns, "checkout-slo").await.frozen);
+    // The override was for that rollout only.
+    service.set_image("registry.example/checkout:3.0.0").await;
+    service
+        .wait_phase(Phase::Frozen, Duration::from_secs(20))
+        .await;
+    assert_eq!(service.replicas("checkout").await, 0);
+}
+
+#[tokio::test]
 async fn a_canary_burning_the_budget_fast_at_5_percent_is_rolled_back() {
     // canaryMaxBudgetSpend 1: only the burn rate can stop this canary.
     let budget = budget_yaml(
