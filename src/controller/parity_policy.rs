@@ -112,7 +112,7 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
     write_status(&ctx, &policy, &old, &status).await?;
     let next = schedule::next_after(&cron, if due { now } else { since }).unwrap_or(now);
     let wait = Duration::from_millis(
-        u64::try_from((next - now).get_milliseconds().max(500)).unwrap_or(500),
+        u64::try_from(next.duration_since(now).as_millis().max(500)).unwrap_or(500),
     );
     Ok(Action::requeue(wait.min(IDLE_REQUEUE)))
 }
