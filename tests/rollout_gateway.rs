@@ -118,6 +118,21 @@ async fn happy_path_moves_weights_through_the_stages_and_promotes() {
             "{reason} missing in {reasons:?}"
         );
     }
+    // Each stage's event carries its own message (not folded into the first one).
+    let advanced: Vec<String> = service
+        .ns
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason == "StageAdvanced")
+        .map(|e| e.message)
+        .collect();
+    for stage in ["stage 1 (5%)", "stage 2 (25%)", "stage 3 (100%)"] {
+        assert!(
+            advanced.iter().any(|m| m.contains(stage)),
+            "{stage} missing in {advanced:?}"
+        );
+    }
 }
 
 #[tokio::test]

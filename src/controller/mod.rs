@@ -43,12 +43,19 @@ pub struct RunConfig {
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    reporter: Reporter,
     pub prometheus: PrometheusPool,
     pub metrics: Arc<Metrics>,
 }
 
 impl Context {
+    /// A recorder for one event. kube's Recorder folds repeated events of the same reason into a
+    /// series that keeps the first message; Sluice's messages carry the figures of each decision,
+    /// so every event is recorded on its own.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
+    }
+
     pub fn new(client: Client, prometheus: PrometheusPool) -> Self {
         let instance = std::env::var("POD_NAME")
             .ok()
@@ -58,7 +65,7 @@ impl Context {
             instance,
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             prometheus,
             metrics: Arc::new(Metrics::new()),

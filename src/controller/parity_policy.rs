@@ -265,7 +265,11 @@ async fn publish(ctx: &Context, policy: &ParityPolicy, warning: bool, reason: &s
         action: reason.to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+    if let Err(error) = ctx
+        .recorder()
+        .publish(&event, &policy.object_ref(&()))
+        .await
+    {
         warn!(policy = %policy.name_any(), "event not recorded: {error}");
     }
 }

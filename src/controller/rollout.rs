@@ -299,7 +299,7 @@ async fn publish(ctx: &Context, rollout: &CanaryRollout, events: &[PlannedEvent]
         } else {
             info!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), reason = event.reason, "{}", event.note);
         }
-        if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
+        if let Err(error) = ctx.recorder().publish(&kube_event, &reference).await {
             warn!(rollout = %rollout.name_any(), "event not recorded: {error}");
         }
     }

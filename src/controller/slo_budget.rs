@@ -345,7 +345,11 @@ async fn publish(ctx: &Context, budget: &SLOBudget, warning: bool, reason: &str,
         action: reason.to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &budget.object_ref(&())).await {
+    if let Err(error) = ctx
+        .recorder()
+        .publish(&event, &budget.object_ref(&()))
+        .await
+    {
         warn!(budget = %budget.name_any(), "event not recorded: {error}");
     }
 }
