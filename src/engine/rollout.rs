@@ -22,6 +22,8 @@ use crate::traffic::replica_split;
 const HISTORY_LIMIT: usize = 10;
 /// Reason of the Frozen condition that only a person clears (`sluice.dev/unfreeze`).
 const FROZEN_BY_ROLLBACK: &str = "RollbackAndFreeze";
+/// Reason of the Frozen condition that an SLOBudget sets and lifts.
+const FROZEN_BY_BUDGET: &str = "BudgetFrozen";
 const FAST_REQUEUE: Duration = Duration::from_secs(2);
 const REST_REQUEUE: Duration = Duration::from_secs(300);
 const INVALID_REQUEUE: Duration = Duration::from_secs(60);
@@ -302,6 +304,12 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status.phase = Some(Phase::RolledBack);
             self.event(false, "Unfrozen", "freeze cleared by request".to_string());
         }
+        if self.s.freeze.is_none() {
+            // A budget freeze lifts by itself; its condition goes with it.
+            self.status
+                .conditions
+                .retain(|c| !(c.type_ == FROZEN && c.reason == FROZEN_BY_BUDGET));
+        }
         let phase = self.status.phase.unwrap_or(Phase::Idle);
         if target.revision == stable_revision {
             if phase == Phase::Frozen || phase == Phase::RolledBack {
@@ -339,7 +347,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             let message = format!("frozen: {reason}; revision {} waits", target.revision);
             set_condition(
                 &mut self.status.conditions,
-                Condition::new(FROZEN, true, "BudgetFrozen", reason, self.s.now),
+                Condition::new(FROZEN, true, FROZEN_BY_BUDGET, reason, self.s.now),
             );
             let desired = self.desired(0, false);
             return self.finish(Situation::Frozen, message, desired);

@@ -505,6 +505,27 @@ fn freeze_keeps_a_new_rollout_from_starting_until_it_lifts() {
     world.freeze = None;
     world.step(None);
     assert_eq!(world.status.phase, Some(Phase::Progressing));
+    // A lifted freeze leaves no Frozen condition behind, even with nothing left to roll out.
+    let mut world = World::adopted(GATEWAY);
+    world.freeze = Some("budget spent".into());
+    world.new_template("rev2");
+    world.step(None);
+    assert!(
+        world
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Frozen" && c.is_true())
+    );
+    world.new_template("rev1");
+    world.freeze = None;
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Idle));
+    assert!(
+        !world.status.conditions.iter().any(|c| c.type_ == "Frozen"),
+        "{:?}",
+        world.status.conditions
+    );
 }
 
 #[test]
