@@ -118,10 +118,10 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let freeze = slo_budget.as_ref().and_then(slo::freeze_reason);
 
     let target_observed = match &target {
-        Some(target) => Some(workloads::observe(
-            target,
-            workloads::target_revision(target)?,
-        )),
+        Some(target) => {
+            let observed = workloads::observe(target, workloads::target_revision(target)?);
+            Some(workloads::confirm_available(&ctx.client, &namespace, target, observed).await?)
+        }
         None => None,
     };
     let stable_observed = stable
@@ -319,6 +319,7 @@ async fn hand_back(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Err
     let revision = workloads::target_revision(&target)?;
     let size = status.desired_replicas.unwrap_or(1).max(1);
     let observed = workloads::observe(&target, revision.clone());
+    let observed = workloads::confirm_available(&ctx.client, &namespace, &target, observed).await?;
     if observed.replicas != size {
         if matches!(status.phase, Some(Phase::RolledBack | Phase::Frozen))
             && status.canary_revision.as_deref() == Some(revision.as_str())

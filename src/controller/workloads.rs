@@ -131,13 +131,24 @@ pub async fn canary_pod_template_hash(
     namespace: &str,
     target: &Deployment,
 ) -> Result<Option<String>, Error> {
-    let selector = match_labels(target)
+    Ok(newest_replica_set(client, namespace, target)
+        .await?
+        .and_then(|rs| rs.labels().get("pod-template-hash").cloned()))
+}
+
+/// The Deployment's ReplicaSet with the highest revision: the one running its current template.
+async fn newest_replica_set(
+    client: &kube::Client,
+    namespace: &str,
+    deployment: &Deployment,
+) -> Result<Option<ReplicaSet>, Error> {
+    let selector = match_labels(deployment)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let uid = target.uid();
+    let uid = deployment.uid();
     let list = sets.list(&ListParams::default().labels(&selector)).await?;
     let revision = |rs: &ReplicaSet| {
         rs.annotations()
@@ -147,14 +158,13 @@ pub async fn canary_pod_template_hash(
     };
     Ok(list
         .items
-        .iter()
+        .into_iter()
         .filter(|rs| {
             rs.owner_references()
                 .iter()
                 .any(|o| Some(&o.uid) == uid.as_ref())
         })
-        .max_by_key(|rs| revision(rs))
-        .and_then(|rs| rs.labels().get("pod-template-hash").cloned()))
+        .max_by_key(revision))
 }
 
 /// Labels the canary's pods `sluice.dev/track: canary` (the pods, not the user's template), so
@@ -192,6 +202,67 @@ pub async fn label_canary_pods(
         }
     }
     Ok(())
+}
+
+/// `workload` with `available` cleared unless the Deployment's newest ReplicaSet has acted on
+/// its latest spec and has as many ready pods as the workload has replicas.
+///
+/// The Deployment's status is summed from ReplicaSet statuses, which for a moment after a
+/// scale-down still count the pods being deleted: scaled 3 → 0 → 3, it can report 3 available
+/// replicas while none is running. Pods alone are not enough either: until the ReplicaSet
+/// reports the generation of its latest replica count, its controller may still be deleting
+/// pods for an earlier one.
+pub async fn confirm_available(
+    client: &kube::Client,
+    namespace: &str,
+    deployment: &Deployment,
+    workload: Workload,
+) -> Result<Workload, Error> {
+    if !workload.available || workload.replicas <= 0 {
+        return Ok(workload);
+    }
+    let (settled, ready) = match newest_replica_set(client, namespace, deployment).await? {
+        Some(set) => {
+            let settled =
+                set.status.as_ref().and_then(|s| s.observed_generation) >= set.metadata.generation;
+            let hash = set.labels().get("pod-template-hash").cloned();
+            let mut selector: Vec<String> = match_labels(deployment)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            selector.extend(hash.map(|hash| format!("pod-template-hash={hash}")));
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let list = pods
+                .list(&ListParams::default().labels(&selector.join(",")))
+                .await?;
+            (settled, ready_pods(&list.items))
+        }
+        None => (false, 0),
+    };
+    Ok(if settled && ready >= workload.replicas {
+        workload
+    } else {
+        Workload {
+            available: false,
+            ready_replicas: ready,
+            ..workload
+        }
+    })
+}
+
+/// Pods that are Ready and not being deleted.
+fn ready_pods(pods: &[Pod]) -> i32 {
+    let ready = pods
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter(|pod| {
+            pod.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count();
+    i32::try_from(ready).unwrap_or(i32::MAX)
 }
 
 /// `<service>-stable` and `<service>-canary`, selecting each track's pods.
@@ -257,4 +328,38 @@ pub async fn delete_owned(client: &kube::Client, rollout: &CanaryRollout) -> Res
         ignore_missing(services.delete(&name, &params).await.map(|_| ()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn pod(ready: &str, deleting: bool) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.deletion_timestamp = deleting.then_some(Time(jiff::Timestamp::UNIX_EPOCH));
+        pod.status = Some(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: ready.into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn only_ready_pods_that_are_not_being_deleted_count() {
+        let pods = [
+            pod("True", false),
+            pod("True", true),
+            pod("False", false),
+            Pod::default(),
+            pod("True", false),
+        ];
+        assert_eq!(ready_pods(&pods), 2);
+        assert_eq!(ready_pods(&[]), 0);
+    }
 }
