@@ -32,7 +32,14 @@ pub const FINALIZER: &str = "sluice.dev/hand-back";
 pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<CanaryRollout> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, rollout, |event| async {
+    // Decide on the latest status, not the controller's cached copy: a watch that stalls or
+    // restarts leaves the cache behind the status the last reconcile wrote, and planning from an
+    // old status repeats old decisions (a cache from before adoption adopts the next template
+    // without analysis).
+    let Some(rollout) = api.get_opt(&rollout.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    finalizer(&api, FINALIZER, Arc::new(rollout), |event| async {
         match event {
             FinalizerEvent::Apply(rollout) => apply(&rollout, &ctx).await,
             FinalizerEvent::Cleanup(rollout) => hand_back(&rollout, &ctx).await,
