@@ -59,12 +59,15 @@ async fn a_paused_rollout_holds_its_stage_until_resumed() {
     service
         .wait_phase(Phase::Succeeded, Duration::from_secs(30))
         .await;
-    assert_eq!(weights.weights(), vec![0, 1, 5, 25, 100, 0]);
-    let reasons = service.event_reasons().await;
+    weights.expect(&[0, 1, 5, 25, 100, 0]).await;
     for reason in ["Paused", "Resumed", "Promoted"] {
+        service.wait_event(reason).await;
+    }
+    let advanced = service.notes("StageAdvanced").await;
+    for stage in ["stage 1 (5%)", "stage 2 (25%)", "stage 3 (100%)"] {
         assert!(
-            reasons.contains(&reason.to_string()),
-            "{reason} missing in {reasons:?}"
+            advanced.iter().any(|note| note.starts_with(stage)),
+            "each stage has its own StageAdvanced note: {stage} missing in {advanced:?}"
         );
     }
 }
@@ -80,7 +83,7 @@ async fn a_promote_request_skips_the_remaining_stages() {
     let rollout = service
         .wait_phase(Phase::Succeeded, Duration::from_secs(15))
         .await;
-    assert_eq!(weights.weights(), vec![0, 1, 5, 0], "no stage after 5%");
+    weights.expect(&[0, 1, 5, 0]).await;
     assert_eq!(service.image("checkout-stable").await, V2);
     assert_eq!(service.replicas("checkout").await, 0);
     let status = rollout.status.expect("status");
@@ -88,12 +91,7 @@ async fn a_promote_request_skips_the_remaining_stages() {
         status.history.last().map(|h| h.result),
         Some(RolloutResult::Promoted)
     );
-    assert!(
-        service
-            .event_reasons()
-            .await
-            .contains(&"PromoteRequested".to_string())
-    );
+    service.wait_event("PromoteRequested").await;
 }
 
 #[tokio::test]
@@ -123,7 +121,7 @@ async fn an_abort_request_rolls_back_and_a_retry_runs_the_same_revision_from_sta
         service.image("checkout-stable").await,
         "registry.example/checkout:1.0.0"
     );
-    assert_eq!(weights.weights(), vec![0, 1, 5, 0]);
+    weights.expect(&[0, 1, 5, 0]).await;
 
     service.annotate("sluice.dev/retry", "1").await;
     wait_weight(&service, 1).await;
@@ -131,14 +129,9 @@ async fn an_abort_request_rolls_back_and_a_retry_runs_the_same_revision_from_sta
     assert_eq!(status.phase, Some(Phase::Progressing));
     assert_eq!(status.stage, Some(0));
     assert_eq!(status.canary_revision, revision, "the same revision again");
-    assert!(
-        service
-            .event_reasons()
-            .await
-            .contains(&"RetryRequested".to_string())
-    );
+    service.wait_event("RetryRequested").await;
     wait_weight(&service, 5).await;
-    assert_eq!(weights.weights(), vec![0, 1, 5, 0, 1, 5]);
+    weights.expect(&[0, 1, 5, 0, 1, 5]).await;
 }
 
 #[tokio::test]
@@ -151,22 +144,11 @@ async fn a_new_template_mid_rollout_restarts_the_rollout_with_it() {
     let first = service.status().await.canary_revision;
 
     service.set_image("registry.example/checkout:3.0.0").await;
-    eventually(Duration::from_secs(10), "a NewRevision event", async || {
-        service
-            .event_reasons()
-            .await
-            .contains(&"NewRevision".to_string())
-    })
-    .await;
+    service.wait_event("NewRevision").await;
     service
         .wait_phase(Phase::Succeeded, Duration::from_secs(40))
         .await;
-    assert_eq!(
-        weights.weights(),
-        vec![0, 1, 5, 0, 1, 5, 100, 0],
-        "operator log: {}",
-        service.operator_log()
-    );
+    weights.expect(&[0, 1, 5, 0, 1, 5, 100, 0]).await;
     let status = service.status().await;
     assert!(status.canary_revision.is_some());
     assert_ne!(status.canary_revision, first);

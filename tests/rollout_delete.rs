@@ -14,6 +14,7 @@ const V2: &str = "registry.example/checkout:2.0.0";
 
 /// Deletes the rollout and checks what the user is left with.
 async fn delete_and_check_hand_back(service: &Service, image: &str) {
+    let other_rule = service.route().await["spec"]["rules"][1].clone();
     service.delete_rollout().await;
     service.wait_rollout_gone(Duration::from_secs(30)).await;
     assert_eq!(
@@ -22,19 +23,30 @@ async fn delete_and_check_hand_back(service: &Service, image: &str) {
         "operator log: {}",
         service.operator_log()
     );
-    let mut route = service.route().await;
-    // The HTTPRoute schema defaults `kind: Service`; compare the rest.
-    let untouched = &mut route["spec"]["rules"][1]["backendRefs"][0];
-    if let Some(backend) = untouched.as_object_mut() {
-        backend.remove("kind");
-    }
     assert_eq!(
-        route["spec"]["rules"][1]["backendRefs"],
-        serde_json::json!([{"name": "static-assets", "port": 80, "weight": 100}]),
+        service.route().await["spec"]["rules"][1],
+        other_rule,
         "other rules are left alone"
     );
     assert_eq!(service.replicas("checkout").await, 3);
-    assert_eq!(service.available_replicas("checkout").await, Some(3));
+    assert_eq!(
+        service.ready_pods("checkout").await,
+        3,
+        "traffic went back to a target with 3 ready pods"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the target Deployment reporting 3 available replicas",
+        async || {
+            let available = service.available_replicas("checkout").await;
+            if available == Some(3) {
+                Ok(())
+            } else {
+                Err(available)
+            }
+        },
+    )
+    .await;
     assert_eq!(service.image("checkout").await, image);
     eventually(
         Duration::from_secs(10),

@@ -6,10 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service as CoreService;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service as CoreService};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use serde_json::{Value, json};
 use sluice::api::CanaryRollout;
@@ -252,6 +252,50 @@ impl Service {
             .is_some()
     }
 
+    /// Pods of the Deployment `name` that are Ready and not being deleted, counted from the pods
+    /// themselves (the Deployment's status can lag behind them).
+    pub async fn ready_pods(&self, name: &str) -> usize {
+        let sets: Vec<String> = self
+            .ns
+            .api::<ReplicaSet>()
+            .list(&ListParams::default())
+            .await
+            .expect("list ReplicaSets")
+            .items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "Deployment" && o.name == name)
+            })
+            .filter_map(|rs| rs.metadata.name)
+            .collect();
+        self.ns
+            .api::<Pod>()
+            .list(&ListParams::default())
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+            .filter(|pod| {
+                pod.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| sets.contains(&o.name))
+            })
+            .filter(|pod| {
+                pod.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count()
+    }
+
     /// Available replicas of the Deployment `name`, once its status reflects its current spec.
     pub async fn available_replicas(&self, name: &str) -> Option<i32> {
         let deployment = self.ns.deployment(name).await;
@@ -350,6 +394,47 @@ impl Service {
             .map(|e| e.message)
     }
 
+    /// Messages of every event on a CanaryRollout with this reason.
+    pub async fn notes(&self, reason: &str) -> Vec<String> {
+        self.ns
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.object_kind == "CanaryRollout" && e.reason == reason)
+            .map(|e| e.message)
+            .collect()
+    }
+
+    /// (eventTime, note) of every event on the CanaryRollout with this reason, by time.
+    pub async fn timed_notes(&self, reason: &str) -> Vec<(jiff::Timestamp, String)> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = self.ns.api();
+        let mut notes: Vec<(jiff::Timestamp, String)> = events
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("CanaryRollout")
+            })
+            .filter_map(|e| Some((e.event_time?.0, e.note.unwrap_or_default())))
+            .collect();
+        notes.sort();
+        notes
+    }
+
+    /// Messages of every Warning event with this reason, oldest first as listed.
+    pub async fn warnings(&self, reason: &str) -> Vec<String> {
+        self.ns
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.reason == reason && e.type_ == "Warning")
+            .map(|e| e.message)
+            .collect()
+    }
+
     pub async fn event_reasons(&self) -> Vec<String> {
         self.ns
             .events()
@@ -358,6 +443,24 @@ impl Service {
             .filter(|e| e.object_kind == "CanaryRollout")
             .map(|e| e.reason)
             .collect()
+    }
+
+    /// Waits for an event with this reason on a CanaryRollout (events are published after the
+    /// status is written, so they may trail the phase).
+    pub async fn wait_event(&self, reason: &str) {
+        eventually(
+            Duration::from_secs(10),
+            &format!("a {reason} event"),
+            async || {
+                let reasons = self.event_reasons().await;
+                if reasons.iter().any(|r| r == reason) {
+                    Ok(())
+                } else {
+                    Err(reasons)
+                }
+            },
+        )
+        .await
     }
 
     pub fn operator_log(&self) -> String {
@@ -378,6 +481,23 @@ impl WeightLog {
 
     pub fn timeline(&self) -> Vec<(i64, Instant)> {
         self.seen.lock().expect("weight log").clone()
+    }
+
+    /// Waits (up to 5 s, the recorder polls) until the weights seen are `expected`; panics as
+    /// soon as they are not a prefix of it.
+    pub async fn expect(&self, expected: &[i64]) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self.weights();
+            if seen == expected {
+                return;
+            }
+            assert!(
+                expected.starts_with(&seen) && Instant::now() < deadline,
+                "canary weights on the route: {seen:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// How long the last weight has been on the route.
