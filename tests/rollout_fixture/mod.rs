@@ -468,6 +468,41 @@ impl Service {
     }
 }
 
+/// The operator stops with the test, before the namespace is deleted, so nothing would run the
+/// CanaryRollouts' hand-back finalizer and the namespace would stay Terminating for good. A
+/// passing test clears those finalizers; a failed one keeps everything for inspection.
+impl Drop for Service {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        // Killed first (its child is killed on drop), so it cannot add the finalizer back.
+        drop(self.operator.take());
+        std::thread::sleep(Duration::from_millis(200));
+        let kubectl = |args: &[&str]| {
+            std::process::Command::new("kubectl")
+                .env("KUBECONFIG", &self.env.kubeconfig)
+                .args(["--namespace", self.ns.name()])
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .output()
+        };
+        let Ok(listed) = kubectl(&["get", "canaryrollouts", "--output", "name"]) else {
+            return;
+        };
+        for rollout in String::from_utf8_lossy(&listed.stdout).lines() {
+            let _ = kubectl(&[
+                "patch",
+                rollout,
+                "--type",
+                "merge",
+                "--patch",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
+    }
+}
+
 /// Distinct canary weights seen on the route, in order, with when each was first seen.
 pub struct WeightLog {
     seen: Arc<Mutex<Vec<(i64, Instant)>>>,
