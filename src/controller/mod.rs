@@ -3,6 +3,7 @@
 mod analysis;
 pub mod error;
 pub mod metrics;
+pub mod objects;
 pub mod parity;
 pub mod parity_policy;
 pub mod rollout;

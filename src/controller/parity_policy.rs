@@ -5,17 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::warn;
 
 use super::Context;
 use super::error::Error;
+use super::objects;
 use super::parity::HISTORY_LIMIT;
-use super::workloads::FIELD_MANAGER;
 use crate::api::conditions::{Condition, READY, RECONCILING, STALLED, set_condition};
 use crate::api::parity_policy::{ParityLevel, ParityPolicy, ParityPolicySpec, ParityPolicyStatus};
 use crate::engine::parity::{self, ComponentSeries, ParityInput};
@@ -43,9 +40,9 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
             .any(|c| c.type_ == STALLED && c.is_true() && c.message == message);
         set_conditions(&mut status, false, "InvalidSpec", &message, now);
         if !was_invalid {
-            publish(&ctx, &policy, true, "InvalidSpec", &message).await;
+            objects::publish(&ctx, policy.as_ref(), true, "InvalidSpec", &message).await;
         }
-        write_status(&ctx, &policy, &old, &status).await?;
+        objects::apply_status(&ctx, policy.as_ref(), &old, &status).await?;
         return Ok(Action::requeue(IDLE_REQUEUE));
     }
 
@@ -57,7 +54,7 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
             "evaluated by the CanaryRollouts that reference it",
             now,
         );
-        write_status(&ctx, &policy, &old, &status).await?;
+        objects::apply_status(&ctx, policy.as_ref(), &old, &status).await?;
         return Ok(Action::await_change());
     };
     let cron = schedule::parse(expression).map_err(Error::Invalid)?;
@@ -99,17 +96,24 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
                     .record_parity(&namespace, &policy.name_any(), &evaluation);
                 if previous_level != Some(report.counted_level) {
                     let breach = parity::is_breach(report.counted_level);
-                    publish(&ctx, &policy, breach, "ParityLevelChanged", &summary).await;
+                    objects::publish(
+                        &ctx,
+                        policy.as_ref(),
+                        breach,
+                        "ParityLevelChanged",
+                        &summary,
+                    )
+                    .await;
                 }
             }
             Err(error) => {
                 let message = format!("evaluation failed: {error}");
                 set_conditions(&mut status, false, "EvaluationFailed", &message, now);
-                publish(&ctx, &policy, true, "EvaluationFailed", &message).await;
+                objects::publish(&ctx, policy.as_ref(), true, "EvaluationFailed", &message).await;
             }
         }
     }
-    write_status(&ctx, &policy, &old, &status).await?;
+    objects::apply_status(&ctx, policy.as_ref(), &old, &status).await?;
     let next = schedule::next_after(&cron, if due { now } else { since }).unwrap_or(now);
     let wait = Duration::from_millis(
         u64::try_from(next.duration_since(now).as_millis().max(500)).unwrap_or(500),
@@ -230,46 +234,4 @@ fn set_conditions(
         &mut status.conditions,
         Condition::new(STALLED, reason == "InvalidSpec", reason, message, now),
     );
-}
-
-async fn write_status(
-    ctx: &Context,
-    policy: &ParityPolicy,
-    old: &ParityPolicyStatus,
-    new: &ParityPolicyStatus,
-) -> Result<(), Error> {
-    if old == new {
-        return Ok(());
-    }
-    let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
-    let api: Api<ParityPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "ParityPolicy", "status": new});
-    api.patch_status(
-        &policy.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn publish(ctx: &Context, policy: &ParityPolicy, warning: bool, reason: &str, note: &str) {
-    let event = KubeEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: reason.to_string(),
-        secondary: None,
-    };
-    if let Err(error) = ctx
-        .recorder()
-        .publish(&event, &policy.object_ref(&()))
-        .await
-    {
-        warn!(policy = %policy.name_any(), "event not recorded: {error}");
-    }
 }

@@ -6,22 +6,22 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::Context;
 use super::analysis;
 use super::error::Error;
+use super::objects;
 use super::parity;
 use super::slo;
-use super::workloads::{self, FIELD_MANAGER};
+use super::workloads;
 use crate::api::CanaryRollout;
-use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
+use crate::api::canary_rollout::Phase;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
 use crate::engine::{self, Plan, PlannedEvent, Snapshot};
@@ -196,7 +196,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
             }
         }
     }
-    write_status(ctx, rollout, &status, &plan.status).await?;
+    objects::apply_status(ctx, rollout, &status, &plan.status).await?;
     if let (Some(policy), Some(report)) = (&parity_policy, &parity_report)
         && let Err(error) = parity::record(&ctx.client, policy, report).await
     {
@@ -256,33 +256,6 @@ pub async fn carry_out(
     if let Some(replicas) = shrink_stable_to {
         workloads::scale(deployments, &workloads::stable_name(&target_name), replicas).await?;
     }
-    Ok(())
-}
-
-/// Server-side apply of the whole status, so fields the engine cleared disappear too. Skipped
-/// when nothing changed, to keep reconciles from feeding themselves.
-async fn write_status(
-    ctx: &Context,
-    rollout: &CanaryRollout,
-    old: &CanaryRolloutStatus,
-    new: &CanaryRolloutStatus,
-) -> Result<(), Error> {
-    if old == new {
-        return Ok(());
-    }
-    let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
-    let api: Api<CanaryRollout> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "CanaryRollout",
-        "status": new,
-    });
-    api.patch_status(
-        &rollout.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
     Ok(())
 }
 

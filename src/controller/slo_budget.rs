@@ -13,18 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::warn;
 
 use super::Context;
 use super::error::Error;
 use super::metrics::SloFigures;
+use super::objects;
 use super::slo;
-use super::workloads::FIELD_MANAGER;
 use crate::api::conditions::{Condition, FROZEN, READY, RECONCILING, STALLED, set_condition};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus, SLOBudget, SLOBudgetStatus};
 use crate::engine::slo::{self as engine, FiringPair, Measurements, SloReport};
@@ -51,9 +48,9 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
             .any(|c| c.type_ == STALLED && c.is_true() && c.message == message);
         set_health(&mut status, Health::Invalid, &message, generation, now);
         if !was_invalid {
-            publish(&ctx, &budget, true, "InvalidSpec", &message).await;
+            objects::publish(&ctx, budget.as_ref(), true, "InvalidSpec", &message).await;
         }
-        write_status(&ctx, &budget, &old, &status).await?;
+        objects::apply_status(&ctx, budget.as_ref(), &old, &status).await?;
         return Ok(Action::await_change());
     }
 
@@ -114,7 +111,7 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
             .any(|c| c.type_ == READY && c.reason == "QueryFailed");
         set_health(&mut status, Health::QueryFailed, &message, generation, now);
         if !was_failing {
-            publish(&ctx, &budget, true, "QueryFailed", &message).await;
+            objects::publish(&ctx, budget.as_ref(), true, "QueryFailed", &message).await;
         }
     }
     let mut frozen = Condition::new(
@@ -140,11 +137,11 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
             frozen: status.frozen,
         },
     );
-    write_status(&ctx, &budget, &old, &status).await?;
+    objects::apply_status(&ctx, budget.as_ref(), &old, &status).await?;
     for change in state_changes(&old.objectives, &report) {
-        publish(
+        objects::publish(
             &ctx,
-            &budget,
+            budget.as_ref(),
             change.warning,
             "ObjectiveStateChanged",
             &change.note,
@@ -152,11 +149,20 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
         .await;
     }
     match (old.frozen, report.frozen) {
-        (false, true) => publish(&ctx, &budget, true, "BudgetFrozen", &report.freeze_reason).await,
-        (true, false) => {
-            publish(
+        (false, true) => {
+            objects::publish(
                 &ctx,
-                &budget,
+                budget.as_ref(),
+                true,
+                "BudgetFrozen",
+                &report.freeze_reason,
+            )
+            .await
+        }
+        (true, false) => {
+            objects::publish(
+                &ctx,
+                budget.as_ref(),
                 false,
                 "BudgetRecovered",
                 &report.freeze_reason,
@@ -309,48 +315,6 @@ fn set_health(
         let mut condition = Condition::new(type_, value, reason, message, now);
         condition.observed_generation = generation;
         set_condition(&mut status.conditions, condition);
-    }
-}
-
-async fn write_status(
-    ctx: &Context,
-    budget: &SLOBudget,
-    old: &SLOBudgetStatus,
-    new: &SLOBudgetStatus,
-) -> Result<(), Error> {
-    if old == new {
-        return Ok(());
-    }
-    let namespace = budget.namespace().ok_or(Error::MissingNamespace)?;
-    let api: Api<SLOBudget> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "SLOBudget", "status": new});
-    api.patch_status(
-        &budget.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn publish(ctx: &Context, budget: &SLOBudget, warning: bool, reason: &str, note: &str) {
-    let event = KubeEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: reason.to_string(),
-        secondary: None,
-    };
-    if let Err(error) = ctx
-        .recorder()
-        .publish(&event, &budget.object_ref(&()))
-        .await
-    {
-        warn!(budget = %budget.name_any(), "event not recorded: {error}");
     }
 }
 
