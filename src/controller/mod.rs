@@ -152,48 +152,27 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
             watcher::Config::default().labels(workloads::ROLLOUT_LABEL),
         )
         .watches(deployments, watcher::Config::default(), move |deployment| {
-            let namespace = deployment.namespace();
-            let name = deployment.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| r.namespace() == namespace && r.spec.target_ref.name == name)
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            referencing(&store, &deployment, |r, name| {
+                r.spec.target_ref.name == name
+            })
         })
         .watches(policies, watcher::Config::default(), move |policy| {
-            let namespace = policy.namespace();
-            let name = policy.name_any();
-            policy_store
-                .state()
-                .into_iter()
-                .filter(|r| {
-                    r.namespace() == namespace
-                        && r.spec
-                            .analysis
-                            .parity_policy_ref
-                            .as_ref()
-                            .is_some_and(|p| p.name == name)
-                })
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            referencing(&policy_store, &policy, |r, name| {
+                r.spec
+                    .analysis
+                    .parity_policy_ref
+                    .as_ref()
+                    .is_some_and(|p| p.name == name)
+            })
         })
         .watches_stream(budget_changes(&client, &namespace), move |budget| {
-            let namespace = budget.namespace();
-            let name = budget.name_any();
-            budget_store
-                .state()
-                .into_iter()
-                .filter(|r| {
-                    r.namespace() == namespace
-                        && r.spec
-                            .analysis
-                            .slo_budget_ref
-                            .as_ref()
-                            .is_some_and(|b| b.name == name)
-                })
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            referencing(&budget_store, &budget, |r, name| {
+                r.spec
+                    .analysis
+                    .slo_budget_ref
+                    .as_ref()
+                    .is_some_and(|b| b.name == name)
+            })
         })
         .shutdown_on_signal()
         .run(rollout::reconcile, rollout::error_policy, context)
@@ -203,6 +182,22 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
             }
         })
         .await;
+}
+
+/// The rollouts in `object`'s namespace that refer to it by name, as `refers` tells.
+fn referencing<K: kube::Resource>(
+    rollouts: &reflector::Store<CanaryRollout>,
+    object: &K,
+    refers: impl Fn(&CanaryRollout, &str) -> bool,
+) -> Vec<ObjectRef<CanaryRollout>> {
+    let namespace = object.namespace();
+    let name = object.name_any();
+    rollouts
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace() == namespace && refers(r, &name))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
 }
 
 /// SLOBudgets as the rollouts care about them: created, deleted, or changed in spec or in
