@@ -166,9 +166,14 @@ pub async fn get(session: &Session, args: &GetArgs) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// One object as it is, or several as a kubectl `List`.
+/// One object as it is, or several as a kubectl `List`; without managedFields, as kubectl
+/// prints them.
 fn as_document(objects: &[DynamicObject], single: bool) -> serde_json::Value {
-    match (single, objects) {
+    let mut objects = objects.to_vec();
+    for object in &mut objects {
+        object.metadata.managed_fields = None;
+    }
+    match (single, objects.as_slice()) {
         (true, [object]) => serde_json::to_value(object).unwrap_or_default(),
         _ => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
     }

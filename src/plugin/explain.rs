@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::format::{age, age_since, bps, number, or_dash, percent, table};
+use super::format::{age, age_since, bps, instant, number, or_dash, percent, table};
 use super::table::stage_position;
 use crate::api::canary_rollout::{
     CanaryRolloutStatus, Check, CheckResult, Evaluation, ParityVerdict, Phase, SloVerdict, Verdict,
@@ -63,7 +63,7 @@ impl Explained<'_> {
         if let Some(position) = stage_position(self.rollout) {
             let weight = or_dash(status.canary_weight.map(|w| format!("{w}%")));
             let since = match status.stage_started_at {
-                Some(t) => format!("since {t} ({} ago)", self.ago(t)),
+                Some(t) => format!("since {} ({} ago)", instant(t), self.ago(t)),
                 None => "not started: the canary is not available yet".to_string(),
             };
             let _ = writeln!(out, "Stage:      {position}, weight {weight}, {since}");
@@ -87,7 +87,7 @@ impl Explained<'_> {
             "\nLast evaluation: {:?}, {} ago ({})",
             evaluation.verdict,
             self.ago(evaluation.time),
-            evaluation.time
+            instant(evaluation.time)
         );
         if let Some(message) = &evaluation.message {
             let _ = writeln!(out, "  {message}");

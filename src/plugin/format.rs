@@ -23,6 +23,11 @@ pub fn age_since(since: Option<Timestamp>, now: Timestamp) -> String {
     since.map_or_else(|| "<unknown>".to_string(), |t| age(now.duration_since(t)))
 }
 
+/// A point in time to the second, RFC 3339: "2026-11-18T11:05:28Z".
+pub fn instant(time: Timestamp) -> String {
+    time.round(jiff::Unit::Second).unwrap_or(time).to_string()
+}
+
 /// A measured value with at most four significant digits and no trailing zeros: 0.0023, 12.4,
 /// 1523. Non-finite values are spelled out.
 pub fn number(value: f64) -> String {
@@ -109,6 +114,12 @@ mod tests {
                 "{seconds}s"
             );
         }
+    }
+
+    #[test]
+    fn instants_are_shown_to_the_second() {
+        let time: Timestamp = "2026-11-21T08:18:32.843226313Z".parse().unwrap();
+        assert_eq!(instant(time), "2026-11-21T08:18:33Z");
     }
 
     #[test]

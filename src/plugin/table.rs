@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use super::format::{age_since, bps, or_dash, percent, table};
-use crate::api::canary_rollout::CanaryRolloutStatus;
+use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
 use crate::api::{CanaryRollout, SLOBudget};
 
 /// How much the table shows.
@@ -88,9 +88,14 @@ fn row(
     cells
 }
 
-/// "2/4": the current stage, counted from 1, of the spec's stages.
+/// "2/4": the current stage, counted from 1, of the spec's stages. None at rest (Idle,
+/// Succeeded), where the stage index left over from the last rollout would read as "stuck".
 pub fn stage_position(rollout: &CanaryRollout) -> Option<String> {
-    let stage = rollout.status.as_ref()?.stage?;
+    let status = rollout.status.as_ref()?;
+    if matches!(status.phase, Some(Phase::Idle | Phase::Succeeded)) {
+        return None;
+    }
+    let stage = status.stage?;
     Some(format!("{}/{}", stage + 1, rollout.spec.stages.len()))
 }
 
@@ -155,6 +160,21 @@ mod tests {
             row.split_whitespace().collect::<Vec<_>>(),
             ["checkout", "-", "-", "-", "-", "-", "-", "2d1h"]
         );
+    }
+
+    #[test]
+    fn the_stage_is_shown_in_flight_and_where_a_rollout_stopped_not_at_rest() {
+        for (phase, expected) in [
+            (Phase::Progressing, Some("2/4")),
+            (Phase::Paused, Some("2/4")),
+            (Phase::RolledBack, Some("2/4")),
+            (Phase::Succeeded, None),
+            (Phase::Idle, None),
+        ] {
+            let mut rollout = rollout();
+            rollout.status.as_mut().unwrap().phase = Some(phase);
+            assert_eq!(stage_position(&rollout).as_deref(), expected, "{phase:?}");
+        }
     }
 
     #[test]
