@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use sluice::plugin::error::describe;
 use sluice::plugin::{Cli, run};
 
 #[tokio::main(flavor = "current_thread")]
@@ -14,7 +15,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }

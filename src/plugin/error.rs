@@ -69,3 +69,44 @@ impl From<kube::config::KubeconfigError> for PluginError {
         PluginError::Kubeconfig(Box::new(error))
     }
 }
+
+/// The error with its causes, each once: kube's errors name only their own layer ("client
+/// error (Connect)"), the cause says what happened ("Connection refused").
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Layer(#[source] std::io::Error);
+
+    #[test]
+    fn causes_are_appended_once() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let error = PluginError::Output {
+            format: "json",
+            message: "x".into(),
+        };
+        assert_eq!(describe(&error), "printing as json: x");
+        let layered = Layer(refused);
+        assert_eq!(
+            describe(&layered),
+            "client error (Connect): Connection refused"
+        );
+    }
+}
