@@ -314,6 +314,29 @@ async fn abort_rolls_back_and_retry_restarts_the_revision() {
         "{}",
         waiting.stdout
     );
+
+    // Ctrl-C ends a watch with 130, as a shell reports an interrupted command.
+    let mut watch = tokio::process::Command::new(PLUGIN)
+        .args(["watch", "checkout", "-n", service.ns.name()])
+        .env("KUBECONFIG", &service.env.kubeconfig)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kubectl-sluice watch");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let first = lines.next_line().await.expect("read watch output");
+    assert!(first.is_some_and(|line| line.contains("Progressing")));
+    let pid = watch.id().expect("watch pid").to_string();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(interrupted.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), watch.wait())
+        .await
+        .expect("watch stops on Ctrl-C")
+        .expect("watch exit status");
+    assert_eq!(status.code(), Some(130));
 }
 
 #[tokio::test]

@@ -3,16 +3,15 @@
 
 use std::fmt::Write;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::format::{age, age_since, bps, instant, number, or_dash, percent, table};
+use super::holding::holding;
 use super::table::stage_position;
 use crate::api::canary_rollout::{
-    CanaryRolloutStatus, Check, CheckResult, Evaluation, ParityVerdict, Phase, SloVerdict, Verdict,
+    CanaryRolloutStatus, Check, CheckResult, Evaluation, ParityVerdict, SloVerdict,
 };
-use crate::api::conditions::{FROZEN, STALLED, find_condition};
 use crate::api::{CanaryRollout, ParityPolicy, SLOBudget};
-use crate::engine::rollout::{FROZEN_BY_BUDGET, FROZEN_BY_ROLLBACK, next_evaluation_at};
 
 /// History entries shown; the status keeps ten.
 const HISTORY_SHOWN: usize = 5;
@@ -36,10 +35,10 @@ impl Explained<'_> {
             Some(evaluation) => self.evaluation(&mut out, evaluation),
             None => out.push_str("\nLast evaluation: none yet\n"),
         }
-        let reasons = self.holding(status);
-        if !reasons.is_empty() {
-            let _ = writeln!(out, "\n{}:", holding_title(status.phase));
-            for reason in reasons {
+        let holding = holding(self.rollout, self.now);
+        if !holding.reasons.is_empty() {
+            let _ = writeln!(out, "\n{}:", holding.title);
+            for reason in holding.reasons {
                 let _ = writeln!(out, "  {reason}");
             }
         }
@@ -235,101 +234,6 @@ impl Explained<'_> {
         }
     }
 
-    /// Why the rollout holds, or what it waits for before it moves on.
-    fn holding(&self, status: &CanaryRolloutStatus) -> Vec<String> {
-        let spec = &self.rollout.spec;
-        let name = self.rollout.metadata.name.as_deref().unwrap_or("NAME");
-        let mut reasons = vec![];
-        match status.phase {
-            Some(Phase::Progressing | Phase::Paused) => {
-                if spec.paused {
-                    reasons.push(format!(
-                        "spec.paused is true: no stage advances until `kubectl sluice resume {name}`"
-                    ));
-                }
-                let Some(started) = status.stage_started_at else {
-                    let since = status
-                        .rollout_started_at
-                        .map_or(String::new(), |t| format!(", scaled up {} ago", self.ago(t)));
-                    reasons.push(format!(
-                        "the canary's pods to become available (progressDeadline {}{since})",
-                        spec.progress_deadline
-                    ));
-                    return reasons;
-                };
-                self.stage_gates(status, started, &mut reasons);
-            }
-            Some(Phase::Promoting) => reasons.push(format!(
-                "the stable Deployment to run revision {} with all its pods available",
-                or_dash(status.canary_revision.clone())
-            )),
-            Some(Phase::Frozen) => reasons.extend(frozen_reasons(status, name)),
-            Some(Phase::RolledBack) => reasons.push(format!(
-                "revision {} stays on the target until a new template or `kubectl sluice retry {name}`",
-                or_dash(status.canary_revision.clone())
-            )),
-            Some(Phase::Invalid) => {
-                if let Some(stalled) = find_condition(&status.conditions, STALLED) {
-                    reasons.push(format!("{}: {}", stalled.reason, stalled.message));
-                }
-                reasons.push("fix the spec or create what it refers to".to_string());
-            }
-            Some(Phase::Idle | Phase::Succeeded) | None => {}
-        }
-        reasons
-    }
-
-    fn stage_gates(&self, status: &CanaryRolloutStatus, started: Timestamp, out: &mut Vec<String>) {
-        let spec = &self.rollout.spec;
-        let analysis = &spec.analysis;
-        let stage = status.stage.and_then(|i| spec.stages.get(i as usize));
-        if let Some(stage) = stage {
-            let pause = stage.pause.unwrap_or(analysis.interval);
-            let spent = self.now.duration_since(started);
-            let pause_left = SignedDuration::try_from(pause.as_std())
-                .unwrap_or(SignedDuration::MAX)
-                .checked_sub(spent)
-                .unwrap_or(SignedDuration::ZERO);
-            if pause_left.is_positive() {
-                out.push(format!("the pause: {} left of {pause}", age(pause_left)));
-            }
-            if let Some(min) = stage.min_samples {
-                let seen = status.stage_samples.unwrap_or(0.0);
-                if seen < min as f64 {
-                    out.push(format!("samples: {seen:.0} of {min} counted at this stage"));
-                }
-            }
-        }
-        if let Some(evaluation) = &status.last_evaluation {
-            if evaluation.time >= started && evaluation.verdict == Verdict::NoData {
-                out.push(format!(
-                    "data: the last evaluation had none ({}); analysis.noData is {:?}",
-                    evaluation.message.as_deref().unwrap_or("no message"),
-                    analysis.no_data
-                ));
-            }
-            if let Some(parity) = evaluation.parity.as_ref().filter(|p| p.level != "Pass") {
-                out.push(format!("parity: the level is {}", parity.level));
-            }
-        }
-        if let Some(at) = next_evaluation_at(spec, status) {
-            let due = at.duration_since(self.now);
-            let when = if due.is_positive() {
-                format!("due in {}", age(due))
-            } else {
-                format!("due now ({} overdue)", age(due.abs()))
-            };
-            out.push(format!(
-                "next evaluation: {when} (every {})",
-                analysis.interval
-            ));
-        }
-        out.push(format!(
-            "failed evaluations: {} in a row of failureLimit {}",
-            status.failed_evaluations, analysis.failure_limit
-        ));
-    }
-
     fn conditions(&self, out: &mut String, status: &CanaryRolloutStatus) {
         if status.conditions.is_empty() {
             return;
@@ -379,27 +283,6 @@ impl Explained<'_> {
     fn ago(&self, then: Timestamp) -> String {
         age_since(Some(then), self.now)
     }
-}
-
-fn holding_title(phase: Option<Phase>) -> &'static str {
-    match phase {
-        Some(Phase::Frozen | Phase::RolledBack | Phase::Invalid) => "Why it holds",
-        _ => "Waiting for",
-    }
-}
-
-fn frozen_reasons(status: &CanaryRolloutStatus, name: &str) -> Vec<String> {
-    let Some(frozen) = find_condition(&status.conditions, FROZEN).filter(|c| c.is_true()) else {
-        return vec!["frozen (no Frozen condition recorded)".to_string()];
-    };
-    let remedy = match frozen.reason.as_str() {
-        FROZEN_BY_ROLLBACK => format!("only a person clears it: `kubectl sluice unfreeze {name}`"),
-        FROZEN_BY_BUDGET => format!(
-            "it lifts by itself when the budget recovers; `kubectl sluice unfreeze {name}` overrides it for one rollout"
-        ),
-        _ => format!("`kubectl sluice unfreeze {name}` may clear it"),
-    };
-    vec![format!("{}: {}", frozen.reason, frozen.message), remedy]
 }
 
 /// "max 0.01", "min 0.9, max 1.1", or for a relative check "stable 0.2, change +5.0% (max +10.0%)".

@@ -1,6 +1,8 @@
 use super::*;
 use crate::api::canary_rollout::HistoryEntry;
-use crate::api::conditions::Condition;
+use crate::api::canary_rollout::{Phase, Verdict};
+use crate::api::conditions::{Condition, FROZEN, STALLED};
+use crate::engine::rollout::{FROZEN_BY_BUDGET, FROZEN_BY_ROLLBACK};
 use crate::plugin::fixtures::{NOW, budget, parity_policy, rollout};
 
 fn explain(rollout: &CanaryRollout, with_objects: bool) -> String {

@@ -12,6 +12,7 @@ mod commands;
 pub mod error;
 pub mod explain;
 pub mod format;
+pub mod holding;
 pub mod requests;
 pub mod table;
 pub mod watch;
