@@ -15,7 +15,8 @@ use serde_json::Value;
 use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::Phase;
 use support::{TestEnv, eventually, scratch_dir, unique_suffix};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 const V2: &str = "registry.example/checkout:2.0.0";
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-sluice");
@@ -170,25 +171,25 @@ async fn get_status_and_json_show_a_rollout_and_promote_finishes_it() {
     );
 }
 
-#[tokio::test]
-async fn watch_follows_a_paused_and_resumed_rollout_to_succeeded() {
-    let service = Service::start("plugin-watch", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
-    service.set_image(V2).await;
+/// Starts `kubectl-sluice watch checkout <extra> -n <namespace>`, its output read line by line.
+fn spawn_watch(service: &Service, extra: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
     let mut watch = tokio::process::Command::new(PLUGIN)
-        .args([
-            "watch",
-            "checkout",
-            "--timeout",
-            "2m",
-            "-n",
-            service.ns.name(),
-        ])
+        .args(["watch", "checkout", "-n", service.ns.name()])
+        .args(extra)
         .env("KUBECONFIG", &service.env.kubeconfig)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start kubectl-sluice watch");
-    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    (watch, lines)
+}
+
+#[tokio::test]
+async fn watch_follows_a_paused_and_resumed_rollout_to_succeeded() {
+    let service = Service::start("plugin-watch", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
+    service.set_image(V2).await;
+    let (mut watch, mut lines) = spawn_watch(&service, &["--timeout", "2m"]);
     let printed = tokio::spawn(async move {
         let mut printed = vec![];
         while let Ok(Some(line)) = lines.next_line().await {
@@ -316,14 +317,7 @@ async fn abort_rolls_back_and_retry_restarts_the_revision() {
     );
 
     // Ctrl-C ends a watch with 130, as a shell reports an interrupted command.
-    let mut watch = tokio::process::Command::new(PLUGIN)
-        .args(["watch", "checkout", "-n", service.ns.name()])
-        .env("KUBECONFIG", &service.env.kubeconfig)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start kubectl-sluice watch");
-    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let (mut watch, mut lines) = spawn_watch(&service, &[]);
     let first = lines.next_line().await.expect("read watch output");
     assert!(first.is_some_and(|line| line.contains("Progressing")));
     let pid = watch.id().expect("watch pid").to_string();
@@ -458,9 +452,9 @@ async fn context_picks_the_cluster_and_its_namespace() {
     let good = plugin(&env, &["--context", "good", "get", "--kubeconfig", path]).await;
     assert_eq!(good.code, 0, "{}", good.stderr);
     assert_eq!(
-        row_cells(&good.stdout)[..2],
-        ["checkout", "-"],
-        "the rollout in the context's namespace, not yet seen by an operator"
+        row_cells(&good.stdout)[0],
+        "checkout",
+        "the rollout in the context's namespace"
     );
 
     let broken = plugin(&env, &["get", "--kubeconfig", path, "--context", "broken"]).await;
