@@ -85,98 +85,119 @@ impl Session {
 }
 
 pub async fn get(session: &Session, args: &GetArgs) -> Result<(), PluginError> {
+    let objects = fetch_rollouts(session, args).await?;
+    let single = args.name.is_some();
+    let text = match args.output {
+        Some(OutputFormat::Json) => {
+            let document = as_document(&objects, single).map_err(|e| output_error("json", e))?;
+            serde_json::to_string_pretty(&document).map_err(|e| output_error("json", e))? + "\n"
+        }
+        Some(OutputFormat::Yaml) => {
+            let document = as_document(&objects, single).map_err(|e| output_error("yaml", e))?;
+            serde_saphyr::to_string(&document).map_err(|e| output_error("yaml", e))?
+        }
+        Some(OutputFormat::Wide) | None if objects.is_empty() => {
+            match args.all_namespaces {
+                true => eprintln!("No resources found"),
+                false => eprintln!("No resources found in {} namespace.", session.namespace),
+            }
+            return Ok(());
+        }
+        Some(OutputFormat::Wide) | None => {
+            let typed: Vec<CanaryRollout> = objects.iter().map(typed).collect::<Result<_, _>>()?;
+            let budgets = fetch_budgets(session, args, &typed).await?;
+            let options = TableOptions {
+                namespace_column: args.all_namespaces,
+                wide: args.output == Some(OutputFormat::Wide),
+            };
+            rollout_table(&typed, &budgets, options, Timestamp::now())
+        }
+    };
+    print_out(&text);
+    Ok(())
+}
+
+/// The rollouts as stored (untyped, so `-o json|yaml` print every field as the apiserver has it).
+async fn fetch_rollouts(
+    session: &Session,
+    args: &GetArgs,
+) -> Result<Vec<DynamicObject>, PluginError> {
     let resource = ApiResource::erase::<CanaryRollout>(&());
     let rollouts: Api<DynamicObject> = if args.all_namespaces {
         Api::all_with(session.client.clone(), &resource)
     } else {
         Api::namespaced_with(session.client.clone(), &session.namespace, &resource)
     };
-    let objects = match &args.name {
-        Some(name) => vec![rollouts.get(name).await.map_err(|e| {
+    match &args.name {
+        Some(name) => Ok(vec![rollouts.get(name).await.map_err(|e| {
             PluginError::api(
                 format!("reading rollout {name}"),
                 name,
                 &session.namespace,
                 e,
             )
-        })?],
-        None => {
-            rollouts
-                .list(&ListParams::default())
-                .await
-                .map_err(|source| PluginError::Api {
-                    action: "listing rollouts".to_string(),
-                    source: Box::new(source),
-                })?
-                .items
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    match args.output {
-        Some(OutputFormat::Json) => {
-            let text = serde_json::to_string_pretty(&as_document(&objects, args.name.is_some()))
-                .map_err(|e| output_error("json", e))?;
-            let _ = writeln!(stdout, "{text}");
-            return Ok(());
-        }
-        Some(OutputFormat::Yaml) => {
-            let text = serde_saphyr::to_string(&as_document(&objects, args.name.is_some()))
-                .map_err(|e| output_error("yaml", e))?;
-            let _ = write!(stdout, "{text}");
-            return Ok(());
-        }
-        Some(OutputFormat::Wide) | None => {}
-    }
-    if objects.is_empty() {
-        match args.all_namespaces {
-            true => eprintln!("No resources found"),
-            false => eprintln!("No resources found in {} namespace.", session.namespace),
-        }
-        return Ok(());
-    }
-    let typed: Vec<CanaryRollout> = objects.iter().map(typed).collect::<Result<_, _>>()?;
-    let budgets = if typed
-        .iter()
-        .any(|r| r.spec.analysis.slo_budget_ref.is_some())
-    {
-        let api: Api<SLOBudget> = if args.all_namespaces {
-            Api::all(session.client.clone())
-        } else {
-            session.api()
-        };
-        api.list(&ListParams::default())
+        })?]),
+        None => Ok(rollouts
+            .list(&ListParams::default())
             .await
             .map_err(|source| PluginError::Api {
-                action: "listing SLO budgets".to_string(),
+                action: "listing rollouts".to_string(),
                 source: Box::new(source),
             })?
-            .items
+            .items),
+    }
+}
+
+/// The SLOBudgets beside the rollouts, when one of them refers to a budget.
+async fn fetch_budgets(
+    session: &Session,
+    args: &GetArgs,
+    rollouts: &[CanaryRollout],
+) -> Result<Vec<SLOBudget>, PluginError> {
+    if rollouts
+        .iter()
+        .all(|r| r.spec.analysis.slo_budget_ref.is_none())
+    {
+        return Ok(vec![]);
+    }
+    let api: Api<SLOBudget> = if args.all_namespaces {
+        Api::all(session.client.clone())
     } else {
-        vec![]
+        session.api()
     };
-    let options = TableOptions {
-        namespace_column: args.all_namespaces,
-        wide: args.output == Some(OutputFormat::Wide),
-    };
-    let _ = write!(
-        stdout,
-        "{}",
-        rollout_table(&typed, &budgets, options, Timestamp::now())
-    );
-    Ok(())
+    Ok(api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| PluginError::Api {
+            action: "listing SLO budgets".to_string(),
+            source: Box::new(source),
+        })?
+        .items)
 }
 
 /// One object as it is, or several as a kubectl `List`; without managedFields, as kubectl
 /// prints them.
-fn as_document(objects: &[DynamicObject], single: bool) -> serde_json::Value {
+fn as_document(
+    objects: &[DynamicObject],
+    single: bool,
+) -> Result<serde_json::Value, serde_json::Error> {
     let mut objects = objects.to_vec();
     for object in &mut objects {
         object.metadata.managed_fields = None;
     }
     match (single, objects.as_slice()) {
-        (true, [object]) => serde_json::to_value(object).unwrap_or_default(),
-        _ => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+        (true, [object]) => serde_json::to_value(object),
+        _ => Ok(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": serde_json::to_value(&objects)?,
+        })),
     }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn typed(object: &DynamicObject) -> Result<CanaryRollout, PluginError> {
@@ -212,7 +233,7 @@ pub async fn status(session: &Session, name: &str) -> Result<(), PluginError> {
         slo_budget: slo_budget.as_ref(),
         now: Timestamp::now(),
     };
-    print!("{}", explained.render());
+    print_out(&explained.render());
     Ok(())
 }
 
@@ -223,13 +244,13 @@ pub async fn request(session: &Session, name: &str, request: Request) -> Result<
     if let Some(warning) = &planned.warning {
         eprintln!("warning: {warning}");
     }
-    println!("{}", planned.summary);
+    print_out(&format!("{}\n", planned.summary));
     Ok(())
 }
 
 pub async fn set_paused(session: &Session, name: &str, paused: bool) -> Result<(), PluginError> {
     patch_rollout(session, name, &paused_patch(paused), "spec.paused").await?;
-    println!("{}", paused_summary(name, paused));
+    print_out(&format!("{}\n", paused_summary(name, paused)));
     Ok(())
 }
 
@@ -287,11 +308,17 @@ pub async fn watch(session: &Session, args: &WatchArgs) -> Result<Exit, PluginEr
             let message = rollout.status.as_ref().and_then(|s| s.message.clone());
             last_phase.set(progress.phase);
             if shown.as_ref() != Some(&progress) {
-                println!("{}", progress.line(Timestamp::now(), message.as_deref()));
+                print_out(&format!(
+                    "{}\n",
+                    progress.line(Timestamp::now(), message.as_deref())
+                ));
                 shown = Some(progress);
             }
             if let Some(outcome) = settled(&rollout, revision.as_deref()) {
-                println!("rollout {name} settled: {}", describe(outcome));
+                print_out(&format!(
+                    "rollout {name} settled: {}\n",
+                    outcome_word(outcome)
+                ));
                 return Ok(if outcome.success() {
                     Exit::Success
                 } else {
@@ -320,7 +347,7 @@ pub async fn watch(session: &Session, args: &WatchArgs) -> Result<Exit, PluginEr
     }
 }
 
-fn describe(outcome: Settled) -> String {
+fn outcome_word(outcome: Settled) -> String {
     match outcome {
         Settled::Succeeded => "Succeeded".to_string(),
         Settled::NothingPending => "Idle, nothing to roll out".to_string(),
