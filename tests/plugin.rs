@@ -351,6 +351,14 @@ async fn unfreeze_clears_the_freeze_a_parity_emergency_left() {
         status.contains("kubectl sluice unfreeze checkout"),
         "{status}"
     );
+    // 100 against 101.5 is 150 bps apart in every sample: the RMS figure the thresholds judge.
+    let cells = row_cells(&sluice(&service, &["get"]).await);
+    assert_eq!(cells[1], "Frozen", "{cells:?}");
+    let tracking_error: f64 = cells[5]
+        .strip_suffix(" bps")
+        .and_then(|figure| figure.parse().ok())
+        .unwrap_or_else(|| panic!("TRACKING ERR in bps: {cells:?}"));
+    assert!((tracking_error - 150.0).abs() < 1.0, "{cells:?}");
 
     let unfrozen = sluice(&service, &["unfreeze", "checkout"]).await;
     assert!(unfrozen.contains("(sluice.dev/unfreeze="), "{unfrozen}");
