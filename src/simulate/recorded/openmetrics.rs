@@ -29,10 +29,8 @@ const METRIC_TYPES: &[&str] = &[
 pub(super) fn parse(text: &str) -> Result<Recording, RecordingError> {
     let mut builder = RecordingBuilder::default();
     let mut eof_line = None;
-    let mut last_line = 0;
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
-        last_line = number;
         let syntax = |reason: String| RecordingError::Syntax {
             at: Location::line(number),
             reason,
@@ -56,7 +54,7 @@ pub(super) fn parse(text: &str) -> Result<Recording, RecordingError> {
             Location::line(number)
         })?;
     }
-    builder.finish(Location::line(last_line.max(1)))
+    builder.finish(Location::default())
 }
 
 /// Whether `line` could start an OpenMetrics file: a comment or `name`, `name{`, `name value`.
@@ -212,7 +210,8 @@ fn unescape_until_quote(text: &str) -> Option<(String, &str)> {
     None
 }
 
-fn parse_value(text: &str) -> Option<f64> {
+/// A sample value as Prometheus writes it (`NaN`, `+Inf`, `-Inf`) or any float.
+pub(super) fn parse_value(text: &str) -> Option<f64> {
     match text {
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),
