@@ -482,7 +482,15 @@ fn unsupported_constructs_are_named_with_the_way_out() {
             )),
             "{query}: {message}"
         );
-        assert!(matches!(error(&m, query), QueryError::BadQuery { .. }));
+        assert_eq!(
+            error(&m, query),
+            QueryError::BadQuery {
+                query: query.to_string(),
+                reason: format!(
+                    "{construct} is not supported in replay from a file; use --prometheus"
+                )
+            }
+        );
     }
 }
 
@@ -506,4 +514,50 @@ fn check_query_names_the_selector_that_matches_nothing() {
         .expect_err("bad syntax")
         .to_string();
     assert!(message.contains("does not parse"), "{message}");
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::eval::math::{bucket_quantile, extrapolated_rate};
+
+    proptest! {
+        #[test]
+        fn a_steady_counter_rates_at_its_slope_wherever_the_window_falls(
+            interval_ms in 1_000i64..60_000,
+            scrapes in 2i64..30,
+            phase in 0.0..1.0f64,
+            slope in 0.0..1e4f64,
+        ) {
+            // Window [end - range, end] with samples every interval, the first within one
+            // interval of the start: rate() is the slope, whatever the phase.
+            let range_ms = interval_ms * scrapes;
+            let end = 1_700_000_000_000i64;
+            let first = end - range_ms + (phase * interval_ms as f64) as i64;
+            let times: Vec<i64> = (0..scrapes).map(|k| first + k * interval_ms).filter(|t| *t <= end).collect();
+            // Large enough that extrapolating to the start never reaches zero.
+            let values: Vec<f64> = times.iter().map(|t| 1e9 + slope * (t - first) as f64 / 1000.0).collect();
+            let rate = extrapolated_rate(&times, &values, end - range_ms, end, true, true);
+            if times.len() >= 2 {
+                let rate = rate.expect("two samples or more");
+                prop_assert!((rate - slope).abs() <= 1e-6 * slope.max(1.0), "{rate} vs {slope}");
+            }
+        }
+
+        #[test]
+        fn histogram_quantiles_never_decrease_with_q(
+            counts in prop::collection::vec(0.0..1000.0f64, 1..8),
+            q1 in 0.0..=1.0f64,
+            q2 in 0.0..=1.0f64,
+        ) {
+            let bounds = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+            let mut buckets: Vec<(f64, f64)> = counts.iter().enumerate().map(|(i, c)| (bounds[i], *c)).collect();
+            buckets.push((f64::INFINITY, counts.iter().sum()));
+            let (low, high) = if q1 <= q2 { (q1, q2) } else { (q2, q1) };
+            let a = bucket_quantile(low, &mut buckets.clone());
+            let b = bucket_quantile(high, &mut buckets.clone());
+            prop_assert!(a.is_nan() == b.is_nan());
+            prop_assert!(a.is_nan() || a <= b + 1e-12, "q {low} → {a}, q {high} → {b}");
+        }
+    }
 }

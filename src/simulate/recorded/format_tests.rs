@@ -312,3 +312,46 @@ fn series_built_in_code_are_checked_like_a_file() {
     let message = error_of(Recording::from_series(vec![]));
     assert!(message.contains("empty"), "{message}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            -1e6..1e6f64,
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn openmetrics_round_trips_any_label_value_and_sample(
+            label in "(?s).{0,12}",
+            values in prop::collection::vec(value(), 1..20),
+            start_ms in 0i64..4_000_000_000_000,
+        ) {
+            let samples: Vec<(f64, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| ((start_ms + i as i64 * 1_500) as f64 / 1000.0, *v))
+                .collect();
+            let series = RecordedSeries {
+                labels: labels(&[("__name__", "x_total"), ("path", &label)]),
+                samples,
+            };
+            let recording = Recording::from_series(vec![series.clone()]).expect("valid");
+            let again = Recording::parse_openmetrics(&recording.to_openmetrics()).expect("reads back");
+            let back = &again.series()[0];
+            prop_assert_eq!(&back.labels, &series.labels);
+            for (a, b) in series.samples.iter().zip(&back.samples) {
+                prop_assert_eq!(a.0, b.0);
+                prop_assert!(a.1 == b.1 || (a.1.is_nan() && b.1.is_nan()), "{} vs {}", a.1, b.1);
+            }
+        }
+    }
+}
