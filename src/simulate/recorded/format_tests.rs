@@ -238,6 +238,10 @@ fn json_errors_point_at_the_line_or_the_entry() {
             "result[0].values[0]: value \"x\" is not a number",
         ),
         (r#"[{"metric": {}}]"#, "result[0]: has no \"values\" array"),
+        (
+            r#"[{"metric": {}, "values": [[1700000000000, "1"]]}]"#,
+            "result[0].values[0]: timestamp 1700000000000 looks like milliseconds",
+        ),
         (r#"{"something": "else"}"#, "unknown format"),
     ];
     for (text, expected) in cases {

@@ -11,9 +11,6 @@ use std::fmt::Write;
 use super::error::{Location, RecordingError};
 use super::recording::{Labels, METRIC_NAME, Recording, RecordingBuilder, seconds_to_millis};
 
-/// Later than the year 5000 in seconds: such a timestamp was written in milliseconds.
-const MAX_PLAUSIBLE_SECONDS: f64 = 1e11;
-
 const METRIC_TYPES: &[&str] = &[
     "counter",
     "gauge",
@@ -120,11 +117,6 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let seconds: f64 = timestamp
         .parse()
         .map_err(|_| format!("timestamp {timestamp:?} is not a number of seconds"))?;
-    if seconds.abs() >= MAX_PLAUSIBLE_SECONDS {
-        return Err(format!(
-            "timestamp {timestamp} looks like milliseconds; OpenMetrics timestamps are unix seconds"
-        ));
-    }
     if let Some(extra) = fields.next() {
         return Err(format!("unexpected {extra:?} after the timestamp"));
     }
