@@ -77,6 +77,12 @@ fn range_selectors_include_both_ends() {
         Some(3.0)
     );
     assert_eq!(value(&m, "count_over_time(x[10s])", 20), None);
+    // Times are whole seconds, as PrometheusSource sends them: 60.5 s is asked as 60 s.
+    let half_past = Timestamp::from_millisecond((T0 + 60) * 1000 + 500).expect("time");
+    assert_eq!(
+        block_on(m.query_value("count_over_time(x[60s])", Some(half_past))),
+        Ok(Some(3.0))
+    );
 }
 
 #[test]
