@@ -34,7 +34,7 @@ fn labels(name: &str, pairs: &[(&str, &str)]) -> Labels {
 
 /// Two hours of 15 s scrapes ending a few minutes ago: counters (one reset, one with missed
 /// scrapes, one appearing late), a classic histogram (with a non-monotonic glitch), gauges
-/// (one stopping half way), some sample times off the whole second.
+/// (one stopping half way, one with NaN samples), some sample times off the whole second.
 fn recording(start: i64) -> Recording {
     let time = |k: i64, jitter: bool| {
         let millis = if jitter {
@@ -94,10 +94,10 @@ fn recording(start: i64) -> Recording {
     ] {
         let samples = (0..=stop)
             .map(|k| {
-                (
-                    time(k, false),
-                    20.0 * noise(k, seed) - 5.0 + (k as f64 / 40.0).sin(),
-                )
+                // A NaN now and then: Prometheus keeps it as a value, min/max skip past it.
+                let nan = track == "stable" && k % 50 == 13;
+                let value = 20.0 * noise(k, seed) - 5.0 + (k as f64 / 40.0).sin();
+                (time(k, false), if nan { f64::NAN } else { value })
             })
             .collect();
         let labels = labels("queue_depth", &[("track", track)]);
