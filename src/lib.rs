@@ -2,7 +2,8 @@
 //!
 //! `engine` is the pure decision core; `controller`, `metrics` and `traffic` are the I/O shell.
 //! `devenv` stands in for kubelets and applications in a local environment (tests, the demo);
-//! `demo` tells a rollout end to end on such an environment; `plugin` is the kubectl plugin.
+//! `demo` tells a rollout end to end on such an environment; `plugin` is the kubectl plugin;
+//! `simulate` replays the engine against recorded metrics.
 
 pub mod api;
 pub mod controller;
@@ -11,5 +12,6 @@ pub mod devenv;
 pub mod engine;
 pub mod metrics;
 pub mod plugin;
+pub mod simulate;
 pub mod telemetry;
 pub mod traffic;

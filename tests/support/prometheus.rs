@@ -21,9 +21,7 @@ pub struct PrometheusInstance {
 impl PrometheusInstance {
     /// Starts it on a free port and waits until it is ready.
     pub async fn start(env: &TestEnv) -> PrometheusInstance {
-        let dir = scratch_dir().join(format!("prometheus-{}", unique_suffix()));
-        std::fs::create_dir_all(dir.join("data"))
-            .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let dir = Self::new_dir();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n\
              - job_name: sluice-test-exporters\n  scrape_interval: 1s\n  file_sd_configs:\n\
@@ -31,6 +29,30 @@ impl PrometheusInstance {
             env.sd_dir.display()
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
+        Self::launch_in(dir).await
+    }
+
+    /// A fresh folder for an instance, with an empty `data/` to fill (e.g. with
+    /// `promtool tsdb create-blocks-from`) before [`PrometheusInstance::start_on_data`].
+    pub fn new_dir() -> PathBuf {
+        let dir = scratch_dir().join(format!("prometheus-{}", unique_suffix()));
+        std::fs::create_dir_all(dir.join("data"))
+            .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        dir
+    }
+
+    /// Starts it on the TSDB already in `dir/data`, scraping nothing: a Prometheus that answers
+    /// only from the blocks it was given.
+    pub async fn start_on_data(dir: PathBuf) -> PrometheusInstance {
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            "global:\n  scrape_interval: 1m\n",
+        )
+        .expect("write prometheus.yml");
+        Self::launch_in(dir).await
+    }
+
+    async fn launch_in(dir: PathBuf) -> PrometheusInstance {
         // The free port may be taken by someone else before Prometheus binds it: try a few.
         for _ in 0..3 {
             let port = free_port();
