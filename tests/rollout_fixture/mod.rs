@@ -126,6 +126,14 @@ impl Service {
 
     /// Deploys image v1 and the rollout and starts the operator, without waiting for anything.
     pub async fn deploy(prefix: &str, rollout: &str) -> Service {
+        let mut service = Service::deploy_without_operator(prefix, rollout).await;
+        service.operator = Some(Operator::start(&service.env, service.ns.name(), &[]));
+        service
+    }
+
+    /// Deploys image v1 and the rollout; the test starts the operator (e.g. with other
+    /// credentials) and puts it in `operator`.
+    pub async fn deploy_without_operator(prefix: &str, rollout: &str) -> Service {
         let env = TestEnv::get().await;
         let ns = env.namespace(prefix).await;
         let kubelet = FakeKubelet::start(env.client.clone(), ns.name());
@@ -140,13 +148,12 @@ impl Service {
         ns.apply_yaml(SERVICE_YAML).await;
         ns.apply_yaml(ROUTE_YAML).await;
         ns.apply_yaml(rollout).await;
-        let operator = Operator::start(&env, ns.name(), &[]);
         Service {
             env,
             ns,
             kubelet,
             exporter,
-            operator: Some(operator),
+            operator: None,
         }
     }
 

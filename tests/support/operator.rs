@@ -31,6 +31,17 @@ impl Operator {
         prometheus_url: &str,
         extra_args: &[&str],
     ) -> Operator {
+        Self::start_as(&env.kubeconfig, namespace, prometheus_url, extra_args)
+    }
+
+    /// Like [`Operator::start_with_prometheus`], with the credentials of another kubeconfig
+    /// (e.g. a ServiceAccount token, to run under that account's RBAC).
+    pub fn start_as(
+        kubeconfig: &Path,
+        namespace: &str,
+        prometheus_url: &str,
+        extra_args: &[&str],
+    ) -> Operator {
         let mut args: Vec<String> = [
             "run",
             "--namespace",
@@ -46,7 +57,7 @@ impl Operator {
         let log_path = scratch_dir().join(format!("operator-{namespace}-{}.log", unique_suffix()));
         let mut operator = Operator {
             args,
-            kubeconfig: env.kubeconfig.clone(),
+            kubeconfig: kubeconfig.to_path_buf(),
             log_path,
             child: None,
         };

@@ -1,0 +1,364 @@
+//! The Helm chart (charts/sluice): lint, render, the apiserver's verdict on what it renders, and
+//! its alerts and dashboard checked against the metrics the operator exports.
+
+mod helm;
+mod support;
+
+use helm::{ClusterScoped, EVERY_OPTION, documents, find, render, run, run_ok};
+use serde_json::Value;
+use support::{TestEnv, scratch_dir, unique_suffix};
+
+#[test]
+fn helm_lint_is_clean_with_defaults_and_with_every_option() {
+    let chart = helm::chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    let every: Vec<String> = EVERY_OPTION
+        .iter()
+        .map(|set| format!("--set={set}"))
+        .chain(["--set=watchNamespaces={shop,payments}".to_string()])
+        .collect();
+    for extra in [vec![], every] {
+        let mut args = vec!["lint", "--strict", chart];
+        args.extend(extra.iter().map(String::as_str));
+        let output = run_ok("helm", &args, None);
+        assert!(output.contains("0 chart(s) failed"), "{output}");
+        assert!(
+            !output.contains("[WARNING]") && !output.contains("[ERROR]"),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn more_than_one_replica_without_leader_election_is_refused() {
+    let chart = helm::chart_dir();
+    let output = run(
+        "helm",
+        &[
+            "template",
+            "sluice",
+            chart.to_str().expect("UTF-8 path"),
+            "--set=replicas=2",
+            "--set=leaderElection.enabled=false",
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("replicas > 1 needs leaderElection"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Minimal CRDs for the two Prometheus Operator kinds, installed only where the real ones are
+/// absent (as in the local environment): the apiserver then stores the chart's objects, though
+/// it does not validate their spec.
+const MONITORING_CRDS: [(&str, &str, &str); 2] = [
+    ("servicemonitors", "ServiceMonitor", "servicemonitor"),
+    ("prometheusrules", "PrometheusRule", "prometheusrule"),
+];
+
+fn ensure_monitoring_crds() {
+    for (plural, kind, singular) in MONITORING_CRDS {
+        let name = format!("{plural}.monitoring.coreos.com");
+        if run("kubectl", &["get", "crd", &name], None)
+            .status
+            .success()
+        {
+            continue;
+        }
+        let crd = format!(
+            "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {name}}}
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {{plural: {plural}, singular: {singular}, kind: {kind}, listKind: {kind}List}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"
+        );
+        // Another test process may be creating it at the same moment: either create wins.
+        let _ = run("kubectl", &["create", "-f", "-"], Some(&crd));
+        run_ok(
+            "kubectl",
+            &[
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{name}"),
+                "--timeout=30s",
+            ],
+            None,
+        );
+    }
+}
+
+fn kubectl_json(args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["--output", "json"]);
+    serde_json::from_str(&run_ok("kubectl", &args, None)).expect("kubectl prints JSON")
+}
+
+#[tokio::test]
+async fn rendered_chart_with_every_option_is_accepted_by_the_apiserver() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("chart").await;
+    let namespace = ns.name();
+    ensure_monitoring_crds();
+    let release = format!("r{}", unique_suffix());
+    let fullname = format!("{release}-sluice");
+    let _cleanup = ClusterScoped(vec![("clusterrole", fullname.clone())]);
+    let watch = format!("watchNamespaces={{{namespace}}}");
+    let mut sets = EVERY_OPTION.to_vec();
+    sets.push(&watch);
+    let rendered = render(&release, namespace, &sets, &[]);
+    helm::apply(&rendered, &[]);
+
+    let deployment = kubectl_json(&["--namespace", namespace, "get", "deployment", &fullname]);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["serviceAccountName"], fullname);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let env_var = |name: &str| -> Value {
+        container["env"]
+            .as_array()
+            .and_then(|vars| vars.iter().find(|v| v["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} in {}", container["env"]))
+    };
+    assert_eq!(
+        env_var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        env_var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(env_var("SLUICE_NAMESPACE")["value"], namespace);
+    assert_eq!(env_var("SLUICE_SELECTOR")["value"], "sluice.dev/shard=a");
+    assert_eq!(env_var("SLUICE_LEADER_ELECT")["value"], "true");
+    assert_eq!(env_var("SLUICE_LEASE_NAMESPACE")["value"], namespace);
+    assert_eq!(env_var("SLUICE_LOG_LEVEL")["value"], "info,sluice=debug");
+    // Secrets reach the operator as files only.
+    assert_eq!(
+        env_var("SLUICE_PROMETHEUS_PASSWORD_FILE")["value"],
+        "/var/run/secrets/sluice/prometheus-basic-auth/password"
+    );
+    assert_eq!(
+        env_var("SLUICE_PROMETHEUS_BEARER_TOKEN_FILE")["value"],
+        "/var/run/secrets/sluice/prometheus-token/token"
+    );
+    assert_eq!(
+        env_var("SLUICE_PROMETHEUS_CA_FILE")["value"],
+        "/var/run/secrets/sluice/prometheus-ca/ca.crt"
+    );
+    let secret_volumes: Vec<&str> = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .collect();
+    assert_eq!(
+        secret_volumes,
+        ["prometheus-token", "prometheus-basic-auth", "prometheus-ca"]
+    );
+
+    // With watchNamespaces the rules are bound in those namespaces only.
+    let binding = kubectl_json(&["--namespace", namespace, "get", "rolebinding", &fullname]);
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["subjects"][0]["name"], fullname);
+    let cluster_bindings = run(
+        "kubectl",
+        &["get", "clusterrolebinding", &fullname, "--ignore-not-found"],
+        None,
+    );
+    assert!(cluster_bindings.stdout.is_empty(), "no ClusterRoleBinding");
+    let lease_role = kubectl_json(&[
+        "--namespace",
+        namespace,
+        "get",
+        "role",
+        &format!("{fullname}-leader-election"),
+    ]);
+    assert_eq!(lease_role["rules"][1]["resourceNames"][0], fullname);
+
+    let service = kubectl_json(&[
+        "--namespace",
+        namespace,
+        "get",
+        "service",
+        &format!("{fullname}-metrics"),
+    ]);
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+    let monitor = kubectl_json(&["--namespace", namespace, "get", "servicemonitor", &fullname]);
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+    let rule = kubectl_json(&["--namespace", namespace, "get", "prometheusrule", &fullname]);
+    assert_eq!(
+        rule["metadata"]["labels"]["app.kubernetes.io/instance"],
+        release
+    );
+    let dashboard = kubectl_json(&[
+        "--namespace",
+        namespace,
+        "get",
+        "configmap",
+        &format!("{fullname}-dashboard"),
+    ]);
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value = serde_json::from_str(dashboard["data"]["sluice.json"].as_str().unwrap_or(""))
+        .expect("the dashboard is JSON");
+    assert_eq!(json["title"], "Sluice");
+
+    // Cluster-wide (no watchNamespaces): a ClusterRoleBinding, checked by the apiserver without
+    // being stored, so no account gets cluster-wide rights from a test.
+    let cluster_wide = render(&release, namespace, EVERY_OPTION, &[]);
+    let kinds: Vec<String> = documents(&cluster_wide)
+        .iter()
+        .filter_map(|d| d["kind"].as_str().map(String::from))
+        .collect();
+    assert!(
+        kinds.contains(&"ClusterRoleBinding".to_string()),
+        "{kinds:?}"
+    );
+    let role_bindings = kinds.iter().filter(|k| *k == "RoleBinding").count();
+    assert_eq!(role_bindings, 1, "only the lease's RoleBinding: {kinds:?}");
+    helm::apply(&cluster_wide, &["--dry-run=server"]);
+}
+
+/// The alerts render to rules promtool accepts, and fire (or stay quiet) on recorded scenarios:
+/// tests/chart_alerts.yaml is a promtool unit test over the rendered rules.
+#[test]
+fn alerts_pass_promtool_and_fire_on_their_scenarios() {
+    let rendered = render(
+        "sluice",
+        "sluice-system",
+        &["prometheusRule.enabled=true"],
+        &["templates/prometheusrule.yaml"],
+    );
+    let rule = documents(&rendered).remove(0);
+    let dir = scratch_dir().join(format!("chart-alerts-{}", unique_suffix()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let rules = dir.join("sluice-rules.json");
+    std::fs::write(&rules, rule["spec"].to_string()).expect("write rules");
+    let tests = dir.join("alerts-test.yaml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart_alerts.yaml"),
+        &tests,
+    )
+    .expect("copy the promtool test");
+    let checked = run_ok(
+        "promtool",
+        &["check", "rules", rules.to_str().unwrap()],
+        None,
+    );
+    assert!(checked.contains("SUCCESS: 8 rules found"), "{checked}");
+    run_ok(
+        "promtool",
+        &["test", "rules", tests.to_str().unwrap()],
+        None,
+    );
+}
+
+/// The metric families the operator exports (src/controller/metrics.rs), as the alerts and the
+/// dashboard may name them; histograms add `_bucket`, `_count` and `_sum`.
+const OPERATOR_METRICS: &[&str] = &[
+    "sluice_rollout_phase",
+    "sluice_rollout_stage",
+    "sluice_rollout_canary_weight",
+    "sluice_rollout_evaluations_total",
+    "sluice_rollout_promotions_total",
+    "sluice_rollout_rollbacks_total",
+    "sluice_reconcile_duration_seconds",
+    "sluice_reconcile_errors_total",
+    "sluice_prometheus_query_duration_seconds",
+    "sluice_prometheus_query_failures_total",
+    "sluice_leader",
+    "sluice_parity_tracking_error_bps",
+    "sluice_parity_mean_difference_bps",
+    "sluice_parity_rms_difference_bps",
+    "sluice_parity_residual_bps",
+    "sluice_parity_component_difference_bps",
+    "sluice_parity_level",
+    "sluice_parity_evaluations_total",
+    "sluice_slo_budget_remaining",
+    "sluice_slo_burn_rate",
+    "sluice_slo_objective_state",
+    "sluice_slo_compliance_score",
+    "sluice_slo_frozen",
+];
+
+/// Every query of the alerts and the dashboard parses and names only metrics the operator
+/// exports.
+#[test]
+fn alerts_and_dashboard_query_only_metrics_the_operator_exports() {
+    let rendered = render(
+        "sluice",
+        "sluice-system",
+        &["prometheusRule.enabled=true", "dashboard.enabled=true"],
+        &["templates/prometheusrule.yaml", "templates/dashboard.yaml"],
+    );
+    let objects = documents(&rendered);
+    let mut queries: Vec<String> = Vec::new();
+    let rule = find(&objects, "PrometheusRule", None);
+    for group in rule["spec"]["groups"].as_array().expect("groups") {
+        for alert in group["rules"].as_array().expect("rules") {
+            queries.push(alert["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    let config_map = find(&objects, "ConfigMap", None);
+    let dashboard: Value = serde_json::from_str(
+        config_map["data"]["sluice.json"]
+            .as_str()
+            .expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            queries.push(expr.replace("$namespace", ".*"));
+        }
+    }
+    assert!(queries.len() > 20, "{queries:?}");
+    for query in &queries {
+        promql_parser::parser::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+        for name in metric_names(query) {
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                OPERATOR_METRICS.contains(&name.as_str()) || OPERATOR_METRICS.contains(&family),
+                "{name} (in {query}) is not a metric of the operator"
+            );
+        }
+    }
+}
+
+/// The `sluice_*` names in a query.
+fn metric_names(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = query;
+    while let Some(start) = rest.find("sluice_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
