@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use sluice::controller::leader::{self, LeaseConfig};
 use sluice::controller::{self, RunConfig};
+use sluice::metrics::{BasicAuth, PrometheusAuth};
 use sluice::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -21,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator (in-cluster config, or KUBECONFIG / ~/.kube/config).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crd {
         /// Write crds/<name>.yaml files into this folder instead of printing.
@@ -64,12 +66,98 @@ struct RunArgs {
         default_value = "http://prometheus.monitoring:9090"
     )]
     prometheus_url: String,
+    /// Act only on CanaryRollouts, ParityPolicies and SLOBudgets whose labels match this
+    /// selector (e.g. "sluice.dev/shard=a"): one shard of a large fleet.
+    #[arg(long, short = 'l', env = "SLUICE_SELECTOR")]
+    selector: Option<String>,
+    #[command(flatten)]
+    prometheus_auth: PrometheusAuthArgs,
     /// Log format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log filter (tracing's EnvFilter syntax, e.g. "info" or "info,sluice=debug");
+    /// RUST_LOG, when set, wins.
+    #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info,kube=warn")]
+    log_level: String,
     /// Address of /metrics, /healthz and /readyz ("off" to serve none).
     #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_metrics_address)]
     metrics_addr: MetricsAddress,
+    #[command(flatten)]
+    leader_election: LeaderElectionArgs,
+}
+
+#[derive(clap::Args)]
+struct PrometheusAuthArgs {
+    /// File holding a bearer token for Prometheus (e.g. a mounted Secret); re-read per query.
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS_BEARER_TOKEN_FILE",
+        conflicts_with = "prometheus_username"
+    )]
+    prometheus_bearer_token_file: Option<PathBuf>,
+    /// User name for basic auth to Prometheus; the password comes from --prometheus-password-file.
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS_USERNAME",
+        requires = "prometheus_password_file"
+    )]
+    prometheus_username: Option<String>,
+    /// File holding the basic-auth password for Prometheus; re-read per query.
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS_PASSWORD_FILE",
+        requires = "prometheus_username"
+    )]
+    prometheus_password_file: Option<PathBuf>,
+    /// PEM bundle of CAs trusted for an https Prometheus, besides the system's.
+    #[arg(long, env = "SLUICE_PROMETHEUS_CA_FILE")]
+    prometheus_ca_file: Option<PathBuf>,
+}
+
+impl PrometheusAuthArgs {
+    fn into_auth(self) -> PrometheusAuth {
+        PrometheusAuth {
+            bearer_token_file: self.prometheus_bearer_token_file,
+            basic: self
+                .prometheus_username
+                .zip(self.prometheus_password_file)
+                .map(|(username, password_file)| BasicAuth {
+                    username,
+                    password_file,
+                }),
+            ca_file: self.prometheus_ca_file,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct LeaderElectionArgs {
+    /// Act only while holding a coordination.k8s.io Lease: run several replicas, one acts.
+    #[arg(long, env = "SLUICE_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Name of the Lease; give each shard its own.
+    #[arg(long, env = "SLUICE_LEASE_NAME", default_value = "sluice")]
+    lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else "default").
+    #[arg(long, env = "SLUICE_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// How long a standby waits on a lease that is not renewed before taking over.
+    #[arg(long, env = "SLUICE_LEASE_DURATION", default_value = "15s")]
+    lease_duration: sluice::api::Duration,
+}
+
+impl LeaderElectionArgs {
+    fn into_lease(self) -> Option<LeaseConfig> {
+        self.leader_elect.then(|| LeaseConfig {
+            name: self.lease_name,
+            namespace: self
+                .lease_namespace
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".into()),
+            identity: leader::default_identity(),
+            duration: self.lease_duration.as_std(),
+        })
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -111,11 +199,14 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => {
-            telemetry::init_logging(args.log_format);
+            telemetry::init_logging_with_default(args.log_format, &args.log_level);
             controller::run(RunConfig {
                 namespaces: args.namespaces,
+                selector: args.selector,
                 prometheus_url: args.prometheus_url,
+                prometheus_auth: args.prometheus_auth.into_auth(),
                 metrics_address: args.metrics_addr.0,
+                lease: args.leader_election.into_lease(),
             })
             .await
         }

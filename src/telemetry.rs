@@ -1,4 +1,5 @@
-//! Logging set-up: text for people, JSON for log pipelines; level from RUST_LOG.
+//! Logging set-up: text for people, JSON for log pipelines; level from --log-level or RUST_LOG.
+//! Lines written during a reconcile carry its span: controller, namespace and object name.
 
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +24,13 @@ pub fn init_logging_with_default(format: LogFormat, default_filter: &str) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The innermost span names the object being reconciled (namespace, object); the list of
+        // outer spans would only repeat kube-runtime's own.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }

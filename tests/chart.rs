@@ -30,25 +30,31 @@ fn helm_lint_is_clean_with_defaults_and_with_every_option() {
 }
 
 #[test]
-fn more_than_one_replica_without_leader_election_is_refused() {
+fn contradictory_values_are_refused_with_a_reason() {
     let chart = helm::chart_dir();
-    let output = run(
-        "helm",
-        &[
-            "template",
-            "sluice",
-            chart.to_str().expect("UTF-8 path"),
-            "--set=replicas=2",
-            "--set=leaderElection.enabled=false",
-        ],
-        None,
-    );
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("replicas > 1 needs leaderElection"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let chart = chart.to_str().expect("UTF-8 path");
+    for (sets, reason) in [
+        (
+            ["replicas=2", "leaderElection.enabled=false"],
+            "replicas > 1 needs leaderElection",
+        ),
+        (
+            [
+                "prometheus.auth.bearerTokenSecret.name=token",
+                "prometheus.auth.basicAuthSecret.name=basic",
+            ],
+            "set bearerTokenSecret or basicAuthSecret, not both",
+        ),
+    ] {
+        let mut args = vec!["template", "sluice", chart];
+        for set in &sets {
+            args.extend(["--set", set]);
+        }
+        let output = run("helm", &args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{sets:?} rendered");
+        assert!(stderr.contains(reason), "{sets:?}: {stderr}");
+    }
 }
 
 /// Minimal CRDs for the two Prometheus Operator kinds, installed only where the real ones are
@@ -159,10 +165,6 @@ async fn rendered_chart_with_every_option_is_accepted_by_the_apiserver() {
         "/var/run/secrets/sluice/prometheus-basic-auth/password"
     );
     assert_eq!(
-        env_var("SLUICE_PROMETHEUS_BEARER_TOKEN_FILE")["value"],
-        "/var/run/secrets/sluice/prometheus-token/token"
-    );
-    assert_eq!(
         env_var("SLUICE_PROMETHEUS_CA_FILE")["value"],
         "/var/run/secrets/sluice/prometheus-ca/ca.crt"
     );
@@ -172,10 +174,7 @@ async fn rendered_chart_with_every_option_is_accepted_by_the_apiserver() {
         .iter()
         .filter_map(|v| v["secret"]["secretName"].as_str())
         .collect();
-    assert_eq!(
-        secret_volumes,
-        ["prometheus-token", "prometheus-basic-auth", "prometheus-ca"]
-    );
+    assert_eq!(secret_volumes, ["prometheus-basic-auth", "prometheus-ca"]);
 
     // With watchNamespaces the rules are bound in those namespaces only.
     let binding = kubectl_json(&["--namespace", namespace, "get", "rolebinding", &fullname]);
@@ -361,4 +360,131 @@ fn metric_names(query: &str) -> Vec<String> {
         rest = &tail[end..];
     }
     names
+}
+
+/// The operator starts with exactly the environment the chart's Deployment gives it (every
+/// option on): each SLUICE_* variable is accepted, the secrets are read from their files, and it
+/// takes the chart's Lease. Paths under /var/run/secrets/sluice are moved to a scratch folder
+/// holding the files the Secrets would mount.
+#[tokio::test]
+async fn operator_starts_with_the_environment_the_chart_renders() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("chart-settings").await;
+    let release = format!("r{}", unique_suffix());
+    let fullname = format!("{release}-sluice");
+    let url = format!("prometheus.url={}", env.prometheus_url);
+    let watch = format!("watchNamespaces={{{}}}", ns.name());
+    let mut sets = EVERY_OPTION.to_vec();
+    sets.extend([url.as_str(), watch.as_str()]);
+    let rendered = render(&release, ns.name(), &sets, &["templates/deployment.yaml"]);
+    let objects = documents(&rendered);
+    let deployment = find(&objects, "Deployment", None);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+
+    let secrets = scratch_dir().join(format!("chart-secrets-{release}"));
+    for (file, content) in [
+        ("prometheus-basic-auth/password", "hunter2\n".to_string()),
+        (
+            "prometheus-ca/ca.crt",
+            std::fs::read_to_string(environment_ca(&env)).expect("the environment's CA"),
+        ),
+    ] {
+        let path = secrets.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("secret folder");
+        std::fs::write(path, content).expect("secret file");
+    }
+    let pod_name = format!("{fullname}-0");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .args(["run", "--metrics-addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env("KUBECONFIG", &env.kubeconfig);
+    for variable in container["env"].as_array().expect("env") {
+        let name = variable["name"].as_str().expect("name");
+        let from = &variable["valueFrom"];
+        let value = match (
+            variable["value"].as_str(),
+            from["fieldRef"]["fieldPath"].as_str(),
+        ) {
+            (Some(value), _) => value.replace(
+                "/var/run/secrets/sluice",
+                secrets.to_str().expect("UTF-8 path"),
+            ),
+            (None, Some("metadata.name")) => pod_name.clone(),
+            (None, Some("metadata.namespace")) => ns.name().to_string(),
+            (None, _) if from["secretKeyRef"]["key"] == "username" => "sluice".to_string(),
+            _ => panic!("cannot resolve {variable}"),
+        };
+        command.env(name, value);
+    }
+    let log_path = scratch_dir().join(format!("operator-chart-settings-{release}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = KilledOnDrop(
+        command
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start the operator"),
+    );
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    let address = support::eventually(
+        std::time::Duration::from_secs(20),
+        "the metrics address in the operator's JSON log",
+        async || {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                return Err(format!("the operator exited ({status}): {}", read_log()));
+            }
+            read_log()
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find_map(|line| line["address"].as_str().map(String::from))
+                .ok_or_else(read_log)
+        },
+    )
+    .await;
+    support::eventually(
+        std::time::Duration::from_secs(30),
+        "sluice_leader 1 on /metrics",
+        async || {
+            let page = reqwest::get(format!("http://{address}/metrics"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            page.contains("sluice_leader 1").then_some(()).ok_or(page)
+        },
+    )
+    .await;
+    drop(child);
+    let lease = kubectl_json(&["--namespace", ns.name(), "get", "lease", &fullname]);
+    assert_eq!(lease["spec"]["holderIdentity"], pod_name);
+    let started = read_log();
+    let starting = started
+        .lines()
+        .find(|line| line.contains("sluice operator starting"))
+        .unwrap_or_else(|| panic!("no start line in\n{started}"));
+    assert!(starting.contains("sluice.dev/shard=a"), "{starting}");
+    assert!(starting.contains(ns.name()), "{starting}");
+}
+
+/// The CA file of the local apiserver, a PEM bundle at hand for the Prometheus CA setting.
+fn environment_ca(env: &TestEnv) -> String {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("kubeconfig");
+    kubeconfig
+        .clusters
+        .into_iter()
+        .find_map(|c| c.cluster?.certificate_authority)
+        .expect("the environment's kubeconfig names a CA file")
+}
+
+/// A child process killed when the test ends, passed or failed.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service as CoreService, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -106,13 +107,22 @@ impl ChartAccount {
         }
     }
 
-    /// `sluice run --namespace <the service's namespace>` as this account.
+    /// `sluice run --namespace <the service's namespace>` as this account, electing a leader on
+    /// the chart's Lease as the chart's Deployment does.
     fn operator(&self, service: &Service) -> Operator {
+        let namespace = service.ns.name();
         Operator::start_as(
             &self.kubeconfig,
-            service.ns.name(),
+            namespace,
             &service.env.prometheus_url,
-            &[],
+            &[
+                "--leader-elect",
+                "--lease-name",
+                &self.name,
+                "--lease-namespace",
+                namespace,
+            ],
+            &[("POD_NAME", &format!("{}-0", self.name))],
         )
     }
 }
@@ -203,6 +213,34 @@ async fn operator_under_the_charts_role_promotes_a_release_and_hands_back() {
         ]
     );
     service.wait_event("Promoted").await;
+    // It acted as the leader, on the chart's Lease in the release namespace.
+    let lease: Lease = service
+        .ns
+        .api::<Lease>()
+        .get(&account.name)
+        .await
+        .expect("the chart's Lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity),
+        Some(format!("{}-0", account.name))
+    );
+    let operator = service.operator.as_ref().expect("operator");
+    let page = reqwest::get(format!(
+        "http://{}/metrics",
+        operator.metrics_address().await
+    ))
+    .await
+    .and_then(|r| r.error_for_status())
+    .expect("GET /metrics");
+    let page = page.text().await.expect("metrics page");
+    let ns = service.ns.name();
+    for line in [
+        "sluice_leader 1".to_string(),
+        format!(r#"sluice_rollout_phase{{namespace="{ns}",name="checkout",phase="Succeeded"}} 1"#),
+        format!(r#"sluice_rollout_promotions_total{{namespace="{ns}",name="checkout"}} 1"#),
+    ] {
+        assert!(page.contains(&line), "{line} missing in\n{page}");
+    }
     let reasons = service.event_reasons().await;
     for reason in ["Adopted", "RolloutStarted", "StageAdvanced", "Promoted"] {
         assert!(

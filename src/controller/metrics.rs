@@ -15,6 +15,9 @@ use prometheus_client::registry::Registry;
 
 use crate::api::parity_policy::{ParityEvaluation, ParityLevel};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus};
+use crate::metrics::QueryTelemetry;
+
+use super::rollout_metrics::RolloutMetrics;
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -67,6 +70,10 @@ pub struct Metrics {
     slo_frozen: Family<Labels, Gauge>,
     slo_series: Mutex<HashMap<(String, String), SloSeries>>,
     reconcile_errors: Family<Labels, Counter>,
+    leader: Gauge,
+    pub rollouts: RolloutMetrics,
+    /// Handed to the Prometheus pool, which times every query.
+    pub queries: QueryTelemetry,
 }
 
 impl Default for Metrics {
@@ -78,8 +85,12 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
+        let rollouts = RolloutMetrics::new(&mut registry);
         let metrics = Self {
             registry: Registry::default(),
+            rollouts,
+            queries: QueryTelemetry::default(),
+            leader: Gauge::default(),
             parity_tracking_error: Family::default(),
             parity_mean_difference: Family::default(),
             parity_rms_difference: Family::default(),
@@ -157,8 +168,23 @@ impl Metrics {
         );
         registry.register(
             "reconcile_errors",
-            "Reconcile errors by kind and static category",
+            "Reconcile errors by controller and static category",
             metrics.reconcile_errors.clone(),
+        );
+        registry.register(
+            "prometheus_query_duration_seconds",
+            "Duration of Prometheus queries, by type (instant or range)",
+            metrics.queries.duration.clone(),
+        );
+        registry.register(
+            "prometheus_query_failures",
+            "Failed Prometheus queries, by static category",
+            metrics.queries.failures.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease and acts (always 1 without leader election)",
+            metrics.leader.clone(),
         );
         Self {
             registry,
@@ -265,9 +291,14 @@ impl Metrics {
         series.insert((namespace.to_string(), slo.to_string()), now);
     }
 
-    pub fn record_error(&self, kind: &str, category: &str) {
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Counts a failed reconcile of `controller` (rollout, parity_policy, slo_budget).
+    pub fn record_error(&self, controller: &str, category: &str) {
         let labels = vec![
-            ("kind".to_string(), kind.to_string()),
+            ("controller".to_string(), controller.to_string()),
             ("category".to_string(), category.to_string()),
         ];
         self.reconcile_errors.get_or_create(&labels).inc();

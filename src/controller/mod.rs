@@ -2,11 +2,13 @@
 
 mod analysis;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod objects;
 pub mod parity;
 pub mod parity_policy;
 pub mod rollout;
+mod rollout_metrics;
 pub mod server;
 pub mod slo;
 pub mod slo_budget;
@@ -15,30 +17,39 @@ pub mod workloads;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::utils::Predicate;
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
-use crate::metrics::PrometheusPool;
+use crate::metrics::{PrometheusAuth, PrometheusPool};
+use leader::LeaseConfig;
 use metrics::Metrics;
 use server::ServerState;
 
 pub struct RunConfig {
     pub namespaces: Vec<String>,
+    /// Label selector on CanaryRollouts, ParityPolicies and SLOBudgets: this operator's shard.
+    pub selector: Option<String>,
     pub prometheus_url: String,
+    pub prometheus_auth: PrometheusAuth,
     /// Where to serve /metrics, /healthz and /readyz; None serves nothing.
     pub metrics_address: Option<SocketAddr>,
+    /// Act only while holding this lease; None acts at once (a single replica).
+    pub lease: Option<LeaseConfig>,
 }
 
 /// What every reconcile shares.
@@ -58,6 +69,11 @@ impl Context {
     }
 
     pub fn new(client: Client, prometheus: PrometheusPool) -> Self {
+        Self::with_metrics(client, prometheus, Arc::new(Metrics::new()))
+    }
+
+    /// A context recording into `metrics` (the registry /metrics serves).
+    pub fn with_metrics(client: Client, prometheus: PrometheusPool, metrics: Arc<Metrics>) -> Self {
         let instance = std::env::var("POD_NAME")
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok());
@@ -69,24 +85,21 @@ impl Context {
             reporter,
             client,
             prometheus,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         }
     }
 }
 
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let context = Arc::new(Context::new(
-        client.clone(),
-        PrometheusPool::new(config.prometheus_url.clone()),
-    ));
-    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        config.namespaces.iter().cloned().map(Some).collect()
-    };
-    info!(namespaces = ?config.namespaces, prometheus = %config.prometheus_url, "sluice operator starting");
-    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(Metrics::new());
+    let prometheus = PrometheusPool::new(config.prometheus_url.clone())
+        .with_auth(config.prometheus_auth.clone())
+        .with_telemetry(metrics.queries.clone());
+    let context = Arc::new(Context::with_metrics(client.clone(), prometheus, metrics));
+    info!(namespaces = ?config.namespaces, selector = config.selector.as_deref().unwrap_or(""), prometheus = %config.prometheus_url, "sluice operator starting");
+    // A standby is ready: it serves, and takes over when the lease is free.
+    let ready = Arc::new(AtomicBool::new(true));
     if let Some(address) = config.metrics_address {
         let state = ServerState {
             metrics: context.metrics.clone(),
@@ -100,16 +113,123 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
             }
         });
     }
+    let holder = match &config.lease {
+        None => None,
+        Some(lease) => tokio::select! {
+            holder = leader::acquire(&client, lease) => Some(holder),
+            () = shutdown_signal() => return Ok(()),
+        },
+    };
+    context.metrics.set_leader(true);
+    let controllers = run_until_shutdown(&client, &config, context.clone());
+    let Some(holder) = holder else {
+        controllers.await;
+        return Ok(());
+    };
+    tokio::select! {
+        () = controllers => {
+            holder.release().await;
+            Ok(())
+        }
+        lost = holder.keep() => {
+            context.metrics.set_leader(false);
+            // Another replica may act from now on: stop at once, the restart stands by.
+            anyhow::bail!("lost the lease: {lost}")
+        }
+    }
+}
+
+/// How long in-flight reconciles may take to finish after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the controllers until they end or a shutdown signal arrives; then in-flight reconciles
+/// get [`SHUTDOWN_GRACE`] to finish.
+async fn run_until_shutdown(client: &Client, config: &RunConfig, context: Arc<Context>) {
+    let controllers = run_controllers(client, config, context);
+    tokio::pin!(controllers);
+    tokio::select! {
+        () = &mut controllers => {}
+        () = shutdown_signal() => {
+            info!("shutting down");
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut controllers).await;
+        }
+    }
+}
+
+/// SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The three controllers over every watched namespace, until a shutdown signal.
+async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Context>) {
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let selected = || match &config.selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
     let controllers = scopes.into_iter().flat_map(|namespace| {
         [
-            run_rollouts(client.clone(), namespace.clone(), context.clone()).boxed(),
-            run_parity_policies(client.clone(), namespace.clone(), context.clone()).boxed(),
-            run_slo_budgets(client.clone(), namespace, context.clone()).boxed(),
+            run_rollouts(
+                client.clone(),
+                namespace.clone(),
+                selected(),
+                context.clone(),
+            )
+            .boxed(),
+            run_parity_policies(
+                client.clone(),
+                namespace.clone(),
+                selected(),
+                context.clone(),
+            )
+            .boxed(),
+            run_slo_budgets(client.clone(), namespace, selected(), context.clone()).boxed(),
         ]
     });
-    ready.store(true, Ordering::Relaxed);
     futures::future::join_all(controllers).await;
-    Ok(())
+}
+
+/// Runs one reconcile inside a span naming the object, so every log line it writes carries the
+/// namespace and name, and times it.
+async fn traced<K, F, Fut>(
+    controller: &'static str,
+    object: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, error::Error>
+where
+    K: kube::Resource,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, error::Error>>,
+{
+    let span = info_span!(
+        "reconcile",
+        controller,
+        namespace = object.meta().namespace.as_deref().unwrap_or(""),
+        object = object.meta().name.as_deref().unwrap_or(""),
+    );
+    let started = Instant::now();
+    let result = reconcile(object, ctx.clone()).instrument(span).await;
+    ctx.metrics
+        .rollouts
+        .observe_reconcile(controller, started.elapsed().as_secs_f64());
+    result
 }
 
 fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -126,12 +246,17 @@ where
 /// annotation and finalizer changes (not by our own status writes), by the stable Deployment it
 /// owns, by the user's target Deployment, mapped back through the rollouts' targetRef, and by
 /// the ParityPolicy and SLOBudget they reference.
-async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Context>) {
+async fn run_rollouts(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    context: Arc<Context>,
+) {
     let rollouts: Api<CanaryRollout> = scoped(&client, &namespace);
     let deployments: Api<Deployment> = scoped(&client, &namespace);
     let (reader, writer) = reflector::store();
     let deletion = |r: &CanaryRollout| r.metadata.deletion_timestamp.as_ref().map(|_| 1u64);
-    let trigger = watcher(rollouts, watcher::Config::default())
+    let trigger = watcher(rollouts, selected)
         .default_backoff()
         .reflect(writer)
         .applied_objects()
@@ -175,7 +300,11 @@ async fn run_rollouts(client: Client, namespace: Option<String>, context: Arc<Co
             })
         })
         .shutdown_on_signal()
-        .run(rollout::reconcile, rollout::error_policy, context)
+        .run(
+            |rollout, ctx| traced("rollout", rollout, ctx, rollout::reconcile),
+            rollout::error_policy,
+            context,
+        )
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("controller: {error}");
@@ -235,11 +364,20 @@ fn budget_changes(
 }
 
 /// The SLOBudget controller over a namespace (or all): the periodic evaluation of every budget.
-async fn run_slo_budgets(client: Client, namespace: Option<String>, context: Arc<Context>) {
+async fn run_slo_budgets(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    context: Arc<Context>,
+) {
     let budgets: Api<SLOBudget> = scoped(&client, &namespace);
-    Controller::new(budgets, watcher::Config::default())
+    Controller::new(budgets, selected)
         .shutdown_on_signal()
-        .run(slo_budget::reconcile, slo_budget::error_policy, context)
+        .run(
+            |budget, ctx| traced("slo_budget", budget, ctx, slo_budget::reconcile),
+            slo_budget::error_policy,
+            context,
+        )
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("SLO budget controller: {error}");
@@ -250,12 +388,17 @@ async fn run_slo_budgets(client: Client, namespace: Option<String>, context: Arc
 
 /// The ParityPolicy controller over a namespace (or all): conditions for every policy and the
 /// scheduled standalone evaluations.
-async fn run_parity_policies(client: Client, namespace: Option<String>, context: Arc<Context>) {
+async fn run_parity_policies(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    context: Arc<Context>,
+) {
     let policies: Api<ParityPolicy> = scoped(&client, &namespace);
-    Controller::new(policies, watcher::Config::default())
+    Controller::new(policies, selected)
         .shutdown_on_signal()
         .run(
-            parity_policy::reconcile,
+            |policy, ctx| traced("parity_policy", policy, ctx, parity_policy::reconcile),
             parity_policy::error_policy,
             context,
         )

@@ -122,7 +122,7 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
 }
 
 pub fn error_policy(policy: Arc<ParityPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.record_error("ParityPolicy", error.category());
+    ctx.metrics.record_error("parity_policy", error.category());
     warn!(policy = %policy.name_any(), namespace = policy.namespace().unwrap_or_default(), category = error.category(), "reconcile failed: {error}");
     Action::requeue(Duration::from_secs(10))
 }

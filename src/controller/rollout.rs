@@ -42,7 +42,11 @@ pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result
     finalizer(&api, FINALIZER, Arc::new(rollout), |event| async {
         match event {
             FinalizerEvent::Apply(rollout) => apply(&rollout, &ctx).await,
-            FinalizerEvent::Cleanup(rollout) => hand_back(&rollout, &ctx).await,
+            FinalizerEvent::Cleanup(rollout) => {
+                let action = hand_back(&rollout, &ctx).await?;
+                ctx.metrics.rollouts.forget(&namespace, &rollout.name_any());
+                Ok(action)
+            }
         }
     })
     .await
@@ -53,7 +57,8 @@ pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result
     })
 }
 
-pub fn error_policy(rollout: Arc<CanaryRollout>, error: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(rollout: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.record_error("rollout", error.category());
     match error {
         Error::HandBackPending(why) => {
             info!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), "{why}");
@@ -197,6 +202,13 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         }
     }
     objects::apply_status(ctx, rollout, &status, &plan.status).await?;
+    ctx.metrics.rollouts.record(
+        &namespace,
+        &rollout.name_any(),
+        &status,
+        &plan.status,
+        plan.rollback_cause,
+    );
     if let (Some(policy), Some(report)) = (&parity_policy, &parity_report)
         && let Err(error) = parity::record(&ctx.client, policy, report).await
     {

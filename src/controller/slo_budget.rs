@@ -175,7 +175,7 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
 }
 
 pub fn error_policy(budget: Arc<SLOBudget>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.record_error("SLOBudget", error.category());
+    ctx.metrics.record_error("slo_budget", error.category());
     warn!(budget = %budget.name_any(), namespace = budget.namespace().unwrap_or_default(), category = error.category(), "reconcile failed: {error}");
     Action::requeue(ERROR_REQUEUE)
 }

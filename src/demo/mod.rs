@@ -83,8 +83,11 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
 
     let mut operator: JoinHandle<anyhow::Result<()>> = tokio::spawn(controller::run(RunConfig {
         namespaces: vec![namespace.to_string()],
+        selector: None,
         prometheus_url: config.prometheus_url.clone(),
+        prometheus_auth: Default::default(),
         metrics_address: None,
+        lease: None,
     }));
     timeline.say(format!("operator started, watching namespace {namespace}"));
 

@@ -113,6 +113,26 @@ impl Drop for MetricsExporter {
     }
 }
 
+/// Another endpoint (e.g. the operator's /metrics) registered for the Prometheus that scrapes
+/// the file_sd folder, with the label `sluice_test_exporter="<id>"`; unregistered on drop.
+pub struct ScrapeTarget {
+    sd_file: PathBuf,
+}
+
+impl ScrapeTarget {
+    pub fn register(sd_dir: &Path, id: &str, address: &str) -> Result<ScrapeTarget, io::Error> {
+        Ok(ScrapeTarget {
+            sd_file: register(sd_dir, &file_safe(id), address)?,
+        })
+    }
+}
+
+impl Drop for ScrapeTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sd_file);
+    }
+}
+
 /// Writes the file_sd target file and returns its path. Prometheus watches `*.json`: the file is
 /// written under another name and renamed, so Prometheus never reads half of it.
 fn register(sd_dir: &Path, id: &str, address: &str) -> Result<PathBuf, io::Error> {

@@ -56,8 +56,8 @@ pub enum GateEffect {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Judgement {
     pub evaluation: Evaluation,
-    /// Strongest gate effect demanding a rollback, with its reason.
-    pub gate_rollback: Option<(GateEffect, String)>,
+    /// Strongest gate effect demanding a rollback: (effect, reason, the gate's source).
+    pub gate_rollback: Option<(GateEffect, String, &'static str)>,
 }
 
 pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judgement {
@@ -86,7 +86,7 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
         .filter(|c| c.verdict != Verdict::Pass)
         .map(describe_check)
         .collect();
-    let mut gate_rollback: Option<(GateEffect, String)> = None;
+    let mut gate_rollback: Option<(GateEffect, String, &'static str)> = None;
     for gate in &input.gates {
         match gate.effect {
             GateEffect::Pass => {}
@@ -99,9 +99,10 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
             GateEffect::Rollback | GateEffect::RollbackAndFreeze => {
                 verdict = Verdict::Fail;
                 reasons.push(gate.reason.clone());
-                let stronger = !matches!(&gate_rollback, Some((GateEffect::RollbackAndFreeze, _)));
+                let stronger =
+                    !matches!(&gate_rollback, Some((GateEffect::RollbackAndFreeze, _, _)));
                 if stronger {
-                    gate_rollback = Some((gate.effect, gate.reason.clone()));
+                    gate_rollback = Some((gate.effect, gate.reason.clone(), gate.source));
                 }
             }
         }

@@ -16,4 +16,6 @@ pub mod slo;
 pub mod statistics;
 pub mod validate;
 
-pub use rollout::{Plan, PlannedEvent, Snapshot, StableChange, Workload, evaluation_due, plan};
+pub use rollout::{
+    Plan, PlannedEvent, RollbackCause, Snapshot, StableChange, Workload, evaluation_due, plan,
+};

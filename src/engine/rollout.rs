@@ -85,6 +85,33 @@ pub struct Plan {
     pub status: CanaryRolloutStatus,
     pub events: Vec<PlannedEvent>,
     pub requeue_after: Duration,
+    /// Set when this plan rolls the candidate back.
+    pub rollback_cause: Option<RollbackCause>,
+}
+
+/// Why a candidate was rolled back, as a static label for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RollbackCause {
+    /// Checks failed `failureLimit` evaluations in a row.
+    Analysis,
+    Parity,
+    Slo,
+    /// The canary was not available within `progressDeadline`.
+    ProgressDeadline,
+    /// The abort annotation.
+    Manual,
+}
+
+impl RollbackCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Analysis => "analysis",
+            Self::Parity => "parity",
+            Self::Slo => "slo",
+            Self::ProgressDeadline => "progress_deadline",
+            Self::Manual => "manual",
+        }
+    }
 }
 
 /// Whether an evaluation is due now: the shell runs the queries only then.
@@ -118,6 +145,7 @@ struct Planner<'s, 'a> {
     s: &'s Snapshot<'a>,
     status: CanaryRolloutStatus,
     events: Vec<PlannedEvent>,
+    rollback_cause: Option<RollbackCause>,
     uses_router: bool,
 }
 
@@ -129,6 +157,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             s,
             status,
             events: Vec::new(),
+            rollback_cause: None,
             uses_router: s.spec.traffic_routing.gateway_api.is_some(),
         }
     }
@@ -191,6 +220,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             status: self.status,
             events: self.events,
             requeue_after: plan.requeue_after,
+            rollback_cause: self.rollback_cause,
         }
     }
 
@@ -407,7 +437,11 @@ impl<'s, 'a> Planner<'s, 'a> {
             return self.start_rollout(target);
         }
         if requests.abort {
-            return self.rollback("aborted by request".to_string(), false);
+            return self.rollback(
+                "aborted by request".to_string(),
+                false,
+                RollbackCause::Manual,
+            );
         }
         if requests.promote {
             self.event(
@@ -436,8 +470,14 @@ impl<'s, 'a> Planner<'s, 'a> {
             }
             self.status.last_evaluation = Some(evaluation.clone());
             let reason = evaluation.message.clone().unwrap_or_default();
-            if let Some((effect, gate_reason)) = judgement.gate_rollback {
-                return self.rollback(gate_reason, effect == GateEffect::RollbackAndFreeze);
+            if let Some((effect, gate_reason, source)) = judgement.gate_rollback {
+                let cause = match source {
+                    "parity" => RollbackCause::Parity,
+                    "slo" => RollbackCause::Slo,
+                    _ => RollbackCause::Analysis,
+                };
+                let freeze = effect == GateEffect::RollbackAndFreeze;
+                return self.rollback(gate_reason, freeze, cause);
             }
             match evaluation.verdict {
                 Verdict::Fail => {
@@ -450,7 +490,7 @@ impl<'s, 'a> Planner<'s, 'a> {
                         format!("evaluation failed ({failed}/{limit} in a row): {reason}"),
                     );
                     if failed >= limit {
-                        return self.rollback(format!("{reason} ({failed} failed evaluations in a row, failureLimit {limit})"), false);
+                        return self.rollback(format!("{reason} ({failed} failed evaluations in a row, failureLimit {limit})"), false, RollbackCause::Analysis);
                     }
                 }
                 Verdict::Pass => self.status.failed_evaluations = 0,
@@ -555,6 +595,7 @@ impl<'s, 'a> Planner<'s, 'a> {
                     target.ready_replicas
                 ),
                 false,
+                RollbackCause::ProgressDeadline,
             );
         }
         let mut desired = self.desired(if self.uses_router { 0 } else { first_weight }, true);
@@ -711,7 +752,8 @@ impl<'s, 'a> Planner<'s, 'a> {
     }
 
     /// Canary weight 0, then the target to 0 replicas, in this very reconcile.
-    fn rollback(mut self, reason: String, freeze: bool) -> Plan {
+    fn rollback(mut self, reason: String, freeze: bool, cause: RollbackCause) -> Plan {
+        self.rollback_cause = Some(cause);
         let revision = self.status.canary_revision.clone().unwrap_or_default();
         let stage = self.status.stage.unwrap_or(0);
         let weight = self.status.canary_weight.unwrap_or(0);

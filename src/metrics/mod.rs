@@ -5,11 +5,15 @@
 //! judge the numbers (thresholds, parity, budgets belong to the engine), retry, or sleep; the
 //! caller owns time and policy. Tests elsewhere use [`FakeMetrics`] instead of a server.
 
+mod auth;
 mod fake;
+mod instrumented;
 pub mod prometheus;
 pub mod template;
 
+pub use auth::{BasicAuth, PrometheusAuth};
 pub use fake::FakeMetrics;
+pub use instrumented::{Instrumented, QueryTelemetry};
 pub use prometheus::{
     DEFAULT_TIMEOUT, MetricsSource, PrometheusPool, PrometheusSource, QueryError,
 };

@@ -13,6 +13,10 @@ use jiff::Timestamp;
 use prometheus_http_query::Error as PromError;
 use prometheus_http_query::error::PrometheusErrorType;
 use prometheus_http_query::response::Data;
+use reqwest::header::AUTHORIZATION;
+
+use super::auth::PrometheusAuth;
+use super::instrumented::{Instrumented, QueryTelemetry};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -67,10 +71,20 @@ pub trait MetricsSource: Send + Sync {
 pub struct PrometheusSource {
     address: String,
     client: prometheus_http_query::Client,
+    auth: PrometheusAuth,
 }
 
 impl PrometheusSource {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, QueryError> {
+        Self::with_auth(base_url, timeout, &PrometheusAuth::default())
+    }
+
+    /// A source that authenticates with `auth` and trusts its CA bundle besides the system's.
+    pub fn with_auth(
+        base_url: &str,
+        timeout: Duration,
+        auth: &PrometheusAuth,
+    ) -> Result<Self, QueryError> {
         let invalid = |reason: String| QueryError::InvalidAddress {
             address: base_url.to_string(),
             reason,
@@ -78,15 +92,26 @@ impl PrometheusSource {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(invalid("expected an http:// or https:// URL".to_string()));
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| invalid(root_cause(&e)))?;
+        let mut http = reqwest::Client::builder().timeout(timeout);
+        if let Some(bundle) = &auth.ca_file {
+            let pem = std::fs::read(bundle)
+                .map_err(|e| invalid(format!("reading CA bundle {}: {e}", bundle.display())))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                invalid(format!(
+                    "CA bundle {}: {}",
+                    bundle.display(),
+                    root_cause(&e)
+                ))
+            })?;
+            http = http.tls_certs_merge(certificates);
+        }
+        let http = http.build().map_err(|e| invalid(root_cause(&e)))?;
         let client = prometheus_http_query::Client::from(http, base_url)
             .map_err(|e| invalid(root_cause(&e)))?;
         Ok(Self {
             address: base_url.to_string(),
             client,
+            auth: auth.clone(),
         })
     }
 
@@ -133,6 +158,9 @@ impl MetricsSource for PrometheusSource {
     ) -> BoxFuture<'a, Result<Option<f64>, QueryError>> {
         Box::pin(async move {
             let mut request = self.client.query(query);
+            if let Some(value) = self.auth.header()? {
+                request = request.header(AUTHORIZATION, value);
+            }
             if let Some(time) = time {
                 request = request.at(time.as_second());
             }
@@ -156,12 +184,15 @@ impl MetricsSource for PrometheusSource {
                     reason,
                 });
             }
-            let request = self.client.query_range(
+            let mut request = self.client.query_range(
                 query,
                 start.as_second(),
                 end.as_second(),
                 step.as_secs_f64(),
             );
+            if let Some(value) = self.auth.header()? {
+                request = request.header(AUTHORIZATION, value);
+            }
             let result = request.get().await.map_err(|e| self.classify(e, query))?;
             range_series(result.into_inner().0, query)
         })
@@ -232,6 +263,8 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 pub struct PrometheusPool {
     default_address: String,
     timeout: Duration,
+    auth: PrometheusAuth,
+    telemetry: Option<QueryTelemetry>,
     fixed: Option<Arc<dyn MetricsSource>>,
     sources: Mutex<HashMap<String, Arc<dyn MetricsSource>>>,
 }
@@ -241,6 +274,8 @@ impl PrometheusPool {
         Self {
             default_address: default_address.into(),
             timeout: DEFAULT_TIMEOUT,
+            auth: PrometheusAuth::default(),
+            telemetry: None,
             fixed: None,
             sources: Mutex::new(HashMap::new()),
         }
@@ -260,6 +295,18 @@ impl PrometheusPool {
         self
     }
 
+    /// Credentials and CA for every address, the default and those named by resources.
+    pub fn with_auth(mut self, auth: PrometheusAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Times every query and counts failures by category.
+    pub fn with_telemetry(mut self, telemetry: QueryTelemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
     pub fn default_address(&self) -> &str {
         &self.default_address
     }
@@ -275,8 +322,11 @@ impl PrometheusPool {
         if let Some(source) = sources.get(address) {
             return Ok(source.clone());
         }
-        let source: Arc<dyn MetricsSource> =
-            Arc::new(PrometheusSource::new(address, self.timeout)?);
+        let prometheus = PrometheusSource::with_auth(address, self.timeout, &self.auth)?;
+        let source: Arc<dyn MetricsSource> = match &self.telemetry {
+            Some(telemetry) => Arc::new(Instrumented::new(prometheus, telemetry.clone())),
+            None => Arc::new(prometheus),
+        };
         sources.insert(address.to_string(), source.clone());
         Ok(source)
     }

@@ -8,8 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-/// Every optional part switched on (ServiceMonitor, PrometheusRule, dashboard, Prometheus
-/// credentials, a shard selector), as `helm --set` arguments.
+/// Every optional part switched on (ServiceMonitor, PrometheusRule, dashboard, Prometheus basic
+/// auth and CA, a shard selector), as `helm --set` arguments. (A bearer token is the other
+/// choice of auth: the chart refuses both at once.)
 pub const EVERY_OPTION: &[&str] = &[
     "serviceMonitor.enabled=true",
     "prometheusRule.enabled=true",
@@ -17,7 +18,6 @@ pub const EVERY_OPTION: &[&str] = &[
     "dashboard.enabled=true",
     "replicas=2",
     "selector=sluice.dev/shard=a",
-    "prometheus.auth.bearerTokenSecret.name=prometheus-token",
     "prometheus.auth.basicAuthSecret.name=prometheus-basic-auth",
     "prometheus.caSecret.name=prometheus-ca",
     "log.level=info\\,sluice=debug",

@@ -126,13 +126,17 @@ impl Service {
 
     /// Deploys image v1 and the rollout and starts the operator, without waiting for anything.
     pub async fn deploy(prefix: &str, rollout: &str) -> Service {
+        Service::deploy_with_operator_args(prefix, rollout, &[]).await
+    }
+
+    /// Like [`Service::deploy`], the operator started with more arguments.
+    pub async fn deploy_with_operator_args(prefix: &str, rollout: &str, args: &[&str]) -> Service {
         let mut service = Service::deploy_without_operator(prefix, rollout).await;
-        service.operator = Some(Operator::start(&service.env, service.ns.name(), &[]));
+        service.operator = Some(Operator::start(&service.env, service.ns.name(), args));
         service
     }
 
-    /// Deploys image v1 and the rollout; the test starts the operator (e.g. with other
-    /// credentials) and puts it in `operator`.
+    /// Deploys image v1 and the rollout; the test starts the operators it needs.
     pub async fn deploy_without_operator(prefix: &str, rollout: &str) -> Service {
         let env = TestEnv::get().await;
         let ns = env.namespace(prefix).await;

@@ -12,6 +12,7 @@ use super::{TestEnv, scratch_dir, unique_suffix};
 /// is printed when the test fails.
 pub struct Operator {
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     kubeconfig: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
@@ -31,16 +32,29 @@ impl Operator {
         prometheus_url: &str,
         extra_args: &[&str],
     ) -> Operator {
-        Self::start_as(&env.kubeconfig, namespace, prometheus_url, extra_args)
+        Self::start_with_env(env, namespace, prometheus_url, extra_args, &[])
     }
 
-    /// Like [`Operator::start_with_prometheus`], with the credentials of another kubeconfig
-    /// (e.g. a ServiceAccount token, to run under that account's RBAC).
+    /// Like [`Operator::start_with_prometheus`], with more environment variables (e.g. POD_NAME,
+    /// which names the process in leases and events).
+    pub fn start_with_env(
+        env: &TestEnv,
+        namespace: &str,
+        prometheus_url: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
+        Self::start_as(&env.kubeconfig, namespace, prometheus_url, extra_args, envs)
+    }
+
+    /// Like [`Operator::start_with_env`], with the credentials of another kubeconfig (e.g. a
+    /// ServiceAccount token, to run under that account's RBAC).
     pub fn start_as(
         kubeconfig: &Path,
         namespace: &str,
         prometheus_url: &str,
         extra_args: &[&str],
+        envs: &[(&str, &str)],
     ) -> Operator {
         let mut args: Vec<String> = [
             "run",
@@ -57,6 +71,10 @@ impl Operator {
         let log_path = scratch_dir().join(format!("operator-{namespace}-{}.log", unique_suffix()));
         let mut operator = Operator {
             args,
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             kubeconfig: kubeconfig.to_path_buf(),
             log_path,
             child: None,
@@ -70,6 +88,41 @@ impl Operator {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+    }
+
+    /// Sends SIGTERM (what Kubernetes sends) and waits up to `timeout` for the process to end.
+    pub async fn terminate(&mut self, timeout: std::time::Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let pid = child.id()?;
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let status = tokio::time::timeout(timeout, child.wait()).await.ok()?.ok();
+        self.child = None;
+        status
+    }
+
+    /// The address of its /metrics endpoint, from the line it logs when it starts serving.
+    pub async fn metrics_address(&self) -> String {
+        super::eventually(
+            std::time::Duration::from_secs(20),
+            "the operator's metrics address in its log",
+            async || {
+                let log = self.log();
+                log.lines()
+                    .filter(|line| line.contains("serving /metrics"))
+                    .find_map(|line| {
+                        let start = line.find("127.0.0.1:")?;
+                        let rest = &line[start..];
+                        let end = rest
+                            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                            .unwrap_or(rest.len());
+                        Some(rest[..end].to_string())
+                    })
+                    .ok_or(())
+            },
+        )
+        .await
     }
 
     /// Kills it and starts it again with the same arguments, appending to the same log.
@@ -103,6 +156,7 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sluice=debug".into()),
