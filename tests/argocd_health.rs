@@ -152,3 +152,24 @@ fn an_unknown_phase_falls_back_on_the_kstatus_conditions() {
         );
     }
 }
+
+/// docs/gitops.md shows the script as an argocd-cm value (indented four spaces): it must be the
+/// file this test runs.
+#[test]
+fn the_docs_carry_the_script_unchanged() {
+    let docs = include_str!("../docs/gitops.md");
+    let embedded: String = SCRIPT
+        .lines()
+        .map(|line| {
+            if line.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {line}\n")
+            }
+        })
+        .collect();
+    assert!(
+        docs.contains(&embedded),
+        "docs/gitops.md does not carry deploy/argocd/health.lua as it is"
+    );
+}
