@@ -222,9 +222,9 @@ async fn rendered_chart_with_every_option_is_accepted_by_the_apiserver() {
         .expect("the dashboard is JSON");
     assert_eq!(json["title"], "Sluice");
 
-    // Cluster-wide (no watchNamespaces): a ClusterRoleBinding, checked by the apiserver without
+    // The defaults watch all namespaces: a ClusterRoleBinding, checked by the apiserver without
     // being stored, so no account gets cluster-wide rights from a test.
-    let cluster_wide = render(&release, namespace, EVERY_OPTION, &[]);
+    let cluster_wide = render(&release, namespace, &[], &[]);
     let kinds: Vec<String> = documents(&cluster_wide)
         .iter()
         .filter_map(|d| d["kind"].as_str().map(String::from))
