@@ -35,11 +35,33 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use rollout_fixture::*;
 use serde_json::{Value, json};
-use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::{Phase, RolloutResult};
+use sluice::api::{CanaryRollout, ParityPolicy, SLOBudget};
 use support::{Operator, eventually, scratch_dir, unique_suffix};
 
 use helm::{ClusterScoped, documents, render};
+
+const PARITY_POLICY: &str = r#"apiVersion: sluice.dev/v1alpha1
+kind: ParityPolicy
+metadata: {name: parity}
+spec:
+  query: 'sum(rate(orders_total{namespace="{{namespace}}",track="{{track}}"}[1m]))'
+  window: 10m
+  step: 1m
+"#;
+
+const SLO_BUDGET: &str = r#"apiVersion: sluice.dev/v1alpha1
+kind: SLOBudget
+metadata: {name: budget}
+spec:
+  window: 1h
+  interval: 1s
+  objectives:
+  - name: availability
+    target: 99
+    good: 'sum(rate(sluice_test_good{namespace="{{namespace}}"}[{{window}}]))'
+    total: 'sum(rate(sluice_test_total{namespace="{{namespace}}"}[{{window}}]))'
+"#;
 
 /// The chart's ServiceAccount and RBAC for one release, and a way to act as that account.
 struct ChartAccount {
@@ -186,6 +208,8 @@ async fn operator_under_the_charts_role_promotes_a_release_and_hands_back() {
     let mut service = Service::deploy_without_operator("chart-rbac", &rollout).await;
     let account = ChartAccount::install(&service, &[]).await;
     service.operator = Some(account.operator(&service));
+    service.ns.apply_yaml(PARITY_POLICY).await;
+    service.ns.apply_yaml(SLO_BUDGET).await;
 
     service
         .wait_phase(Phase::Idle, Duration::from_secs(60))
@@ -241,6 +265,25 @@ async fn operator_under_the_charts_role_promotes_a_release_and_hands_back() {
     ] {
         assert!(page.contains(&line), "{line} missing in\n{page}");
     }
+    // The two other controllers wrote their status too.
+    let policies: Api<ParityPolicy> = service.ns.api();
+    let budgets: Api<SLOBudget> = service.ns.api();
+    eventually(
+        Duration::from_secs(30),
+        "conditions on the ParityPolicy and the SLOBudget",
+        async || {
+            let policy = policies.get("parity").await.map_err(|e| e.to_string())?;
+            let budget = budgets.get("budget").await.map_err(|e| e.to_string())?;
+            let written = (
+                policy.status.map_or(0, |s| s.conditions.len()),
+                budget.status.map_or(0, |s| s.conditions.len()),
+            );
+            (written.0 > 0 && written.1 > 0)
+                .then_some(())
+                .ok_or(format!("{written:?}"))
+        },
+    )
+    .await;
     let reasons = service.event_reasons().await;
     for reason in ["Adopted", "RolloutStarted", "StageAdvanced", "Promoted"] {
         assert!(
