@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     RUSTFLAGS="-C target-feature=+crt-static" \
       cargo build --release --locked --target "$target" $bin_args; \
     for bin in $BINS; do \
-      install -D -m 0755 "target/$target/release/$bin" "/out/$bin"; \
+      install -D -s -m 0755 "target/$target/release/$bin" "/out/$bin"; \
       if readelf -d "/out/$bin" | grep -q NEEDED; then echo "$bin needs shared libraries" >&2; exit 1; fi; \
     done
 
