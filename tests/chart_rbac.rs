@@ -6,17 +6,16 @@
 //! holding nothing but that token.
 //!
 //! Least privilege is shown both ways:
-//! - with the chart's role the operator adopts, promotes and hands back a service, while the
-//!   account may not update (replace) Deployments, read Services, delete or create pods, read
-//!   Secrets, act outside its namespace, or read CRDs: so the operator needs none of those (a
-//!   `--namespace` operator needs no cluster-wide read at all);
-//! - `delete` on Deployments is granted although a rollout itself never deletes one: take it
-//!   away and deleting the CanaryRollout stalls, the hand-back failing with a Forbidden error in
-//!   the operator's log.
-//!
-//! Running it also showed that server-side apply of an object that does not exist yet is
-//! authorised as `create` as well as `patch` (the 1.20 apiserver answers a bare Forbidden), so
-//! Deployments and Services keep `create`.
+//! - with the chart's role the operator adopts, promotes and hands back a service (electing
+//!   itself on the chart's Lease, recording events, writing the status of a ParityPolicy and an
+//!   SLOBudget too), while the account may not update (replace) Deployments, read Services,
+//!   delete or create pods, read Secrets, act outside its namespace, or read CRDs: so the
+//!   operator needs none of those (a `--namespace` operator needs no cluster-wide read at all);
+//! - two granted verbs that look avoidable are not: without `delete` on Deployments, deleting the
+//!   CanaryRollout stalls, the hand-back failing with a Forbidden error in the operator's log;
+//!   without `create` on Deployments, nothing starts, because the apiserver authorises a
+//!   server-side apply that creates `<target>-stable` as a create (with a Forbidden that names no
+//!   verb).
 
 mod helm;
 mod rollout_fixture;
@@ -391,5 +390,34 @@ async fn without_delete_on_deployments_the_hand_back_is_forbidden() {
     assert_eq!(
         service.backends().await,
         vec![("checkout".to_string(), 100)]
+    );
+}
+
+#[tokio::test]
+async fn without_create_on_deployments_the_stable_deployment_is_never_applied() {
+    let rollout = rollout_yaml(GATEWAY, QUICK_STAGES, "");
+    let mut service = Service::deploy_without_operator("chart-rbac-nocreate", &rollout).await;
+    let account = ChartAccount::install(&service, &[("deployments", "create")]).await;
+    service.operator = Some(account.operator(&service));
+    // Server-side apply of <target>-stable, which does not exist yet, needs create as well as
+    // patch: the 1.20 apiserver refuses it with a Forbidden that names no verb.
+    eventually(
+        Duration::from_secs(60),
+        "a Forbidden apply of checkout-stable in the operator's log",
+        async || {
+            let log = service.operator_log();
+            log.lines()
+                .find(|line| line.contains(r#"deployments.apps \"checkout-stable\" is forbidden"#))
+                .map(String::from)
+                .ok_or(())
+        },
+    )
+    .await;
+    assert!(!service.has_deployment("checkout-stable").await);
+    assert_eq!(service.phase().await, None, "the rollout never got going");
+    assert_eq!(
+        service.replicas("checkout").await,
+        3,
+        "the target is untouched"
     );
 }
