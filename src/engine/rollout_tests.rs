@@ -229,6 +229,7 @@ fn failing_checks_roll_back_when_the_failure_limit_is_reached() {
         gates: vec![],
     };
     let plan = world.step(Some(input));
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Analysis));
     assert_eq!(
         plan.canary_weight,
         Some(0),
@@ -445,7 +446,8 @@ fn promote_abort_and_retry_requests() {
     world
         .annotations
         .insert(crate::engine::requests::ABORT.into(), "1".into());
-    world.step(None);
+    let plan = world.step(None);
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Manual));
     assert_eq!(world.status.phase, Some(Phase::RolledBack));
     assert!(
         world
@@ -542,12 +544,13 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
         parity: None,
         slo: None,
     };
-    world.step(Some(AnalysisInput {
+    let plan = world.step(Some(AnalysisInput {
         samples: None,
         checks: vec![Ok(Some(0.0))],
         baselines: vec![],
         gates: vec![gate],
     }));
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Parity));
     assert_eq!(world.status.phase, Some(Phase::Frozen));
     assert_eq!(world.target.replicas, 0);
     // Frozen until a person clears it: a new template does not start a rollout.
