@@ -194,6 +194,28 @@ current-context: chart-account
     )
 }
 
+/// The fixture's service and rollout, with the operator running under the chart's role less
+/// the `withheld` verbs.
+async fn service_under_chart_role(
+    prefix: &str,
+    withheld: &[(&str, &str)],
+) -> (Service, ChartAccount) {
+    let rollout = rollout_yaml(GATEWAY, QUICK_STAGES, "");
+    let mut service = Service::deploy_without_operator(prefix, &rollout).await;
+    let account = ChartAccount::install(&service, withheld).await;
+    service.operator = Some(account.operator(&service));
+    (service, account)
+}
+
+/// Waits for a line of the operator's log that `matches`.
+async fn wait_for_log_line(service: &Service, what: &str, matches: impl Fn(&str) -> bool) {
+    eventually(Duration::from_secs(60), what, async || {
+        let log = service.operator_log();
+        log.lines().find(|l| matches(l)).map(String::from).ok_or(())
+    })
+    .await;
+}
+
 fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
     match result {
         Err(kube::Error::Api(status)) if status.is_forbidden() => {}
@@ -203,38 +225,20 @@ fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Erro
 
 #[tokio::test]
 async fn operator_under_the_charts_role_promotes_a_release_and_hands_back() {
-    let rollout = rollout_yaml(GATEWAY, QUICK_STAGES, "");
-    let mut service = Service::deploy_without_operator("chart-rbac", &rollout).await;
-    let account = ChartAccount::install(&service, &[]).await;
-    service.operator = Some(account.operator(&service));
+    let (service, account) = service_under_chart_role("chart-rbac", &[]).await;
     service.ns.apply_yaml(PARITY_POLICY).await;
     service.ns.apply_yaml(SLO_BUDGET).await;
 
-    service
-        .wait_phase(Phase::Idle, Duration::from_secs(60))
-        .await;
-    service.set_image("registry.example/checkout:2.0.0").await;
-    let promoted = service
-        .wait_phase(Phase::Succeeded, Duration::from_secs(90))
-        .await;
+    let promoted = service.release("registry.example/checkout:2.0.0").await;
     assert_eq!(
         promoted
             .status
             .and_then(|s| s.history.last().map(|h| h.result)),
         Some(RolloutResult::Promoted)
     );
-    assert_eq!(
-        service.image("checkout-stable").await,
-        "registry.example/checkout:2.0.0"
-    );
-    assert_eq!(service.replicas("checkout").await, 0);
-    assert_eq!(
-        service.backends().await,
-        vec![
-            ("checkout-stable".to_string(), 100),
-            ("checkout-canary".to_string(), 0)
-        ]
-    );
+    service
+        .assert_promoted("registry.example/checkout:2.0.0")
+        .await;
     service.wait_event("Promoted").await;
     // It acted as the leader, on the chart's Lease in the release namespace.
     let lease: Lease = service
@@ -350,10 +354,8 @@ async fn operator_under_the_charts_role_promotes_a_release_and_hands_back() {
 
 #[tokio::test]
 async fn without_delete_on_deployments_the_hand_back_is_forbidden() {
-    let rollout = rollout_yaml(GATEWAY, QUICK_STAGES, "");
-    let mut service = Service::deploy_without_operator("chart-rbac-nodelete", &rollout).await;
-    let account = ChartAccount::install(&service, &[("deployments", "delete")]).await;
-    service.operator = Some(account.operator(&service));
+    let (service, account) =
+        service_under_chart_role("chart-rbac-nodelete", &[("deployments", "delete")]).await;
     // Adoption and rollouts never delete a Deployment...
     service
         .wait_phase(Phase::Idle, Duration::from_secs(60))
@@ -366,16 +368,10 @@ async fn without_delete_on_deployments_the_hand_back_is_forbidden() {
         service.ns.name(),
         account.name
     );
-    eventually(
-        Duration::from_secs(60),
+    wait_for_log_line(
+        &service,
         "a Forbidden delete in the operator's log",
-        async || {
-            let log = service.operator_log();
-            log.lines()
-                .find(|line| line.contains(&refusal) && line.contains("forbidden"))
-                .map(String::from)
-                .ok_or(())
-        },
+        |line| line.contains(&refusal) && line.contains("forbidden"),
     )
     .await;
     let stalled: CanaryRollout = service
@@ -395,23 +391,13 @@ async fn without_delete_on_deployments_the_hand_back_is_forbidden() {
 
 #[tokio::test]
 async fn without_create_on_deployments_the_stable_deployment_is_never_applied() {
-    let rollout = rollout_yaml(GATEWAY, QUICK_STAGES, "");
-    let mut service = Service::deploy_without_operator("chart-rbac-nocreate", &rollout).await;
-    let account = ChartAccount::install(&service, &[("deployments", "create")]).await;
-    service.operator = Some(account.operator(&service));
+    let (service, _account) =
+        service_under_chart_role("chart-rbac-nocreate", &[("deployments", "create")]).await;
     // Server-side apply of <target>-stable, which does not exist yet, needs create as well as
     // patch: the 1.20 apiserver refuses it with a Forbidden that names no verb.
-    eventually(
-        Duration::from_secs(60),
-        "a Forbidden apply of checkout-stable in the operator's log",
-        async || {
-            let log = service.operator_log();
-            log.lines()
-                .find(|line| line.contains(r#"deployments.apps \"checkout-stable\" is forbidden"#))
-                .map(String::from)
-                .ok_or(())
-        },
-    )
+    wait_for_log_line(&service, "a Forbidden apply of checkout-stable", |line| {
+        line.contains(r#"deployments.apps \"checkout-stable\" is forbidden"#)
+    })
     .await;
     assert!(!service.has_deployment("checkout-stable").await);
     assert_eq!(service.phase().await, None, "the rollout never got going");
