@@ -7,7 +7,7 @@ mod support;
 
 use helm::{ClusterScoped, EVERY_OPTION, documents, find, render, run, run_ok};
 use serde_json::Value;
-use support::{TestEnv, scratch_dir, unique_suffix};
+use support::{FakeKubelet, TestEnv, scratch_dir, unique_suffix};
 
 #[test]
 fn helm_lint_is_clean_with_defaults_and_with_every_option() {
@@ -237,6 +237,62 @@ async fn rendered_chart_with_every_option_is_accepted_by_the_apiserver() {
     let role_bindings = kinds.iter().filter(|k| *k == "RoleBinding").count();
     assert_eq!(role_bindings, 1, "only the lease's RoleBinding: {kinds:?}");
     helm::apply(&cluster_wide, &["--dry-run=server"]);
+}
+
+/// `helm install`, `upgrade` and `uninstall` of a release watching its own namespace, whose pods
+/// the fake kubelet runs: the release becomes ready, an upgrade to two replicas rolls out, and
+/// the uninstall removes the cluster-scoped role but keeps the CRDs (Helm never deletes them, so
+/// no CanaryRollout goes with a release).
+// helm blocks its thread while the fake kubelet's task runs the pods: two worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_upgrades_and_uninstalls_a_release() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("chart-helm").await;
+    let namespace = ns.name();
+    let _kubelet = FakeKubelet::start(env.client.clone(), namespace);
+    let release = format!("r{}", unique_suffix());
+    let fullname = format!("{release}-sluice");
+    let _cleanup = ClusterScoped(vec![("clusterrole", fullname.clone())]);
+    let chart = helm::chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    let watch = format!("watchNamespaces={{{namespace}}}");
+    let common = ["--namespace", namespace, "--wait=watcher", "--timeout=90s"];
+    let ready_replicas = || {
+        kubectl_json(&["--namespace", namespace, "get", "deployment", &fullname])["status"]
+            ["readyReplicas"]
+            .clone()
+    };
+
+    let mut install = vec!["install", &release, chart, "--set", &watch];
+    install.extend(common);
+    run_ok("helm", &install, None);
+    assert_eq!(ready_replicas(), 1);
+
+    let mut upgrade = vec![
+        "upgrade",
+        &release,
+        chart,
+        "--reuse-values",
+        "--set=replicas=2",
+    ];
+    upgrade.extend(common);
+    run_ok("helm", &upgrade, None);
+    assert_eq!(ready_replicas(), 2);
+
+    let mut uninstall = vec!["uninstall", &release];
+    uninstall.extend(common);
+    run_ok("helm", &uninstall, None);
+    let role = run_ok(
+        "kubectl",
+        &["get", "clusterrole", &fullname, "--ignore-not-found"],
+        None,
+    );
+    assert!(role.is_empty(), "the ClusterRole is left: {role}");
+    run_ok(
+        "kubectl",
+        &["get", "crd", "canaryrollouts.sluice.dev"],
+        None,
+    );
 }
 
 /// The operator starts with exactly the environment the chart's Deployment gives it (every
