@@ -2,7 +2,7 @@
 //!
 //! `engine` is the pure decision core; `controller`, `metrics` and `traffic` are the I/O shell.
 //! `devenv` stands in for kubelets and applications in a local environment (tests, the demo);
-//! `demo` tells a rollout end to end on such an environment.
+//! `demo` tells a rollout end to end on such an environment; `plugin` is the kubectl plugin.
 
 pub mod api;
 pub mod controller;
@@ -10,5 +10,6 @@ pub mod demo;
 pub mod devenv;
 pub mod engine;
 pub mod metrics;
+pub mod plugin;
 pub mod telemetry;
 pub mod traffic;

@@ -12,31 +12,12 @@ use support::eventually;
 
 const V2: &str = "registry.example/checkout:2.0.0";
 
-/// Stages too long for a test to wait out: only a request moves them on.
-const LONG_STAGES: &str = "[{weight: 1, pause: 2s}, {weight: 5, pause: 5m}, {weight: 25, pause: 5m}, {weight: 100, pause: 5m}]";
-
-async fn wait_weight(service: &Service, weight: i64) {
-    eventually(
-        Duration::from_secs(30),
-        &format!("canary weight {weight} on the route"),
-        async || {
-            let seen = service.canary_weight_on_route().await;
-            if seen == Some(weight) {
-                Ok(())
-            } else {
-                Err(seen)
-            }
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_paused_rollout_holds_its_stage_until_resumed() {
     let service = Service::start("paused", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
     let weights = service.record_weights();
     service.set_image(V2).await;
-    wait_weight(&service, 1).await;
+    service.wait_canary_weight(1).await;
     service.set_paused(true).await;
     service
         .wait_phase(Phase::Paused, Duration::from_secs(10))
@@ -77,7 +58,7 @@ async fn a_promote_request_skips_the_remaining_stages() {
     let service = Service::start("promote", &rollout_yaml(GATEWAY, LONG_STAGES, "")).await;
     let weights = service.record_weights();
     service.set_image(V2).await;
-    wait_weight(&service, 5).await;
+    service.wait_canary_weight(5).await;
 
     service.annotate("sluice.dev/promote", "1").await;
     let rollout = service
@@ -99,7 +80,7 @@ async fn an_abort_request_rolls_back_and_a_retry_runs_the_same_revision_from_sta
     let service = Service::start("abort", &rollout_yaml(GATEWAY, LONG_STAGES, "")).await;
     let weights = service.record_weights();
     service.set_image(V2).await;
-    wait_weight(&service, 5).await;
+    service.wait_canary_weight(5).await;
     let revision = service.status().await.canary_revision;
     assert!(revision.is_some());
 
@@ -124,13 +105,13 @@ async fn an_abort_request_rolls_back_and_a_retry_runs_the_same_revision_from_sta
     weights.expect(&[0, 1, 5, 0]).await;
 
     service.annotate("sluice.dev/retry", "1").await;
-    wait_weight(&service, 1).await;
+    service.wait_canary_weight(1).await;
     let status = service.status().await;
     assert_eq!(status.phase, Some(Phase::Progressing));
     assert_eq!(status.stage, Some(0));
     assert_eq!(status.canary_revision, revision, "the same revision again");
     service.wait_event("RetryRequested").await;
-    wait_weight(&service, 5).await;
+    service.wait_canary_weight(5).await;
     weights.expect(&[0, 1, 5, 0, 1, 5]).await;
 }
 
@@ -140,7 +121,7 @@ async fn a_new_template_mid_rollout_restarts_the_rollout_with_it() {
     let service = Service::start("newrev", &rollout_yaml(GATEWAY, stages, "")).await;
     let weights = service.record_weights();
     service.set_image(V2).await;
-    wait_weight(&service, 5).await;
+    service.wait_canary_weight(5).await;
     let first = service.status().await.canary_revision;
 
     service.set_image("registry.example/checkout:3.0.0").await;

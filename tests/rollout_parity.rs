@@ -6,55 +6,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use rollout_fixture::parity::{publish_order_values, with_parity};
 use rollout_fixture::*;
 use sluice::api::canary_rollout::Phase;
 use sluice::api::parity_policy::ParityPolicy;
 use support::eventually;
 
-const ORDER_VALUE: &str = "sluice_test_order_value";
 const LATENCY: &str = "sluice_test_latency_seconds";
-
-const PARITY_POLICY: &str = r#"apiVersion: sluice.dev/v1alpha1
-kind: ParityPolicy
-metadata: {name: checkout-parity}
-spec:
-  query: 'max(sluice_test_order_value{namespace="{{namespace}}",track="{{track}}"})'
-  window: 8s
-  step: 1s
-  minSamples: 4
-  consecutiveBreaches: 2
-"#;
-
-async fn with_parity(prefix: &str, stages: &str, stable: f64, canary: f64) -> Service {
-    let extra = "    parityPolicyRef: {name: checkout-parity}\n";
-    let service = Service::deploy(prefix, &rollout_yaml(GATEWAY, stages, extra)).await;
-    service
-        .wait_phase(Phase::Invalid, Duration::from_secs(30))
-        .await;
-    service.ns.apply_yaml(PARITY_POLICY).await;
-    service
-        .wait_phase(Phase::Idle, Duration::from_secs(60))
-        .await;
-    publish_order_values(&service, stable, canary);
-    service
-        .exporter
-        .wait_until_scraped(
-            ORDER_VALUE,
-            &[("namespace", service.ns.name()), ("track", "canary")],
-        )
-        .await;
-    service
-}
-
-fn publish_order_values(service: &Service, stable: f64, canary: f64) {
-    for (track, value) in [("stable", stable), ("canary", canary)] {
-        service.exporter.set(
-            ORDER_VALUE,
-            &[("namespace", service.ns.name()), ("track", track)],
-            value,
-        );
-    }
-}
 
 #[tokio::test]
 async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {

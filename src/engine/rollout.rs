@@ -21,9 +21,9 @@ use crate::traffic::replica_split;
 
 const HISTORY_LIMIT: usize = 10;
 /// Reason of the Frozen condition that only a person clears (`sluice.dev/unfreeze`).
-const FROZEN_BY_ROLLBACK: &str = "RollbackAndFreeze";
+pub const FROZEN_BY_ROLLBACK: &str = "RollbackAndFreeze";
 /// Reason of the Frozen condition that an SLOBudget sets and lifts.
-const FROZEN_BY_BUDGET: &str = "BudgetFrozen";
+pub const FROZEN_BY_BUDGET: &str = "BudgetFrozen";
 const FAST_REQUEUE: Duration = Duration::from_secs(2);
 const REST_REQUEUE: Duration = Duration::from_secs(300);
 const INVALID_REQUEUE: Duration = Duration::from_secs(60);
@@ -126,7 +126,12 @@ pub fn evaluation_due(
     next_evaluation_at(spec, status).is_some_and(|at| now >= at)
 }
 
-fn next_evaluation_at(spec: &CanaryRolloutSpec, status: &CanaryRolloutStatus) -> Option<Timestamp> {
+/// When the next evaluation of the current stage is due: an interval after the latest evaluation
+/// at this stage, or after the stage started. None before the stage has started.
+pub fn next_evaluation_at(
+    spec: &CanaryRolloutSpec,
+    status: &CanaryRolloutStatus,
+) -> Option<Timestamp> {
     let stage_start = status.stage_started_at?;
     let last = status
         .last_evaluation

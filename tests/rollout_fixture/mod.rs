@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod parity;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,6 +113,9 @@ pub fn with_progress_deadline(rollout: &str, deadline: &str) -> String {
 pub fn analysis_prometheus(url: &str) -> String {
     format!("    prometheus: {{address: \"{url}\"}}\n")
 }
+
+/// Stages too long for a test to wait out after the first: only a request moves them on.
+pub const LONG_STAGES: &str = "[{weight: 1, pause: 2s}, {weight: 5, pause: 5m}, {weight: 25, pause: 5m}, {weight: 100, pause: 5m}]";
 
 pub const QUICK_STAGES: &str = "[{weight: 1, pause: 3s}, {weight: 5, pause: 3s}, {weight: 25, pause: 3s}, {weight: 100, pause: 3s}]";
 
@@ -375,6 +380,23 @@ impl Service {
 
     pub async fn canary_weight_on_route(&self) -> Option<i64> {
         canary_weight(&self.route().await)
+    }
+
+    /// Waits (up to 30 s) until the route gives the canary `weight`.
+    pub async fn wait_canary_weight(&self, weight: i64) {
+        eventually(
+            Duration::from_secs(30),
+            &format!("canary weight {weight} on the route"),
+            async || {
+                let seen = self.canary_weight_on_route().await;
+                if seen == Some(weight) {
+                    Ok(())
+                } else {
+                    Err(seen)
+                }
+            },
+        )
+        .await
     }
 
     /// Starts recording every distinct canary weight the route shows, polling every 50 ms.
