@@ -7,8 +7,9 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
-# Binaries of the crate to ship (a kubectl plugin can be added here).
-ARG BINS="sluice"
+# Binaries of the crate to ship: the operator, and the kubectl plugin so that one image carries
+# the matching version of both (`docker cp` it out of a created container).
+ARG BINS="sluice kubectl-sluice"
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY benches benches
