@@ -496,6 +496,28 @@ impl Service {
         .await
     }
 
+    /// Waits for the adoption, releases `image` on the target and waits until it is promoted.
+    pub async fn release(&self, image: &str) -> CanaryRollout {
+        self.wait_phase(Phase::Idle, Duration::from_secs(60)).await;
+        self.set_image(image).await;
+        self.wait_phase(Phase::Succeeded, Duration::from_secs(90))
+            .await
+    }
+
+    /// Asserts what a promotion of `image` leaves: it runs on the stable Deployment, which takes
+    /// all traffic, and the target is scaled to 0.
+    pub async fn assert_promoted(&self, image: &str) {
+        assert_eq!(self.image("checkout-stable").await, image);
+        assert_eq!(self.replicas("checkout").await, 0);
+        assert_eq!(
+            self.backends().await,
+            vec![
+                ("checkout-stable".to_string(), 100),
+                ("checkout-canary".to_string(), 0)
+            ]
+        );
+    }
+
     pub fn operator_log(&self) -> String {
         self.operator.as_ref().map(|o| o.log()).unwrap_or_default()
     }

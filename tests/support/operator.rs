@@ -44,6 +44,18 @@ impl Operator {
         extra_args: &[&str],
         envs: &[(&str, &str)],
     ) -> Operator {
+        Self::start_as(&env.kubeconfig, namespace, prometheus_url, extra_args, envs)
+    }
+
+    /// Like [`Operator::start_with_env`], with the credentials of another kubeconfig (e.g. a
+    /// ServiceAccount token, to run under that account's RBAC).
+    pub fn start_as(
+        kubeconfig: &Path,
+        namespace: &str,
+        prometheus_url: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
         let mut args: Vec<String> = [
             "run",
             "--namespace",
@@ -63,7 +75,7 @@ impl Operator {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            kubeconfig: env.kubeconfig.clone(),
+            kubeconfig: kubeconfig.to_path_buf(),
             log_path,
             child: None,
         };
