@@ -10,5 +10,6 @@ pub mod demo;
 pub mod devenv;
 pub mod engine;
 pub mod metrics;
+pub mod simulate;
 pub mod telemetry;
 pub mod traffic;

@@ -1,0 +1,17 @@
+//! `sluice simulate`: replays a rollout's decisions against recorded metrics, offline.
+//!
+//! The replay runs the operator's own code — `controller::analysis::run` gathers the checks,
+//! parity and SLO gates through a [`crate::metrics::MetricsSource`], `engine::plan` decides —
+//! with a virtual clock instead of the wall clock and virtual Deployments that become
+//! available at once. This module decides nothing about a canary itself: it sets the scene,
+//! advances time, and reports what the engine decided. See docs/simulate.md.
+
+pub mod clock;
+pub mod error;
+pub mod inputs;
+pub mod replay;
+pub mod world;
+
+pub use error::SimulateError;
+pub use inputs::{Documents, RawDocuments};
+pub use replay::{Replay, replay};
