@@ -9,7 +9,10 @@
 pub mod clock;
 pub mod error;
 pub mod inputs;
+pub mod queries;
 pub mod replay;
+pub mod report;
+pub mod what_if;
 pub mod world;
 
 pub use error::SimulateError;

@@ -25,10 +25,11 @@ use crate::engine::{self, Plan, Snapshot};
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     pub time: Timestamp,
-    /// Phase, stage and weight after the step.
-    pub phase: Option<Phase>,
+    /// Stage and weight the step found (those the evaluation judged).
     pub stage: Option<u32>,
     pub weight: Option<u32>,
+    /// Phase after the step.
+    pub phase: Option<Phase>,
     /// The evaluation, when one ran at this step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<Evaluation>,
@@ -170,7 +171,7 @@ pub async fn replay(
         );
         world.carry_out(&plan);
         if evaluate || !plan.events.is_empty() {
-            steps.push(step(now, &plan, evaluate));
+            steps.push(step(now, &status, &plan, evaluate));
         }
         let weight_before = status.canary_weight;
         status = plan.status;
@@ -211,13 +212,13 @@ fn finish(
     }
 }
 
-fn step(now: Timestamp, plan: &Plan, evaluated: bool) -> Step {
+fn step(now: Timestamp, before: &CanaryRolloutStatus, plan: &Plan, evaluated: bool) -> Step {
     let status = &plan.status;
     Step {
         time: now,
+        stage: before.stage,
+        weight: before.canary_weight,
         phase: status.phase,
-        stage: status.stage,
-        weight: status.canary_weight,
         evaluation: status.last_evaluation.clone().filter(|_| evaluated),
         events: plan
             .events

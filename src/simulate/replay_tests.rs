@@ -70,7 +70,11 @@ async fn a_healthy_canary_passes_every_stage_and_is_promoted() {
         .find(|s| s.events.iter().any(|e| e.reason == "StageAdvanced"))
         .unwrap();
     assert_eq!(advanced.time, at(62));
-    assert_eq!(advanced.weight, Some(100));
+    assert_eq!((advanced.stage, advanced.weight), (Some(0), Some(10)));
+    assert_eq!(
+        advanced.decision,
+        "stage 1 (100%) started after stage 0 (10%) passed"
+    );
     assert_eq!(replay.outcome.at, at(124));
     assert_eq!(replay.outcome.after, Duration::from_secs(124));
     assert_eq!(replay.evaluations, 4);
