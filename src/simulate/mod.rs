@@ -10,11 +10,13 @@
 
 pub mod clock;
 pub mod error;
+pub mod generate;
 pub mod inputs;
 pub mod queries;
 pub mod recorded;
 pub mod replay;
 pub mod report;
+pub mod run;
 pub mod what_if;
 pub mod world;
 

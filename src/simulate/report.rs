@@ -128,6 +128,68 @@ pub fn duration_text(d: Duration) -> String {
     crate::api::Duration::from(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// One word or two for a result, as the what-if table shows it.
+pub fn result_text(result: Result) -> &'static str {
+    match result {
+        Result::Promoted => "promoted",
+        Result::RolledBack => "rolled back",
+        Result::Frozen => "frozen",
+        Result::HeldToEnd => "held to the end",
+    }
+}
+
+/// One line per variant: its settings, the outcome, where, when, and how long it took.
+pub fn what_if_text(replays: &[(String, Replay)]) -> String {
+    let Some((_, first)) = replays.first() else {
+        return String::new();
+    };
+    let mut out = format!(
+        "What if: {} variants of CanaryRollout {} from {} to {}\n\n",
+        replays.len(),
+        first.rollout,
+        first.start,
+        first.end
+    );
+    let width = replays
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
+    for (label, replay) in replays {
+        let outcome = &replay.outcome;
+        let position = match (outcome.stage, outcome.weight) {
+            (Some(stage), Some(weight)) => format!("stage {stage} ({weight}%)"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{label:<width$}  {:<15}  {position:<14}  at {}  after {}",
+            result_text(outcome.result),
+            offset(replay, outcome.at),
+            duration_text(outcome.after)
+        );
+    }
+    out
+}
+
+#[derive(serde::Serialize)]
+struct Variant<'a> {
+    settings: &'a str,
+    outcome: &'a Outcome,
+}
+
+/// The variants and their outcomes as pretty JSON.
+pub fn what_if_json(replays: &[(String, Replay)]) -> String {
+    let variants: Vec<Variant> = replays
+        .iter()
+        .map(|(settings, replay)| Variant {
+            settings,
+            outcome: &replay.outcome,
+        })
+        .collect();
+    serde_json::to_string_pretty(&variants).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
 fn outcome_text(outcome: &Outcome, replay: &Replay) -> String {
     let at = format!("{} ({})", outcome.at, offset(replay, outcome.at));
     let after = duration_text(outcome.after);
@@ -254,6 +316,28 @@ Replay of CanaryRollout checkout from 2026-01-01T00:00:00Z to 2026-01-01T02:00:0
 outcome: rolled back at 2026-01-01T01:01:32Z (+01:01:32) at stage 0 (1%), 1h1m32s after the rollout started, because check error-rate = 0.052 > max 0.01
 ";
         assert_eq!(text(&replay()), expected);
+    }
+
+    #[test]
+    fn what_if_prints_a_line_per_variant() {
+        let mut promoted = replay();
+        promoted.outcome.result = Result::Promoted;
+        promoted.outcome.stage = Some(3);
+        promoted.outcome.weight = Some(100);
+        let rows = [
+            ("analysis.failureLimit=1".to_string(), replay()),
+            ("analysis.failureLimit=10".to_string(), promoted),
+        ];
+        let expected = "\
+What if: 2 variants of CanaryRollout checkout from 2026-01-01T00:00:00Z to 2026-01-01T02:00:00Z
+
+analysis.failureLimit=1   rolled back      stage 0 (1%)    at +01:01:32  after 1h1m32s
+analysis.failureLimit=10  promoted         stage 3 (100%)  at +01:01:32  after 1h1m32s
+";
+        assert_eq!(what_if_text(&rows), expected);
+        let json: serde_json::Value = serde_json::from_str(&what_if_json(&rows)).unwrap();
+        assert_eq!(json[1]["settings"], "analysis.failureLimit=10");
+        assert_eq!(json[1]["outcome"]["result"], "Promoted");
     }
 
     #[test]
