@@ -31,6 +31,35 @@ impl PrometheusInstance {
             env.sd_dir.display()
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
+        Self::launch_in(dir).await
+    }
+
+    /// Starts one that scrapes nothing and holds the history of an OpenMetrics file, written
+    /// into its data folder with `promtool tsdb create-blocks-from openmetrics`.
+    pub async fn start_with_history(openmetrics: &Path) -> PrometheusInstance {
+        let dir = scratch_dir().join(format!("prometheus-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let output = std::process::Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(openmetrics)
+            .arg(dir.join("data"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run promtool (is it installed?): {e}"));
+        assert!(
+            output.status.success(),
+            "promtool refused {}: {}",
+            openmetrics.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            "global:\n  scrape_interval: 1m\n",
+        )
+        .expect("write prometheus.yml");
+        Self::launch_in(dir).await
+    }
+
+    async fn launch_in(dir: PathBuf) -> PrometheusInstance {
         // The free port may be taken by someone else before Prometheus binds it: try a few.
         for _ in 0..3 {
             let port = free_port();
@@ -112,6 +141,7 @@ async fn launch(dir: &Path, port: u16) -> Option<Child> {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Retention counts back from the newest block: recorded history of any age stays.
         .arg("--storage.tsdb.retention.time=1d")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone log handle"))
