@@ -66,11 +66,29 @@ fn decisions(replay: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// `promtool tsdb create-blocks-from openmetrics FILE DATA`.
+fn create_blocks(openmetrics: &Path, data: &Path) {
+    let output = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(openmetrics)
+        .arg(data)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run promtool (is it installed?): {e}"));
+    assert!(
+        output.status.success(),
+        "promtool refused {}: {}",
+        openmetrics.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 async fn same_decisions(scenario: &str) {
     let metrics = scenario_dir(scenario).join("metrics.om");
     let (from_file, file_code) = simulate(scenario, &["--metrics", &metrics.display().to_string()]);
     let end = from_file["end"].as_str().expect("end").to_string();
-    let prometheus = PrometheusInstance::start_with_history(&metrics).await;
+    let dir = PrometheusInstance::new_dir();
+    create_blocks(&metrics, &dir.join("data"));
+    let prometheus = PrometheusInstance::start_on_data(dir).await;
     let (from_prometheus, prometheus_code) = simulate(
         scenario,
         &["--prometheus", &prometheus.url(), "--end", &end],

@@ -21,9 +21,7 @@ pub struct PrometheusInstance {
 impl PrometheusInstance {
     /// Starts it on a free port and waits until it is ready.
     pub async fn start(env: &TestEnv) -> PrometheusInstance {
-        let dir = scratch_dir().join(format!("prometheus-{}", unique_suffix()));
-        std::fs::create_dir_all(dir.join("data"))
-            .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let dir = Self::new_dir();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n\
              - job_name: sluice-test-exporters\n  scrape_interval: 1s\n  file_sd_configs:\n\
@@ -34,23 +32,18 @@ impl PrometheusInstance {
         Self::launch_in(dir).await
     }
 
-    /// Starts one that scrapes nothing and holds the history of an OpenMetrics file, written
-    /// into its data folder with `promtool tsdb create-blocks-from openmetrics`.
-    pub async fn start_with_history(openmetrics: &Path) -> PrometheusInstance {
+    /// A fresh folder for an instance, with an empty `data/` to fill (e.g. with
+    /// `promtool tsdb create-blocks-from`) before [`PrometheusInstance::start_on_data`].
+    pub fn new_dir() -> PathBuf {
         let dir = scratch_dir().join(format!("prometheus-{}", unique_suffix()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let output = std::process::Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(openmetrics)
-            .arg(dir.join("data"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run promtool (is it installed?): {e}"));
-        assert!(
-            output.status.success(),
-            "promtool refused {}: {}",
-            openmetrics.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        std::fs::create_dir_all(dir.join("data"))
+            .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        dir
+    }
+
+    /// Starts it on the TSDB already in `dir/data`, scraping nothing: a Prometheus that answers
+    /// only from the blocks it was given.
+    pub async fn start_on_data(dir: PathBuf) -> PrometheusInstance {
         std::fs::write(
             dir.join("prometheus.yml"),
             "global:\n  scrape_interval: 1m\n",
@@ -141,7 +134,6 @@ async fn launch(dir: &Path, port: u16) -> Option<Child> {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        // Retention counts back from the newest block: recorded history of any age stays.
         .arg("--storage.tsdb.retention.time=1d")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone log handle"))

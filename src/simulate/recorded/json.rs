@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{Location, RecordingError};
+use super::openmetrics::parse_value;
 use super::recording::{Labels, Recording, RecordingBuilder};
 
 pub(super) fn parse(text: &str) -> Result<Recording, RecordingError> {
@@ -115,12 +116,7 @@ fn sample_pair(sample: &Value) -> Result<(f64, f64), String> {
 fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
-        Value::String(text) => match text.as_str() {
-            "+Inf" | "Inf" => Some(f64::INFINITY),
-            "-Inf" => Some(f64::NEG_INFINITY),
-            "NaN" => Some(f64::NAN),
-            _ => text.parse().ok(),
-        },
+        Value::String(text) => parse_value(text),
         _ => None,
     }
 }

@@ -25,3 +25,8 @@ pub use source::RecordedMetrics;
 /// How far back an instant selector looks for a sample, as Prometheus' default
 /// `--query.lookback-delta`; a longer hole in a series is an error in the recording.
 pub const LOOKBACK_SECONDS: i64 = 300;
+
+#[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
+mod format_tests;

@@ -11,9 +11,6 @@ use std::fmt::Write;
 use super::error::{Location, RecordingError};
 use super::recording::{Labels, METRIC_NAME, Recording, RecordingBuilder, seconds_to_millis};
 
-/// Later than the year 5000 in seconds: such a timestamp was written in milliseconds.
-const MAX_PLAUSIBLE_SECONDS: f64 = 1e11;
-
 const METRIC_TYPES: &[&str] = &[
     "counter",
     "gauge",
@@ -29,10 +26,8 @@ const METRIC_TYPES: &[&str] = &[
 pub(super) fn parse(text: &str) -> Result<Recording, RecordingError> {
     let mut builder = RecordingBuilder::default();
     let mut eof_line = None;
-    let mut last_line = 0;
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
-        last_line = number;
         let syntax = |reason: String| RecordingError::Syntax {
             at: Location::line(number),
             reason,
@@ -56,7 +51,7 @@ pub(super) fn parse(text: &str) -> Result<Recording, RecordingError> {
             Location::line(number)
         })?;
     }
-    builder.finish(Location::line(last_line.max(1)))
+    builder.finish(Location::default())
 }
 
 /// Whether `line` could start an OpenMetrics file: a comment or `name`, `name{`, `name value`.
@@ -122,11 +117,6 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let seconds: f64 = timestamp
         .parse()
         .map_err(|_| format!("timestamp {timestamp:?} is not a number of seconds"))?;
-    if seconds.abs() >= MAX_PLAUSIBLE_SECONDS {
-        return Err(format!(
-            "timestamp {timestamp} looks like milliseconds; OpenMetrics timestamps are unix seconds"
-        ));
-    }
     if let Some(extra) = fields.next() {
         return Err(format!("unexpected {extra:?} after the timestamp"));
     }
@@ -212,7 +202,8 @@ fn unescape_until_quote(text: &str) -> Option<(String, &str)> {
     None
 }
 
-fn parse_value(text: &str) -> Option<f64> {
+/// A sample value as Prometheus writes it (`NaN`, `+Inf`, `-Inf`) or any float.
+pub(super) fn parse_value(text: &str) -> Option<f64> {
     match text {
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),

@@ -15,6 +15,9 @@ pub type Labels = BTreeMap<String, String>;
 
 pub const METRIC_NAME: &str = "__name__";
 
+/// Later than the year 5000 in seconds: such a timestamp was written in milliseconds.
+const MAX_PLAUSIBLE_SECONDS: f64 = 1e11;
+
 /// One recorded series: its labels and its samples, (unix seconds, value) in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedSeries {
@@ -180,6 +183,14 @@ impl RecordingBuilder {
                 reason: format!("timestamp {seconds} is not a finite number of seconds"),
             });
         }
+        if seconds.abs() >= MAX_PLAUSIBLE_SECONDS {
+            return Err(RecordingError::Syntax {
+                at: at(),
+                reason: format!(
+                    "timestamp {seconds} looks like milliseconds; recorded timestamps are unix seconds"
+                ),
+            });
+        }
         let millis = seconds_to_millis(seconds);
         let Some(&i) = self.index.get(labels) else {
             self.index.insert(labels.clone(), self.series.len());
@@ -209,7 +220,7 @@ impl RecordingBuilder {
                 previous,
             });
         }
-        if millis - last > LOOKBACK_SECONDS * 1000 {
+        if millis.saturating_sub(last) > LOOKBACK_SECONDS * 1000 {
             return Err(RecordingError::Gap {
                 at: at(),
                 series: name(),

@@ -63,7 +63,9 @@ impl RecordedMetrics {
     }
 
     fn value_at(&self, query: &str, time: Option<Timestamp>) -> Result<Option<f64>, QueryError> {
-        let plan = self.plan(query).map_err(|e| Self::bad_query(query, e))?;
+        let plan = self
+            .plan(query)
+            .map_err(|e| Self::bad_query(query, reason(e)))?;
         let time_ms = time.map_or(self.store.end_ms(), |t| t.as_second() * 1000);
         let outcome = plan
             .instant(&self.store, time_ms)
@@ -115,7 +117,9 @@ impl RecordedMetrics {
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        let plan = self.plan(query).map_err(|e| Self::bad_query(query, e))?;
+        let plan = self
+            .plan(query)
+            .map_err(|e| Self::bad_query(query, reason(e)))?;
         let mut series = plan
             .range(&self.store, start_ms, end_ms, step_ms)
             .map_err(|e| Self::bad_query(query, e.0))?;
@@ -131,6 +135,17 @@ impl RecordedMetrics {
                 count,
             }),
         }
+    }
+}
+
+/// Why a query cannot be answered, without repeating the query `BadQuery` already names.
+fn reason(error: RecordingError) -> String {
+    match error {
+        RecordingError::InvalidQuery { reason, .. } => reason,
+        RecordingError::Unsupported { construct, .. } => {
+            format!("{construct} is not supported in replay from a file; use --prometheus")
+        }
+        other => other.to_string(),
     }
 }
 

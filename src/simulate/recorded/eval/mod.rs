@@ -25,7 +25,7 @@ pub struct StoredSeries {
 
 impl SeriesStore {
     pub fn new(recording: &Recording) -> Self {
-        let series: Vec<StoredSeries> = recording
+        let mut series: Vec<StoredSeries> = recording
             .series()
             .iter()
             .map(|s| StoredSeries {
@@ -39,6 +39,8 @@ impl SeriesStore {
                 values: s.samples.iter().map(|p| p.1).collect(),
             })
             .collect();
+        // In Prometheus' order (by label set), so sums add up in the same order.
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let end_ms = series
             .iter()
             .filter_map(|s| s.times.last().copied())

@@ -170,7 +170,7 @@ impl<'a> Evaluator<'a> {
                     group_of,
                     *groups,
                     &mut out,
-                )?;
+                );
             }
             VectorKind::HistogramQuantile {
                 quantile,
@@ -388,17 +388,11 @@ fn aggregate(
     group_of: &[usize],
     groups: usize,
     out: &mut Values,
-) -> Result<(), EvalError> {
+) {
     if matches!(aggregation, Aggregation::Topk | Aggregation::Bottomk) {
-        select_k(
-            aggregation == Aggregation::Topk,
-            parameter,
-            values,
-            group_of,
-            groups,
-            out,
-        );
-        return Ok(());
+        let top = aggregation == Aggregation::Topk;
+        select_k(top, parameter, values, group_of, groups, out);
+        return;
     }
     let mut accumulators: Vec<Option<Accumulator>> = (0..groups).map(|_| None).collect();
     for (i, value) in values.iter().enumerate() {
@@ -445,7 +439,6 @@ fn aggregate(
             Accumulator::Values(mut all) => math::quantile(parameter, &mut all),
         });
     }
-    Ok(())
 }
 
 /// `topk`/`bottomk`: the k largest (smallest) of each group keep their slots; NaN comes last.
