@@ -47,7 +47,7 @@ pub struct StepEvent {
 
 /// How a replay ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Result {
+pub enum Ending {
     Promoted,
     RolledBack,
     /// Rolled back and frozen, or never started because the budget was frozen.
@@ -59,7 +59,7 @@ pub enum Result {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
-    pub result: Result,
+    pub result: Ending,
     /// When it was decided (the end of the recording when held).
     pub at: Timestamp,
     /// Time from the rollout's start to `at`.
@@ -82,10 +82,7 @@ pub struct Replay {
     pub outcome: Outcome,
 }
 
-fn as_duration_text<S: serde::Serializer>(
-    d: &Duration,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
+fn as_duration_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&crate::api::Duration::from(*d))
 }
 
@@ -184,7 +181,7 @@ pub async fn replay(
         }
     }
     let outcome = Outcome {
-        result: Result::HeldToEnd,
+        result: Ending::HeldToEnd,
         at: end,
         after: since(status.rollout_started_at.unwrap_or(start), end),
         stage: status.stage,
@@ -236,14 +233,14 @@ fn step(now: Timestamp, before: &CanaryRolloutStatus, plan: &Plan, evaluated: bo
 /// the canary's weight when it was decided.
 fn settled(status: &CanaryRolloutStatus, weight: Option<u32>, now: Timestamp) -> Option<Outcome> {
     let result = match status.phase? {
-        Phase::Succeeded => Result::Promoted,
-        Phase::RolledBack => Result::RolledBack,
-        Phase::Frozen => Result::Frozen,
+        Phase::Succeeded => Ending::Promoted,
+        Phase::RolledBack => Ending::RolledBack,
+        Phase::Frozen => Ending::Frozen,
         _ => return None,
     };
     let finished = status.history.last();
     let reason = match (result, finished) {
-        (Result::Promoted, _) => "all stages passed".to_string(),
+        (Ending::Promoted, _) => "all stages passed".to_string(),
         (_, Some(entry)) => entry.reason.clone(),
         (_, None) => status.message.clone().unwrap_or_default(),
     };

@@ -51,7 +51,7 @@ fn reasons(replay: &Replay) -> Vec<&'static str> {
 #[tokio::test]
 async fn a_healthy_canary_passes_every_stage_and_is_promoted() {
     let replay = replay(&documents(), metrics(Some(0.001), 60.0), at(0), at(3600)).await;
-    assert_eq!(replay.outcome.result, Result::Promoted);
+    assert_eq!(replay.outcome.result, Ending::Promoted);
     assert_eq!(
         reasons(&replay),
         [
@@ -86,7 +86,7 @@ async fn a_healthy_canary_passes_every_stage_and_is_promoted() {
 async fn a_failing_check_rolls_back_after_failure_limit_evaluations() {
     let replay = replay(&documents(), metrics(Some(0.2), 60.0), at(0), at(3600)).await;
     let outcome = &replay.outcome;
-    assert_eq!(outcome.result, Result::RolledBack);
+    assert_eq!(outcome.result, Ending::RolledBack);
     assert_eq!((outcome.stage, outcome.weight), (Some(0), Some(10)));
     assert_eq!(outcome.at, at(62), "two evaluations, 30 s apart");
     assert!(
@@ -110,7 +110,7 @@ async fn a_failing_check_rolls_back_after_failure_limit_evaluations() {
 async fn too_few_samples_hold_the_stage_to_the_end_of_the_recording() {
     let replay = replay(&documents(), metrics(Some(0.001), 1.0), at(0), at(600)).await;
     let outcome = &replay.outcome;
-    assert_eq!(outcome.result, Result::HeldToEnd);
+    assert_eq!(outcome.result, Ending::HeldToEnd);
     assert_eq!(outcome.at, at(600));
     assert_eq!(outcome.stage, Some(0));
     assert!(outcome.reason.contains("samples"), "{}", outcome.reason);
@@ -124,5 +124,47 @@ async fn the_same_inputs_give_the_same_replay() {
     let run = || replay(&documents, metrics(None, 60.0), at(0), at(900));
     let (first, second) = (run().await, run().await);
     assert_eq!(first, second);
-    assert_eq!(first.outcome.result, Result::HeldToEnd, "no data holds");
+    assert_eq!(first.outcome.result, Ending::HeldToEnd, "no data holds");
+}
+
+#[tokio::test]
+async fn a_budget_spent_before_the_start_freezes_the_rollout_before_it_starts() {
+    let mut documents = documents();
+    let budget = serde_json::json!({
+        "kind": "SLOBudget",
+        "metadata": {"name": "checkout-slo", "namespace": "shop"},
+        "spec": {
+            "window": "30d",
+            "objectives": [{
+                "name": "availability", "target": 99.5,
+                "good": "sum(rate(ok_total{track=~\"{{track}}\"}[{{window}}]))",
+                "total": "sum(rate(all_total{track=~\"{{track}}\"}[{{window}}]))"
+            }]
+        }
+    });
+    documents.slo = Some(serde_json::from_value(budget).unwrap());
+    let fake = metrics(Some(0.001), 60.0);
+    // The whole service served 90 % of its requests well over every window: the budget is gone.
+    for window in ["30d", "3d", "1d", "6h", "2h", "1h", "30m", "5m"] {
+        fake.set_value(
+            format!("sum(rate(ok_total{{track=~\".*\"}}[{window}]))"),
+            Some(0.9),
+        );
+        fake.set_value(
+            format!("sum(rate(all_total{{track=~\".*\"}}[{window}]))"),
+            Some(1.0),
+        );
+    }
+    let replay = replay(&documents, fake, at(0), at(600)).await;
+    let outcome = &replay.outcome;
+    assert_eq!(outcome.result, Ending::Frozen);
+    assert_eq!((outcome.at, replay.evaluations), (at(0), 0));
+    assert!(
+        outcome
+            .reason
+            .contains("SLOBudget checkout-slo: objective availability has"),
+        "{}",
+        outcome.reason
+    );
+    assert_eq!(reasons(&replay), ["Frozen"]);
 }

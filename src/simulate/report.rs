@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::replay::{Outcome, Replay, Result, Step};
+use super::replay::{Ending, Outcome, Replay, Step};
 use crate::api::canary_rollout::{CheckResult, Evaluation};
 use crate::engine::analysis::format_value;
 
@@ -129,12 +129,12 @@ pub fn duration_text(d: Duration) -> String {
 }
 
 /// One word or two for a result, as the what-if table shows it.
-pub fn result_text(result: Result) -> &'static str {
+pub fn result_text(result: Ending) -> &'static str {
     match result {
-        Result::Promoted => "promoted",
-        Result::RolledBack => "rolled back",
-        Result::Frozen => "frozen",
-        Result::HeldToEnd => "held to the end",
+        Ending::Promoted => "promoted",
+        Ending::RolledBack => "rolled back",
+        Ending::Frozen => "frozen",
+        Ending::HeldToEnd => "held to the end",
     }
 }
 
@@ -198,16 +198,16 @@ fn outcome_text(outcome: &Outcome, replay: &Replay) -> String {
         _ => "the start".to_string(),
     };
     match outcome.result {
-        Result::Promoted => format!("outcome: promoted at {at}, {after} after the rollout started"),
-        Result::RolledBack => format!(
+        Ending::Promoted => format!("outcome: promoted at {at}, {after} after the rollout started"),
+        Ending::RolledBack => format!(
             "outcome: rolled back at {at} at {position}, {after} after the rollout started, because {}",
             outcome.reason
         ),
-        Result::Frozen => format!(
+        Ending::Frozen => format!(
             "outcome: frozen at {at} at {position}, {after} after the rollout started, because {}",
             outcome.reason
         ),
-        Result::HeldToEnd => format!(
+        Ending::HeldToEnd => format!(
             "outcome: held to the end of the recording at {at} at {position}, {after} after the rollout started: {}",
             outcome.reason
         ),
@@ -288,7 +288,7 @@ mod tests {
                 },
             ],
             outcome: Outcome {
-                result: Result::RolledBack,
+                result: Ending::RolledBack,
                 at: at(3692),
                 after: Duration::from_secs(3692),
                 stage: Some(0),
@@ -321,7 +321,7 @@ outcome: rolled back at 2026-01-01T01:01:32Z (+01:01:32) at stage 0 (1%), 1h1m32
     #[test]
     fn what_if_prints_a_line_per_variant() {
         let mut promoted = replay();
-        promoted.outcome.result = Result::Promoted;
+        promoted.outcome.result = Ending::Promoted;
         promoted.outcome.stage = Some(3);
         promoted.outcome.weight = Some(100);
         let rows = [

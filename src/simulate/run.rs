@@ -129,7 +129,7 @@ fn respond(format: Format, single: bool, replays: &[(String, Replay)]) -> Respon
                 Format::Json => report::json(replay) + "\n",
             },
             exit_code: match replay.outcome.result {
-                replay::Result::Promoted => EXIT_PROMOTED,
+                replay::Ending::Promoted => EXIT_PROMOTED,
                 _ => EXIT_NOT_PROMOTED,
             },
         },
