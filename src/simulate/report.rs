@@ -19,8 +19,9 @@ pub fn json(replay: &Replay) -> String {
 
 /// The replay as a readable timeline.
 pub fn text(replay: &Replay) -> String {
+    let plural = if replay.evaluations == 1 { "" } else { "s" };
     let mut out = format!(
-        "Replay of CanaryRollout {} from {} to {} ({} evaluations)\n\n",
+        "Replay of CanaryRollout {} from {} to {} ({} evaluation{plural})\n\n",
         replay.rollout, replay.start, replay.end, replay.evaluations
     );
     for step in &replay.steps {
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn the_timeline_shows_each_evaluations_figures_and_the_outcome() {
         let expected = "\
-Replay of CanaryRollout checkout from 2026-01-01T00:00:00Z to 2026-01-01T02:00:00Z (1 evaluations)
+Replay of CanaryRollout checkout from 2026-01-01T00:00:00Z to 2026-01-01T02:00:00Z (1 evaluation)
 
 +00:00:02  StageStarted: canary available; stage 0 (1%) started
 +01:01:32  stage 0 (1%)  evaluation Fail
