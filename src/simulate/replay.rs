@@ -7,6 +7,7 @@
 //! then moves by `plan.requeue_after`, until the rollout settles or the recording ends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -19,6 +20,10 @@ use crate::api::canary_rollout::{Evaluation, Phase};
 use crate::api::{CanaryRollout, CanaryRolloutStatus};
 use crate::controller::analysis;
 use crate::engine::{self, Plan, Snapshot};
+use crate::metrics::MetricsSource;
+
+/// More reconciles than adoption takes with Deployments available at once; a bound, not a wait.
+const ADOPTION_RECONCILES: usize = 4;
 
 /// One reconcile worth showing: an evaluation ran or something happened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -89,7 +94,7 @@ fn as_duration_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S
 /// Replays the rollout of `documents` over [start, end] against `source`.
 pub async fn replay(
     documents: &Documents,
-    source: std::sync::Arc<dyn crate::metrics::MetricsSource>,
+    source: Arc<dyn MetricsSource>,
     start: Timestamp,
     end: Timestamp,
 ) -> Replay {
@@ -123,8 +128,12 @@ pub async fn replay(
         })
     };
 
-    // Adoption: the target's template becomes stable, then the candidate arrives.
-    while status.phase != Some(Phase::Idle) {
+    // Adoption: the target's template becomes stable (two reconciles: copy, then observe it
+    // available), then the candidate arrives.
+    for _ in 0..ADOPTION_RECONCILES {
+        if status.phase == Some(Phase::Idle) {
+            break;
+        }
         let plan = snapshot_plan(&rollout, &status, &world, None, None, start);
         world.carry_out(&plan);
         status = plan.status;
