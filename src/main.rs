@@ -37,6 +37,57 @@ enum Command {
     /// Print a PrometheusRule (Prometheus Operator) for each SLOBudget in a file: recording rules
     /// for the burn rate over every window and the budget left, multi-window burn-rate alerts.
     PrometheusRule(PrometheusRuleArgs),
+    /// Replay a rollout's decisions against recorded metrics or a Prometheus' history, on a
+    /// virtual clock, with no cluster (docs/simulate.md). Exit code: 0 promoted, 1 rolled back,
+    /// frozen or held to the end, 2 bad input.
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SimulateArgs {
+    #[command(subcommand)]
+    command: Option<SimulateCommand>,
+    /// YAML file with the CanaryRollout, and the ParityPolicy and SLOBudget it refers to
+    /// (repeatable; a file may hold several documents).
+    #[arg(long = "file", short = 'f')]
+    files: Vec<PathBuf>,
+    /// Recorded series: OpenMetrics text with timestamps, or Prometheus query_range JSON
+    /// (docs/simulate-recordings.md).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// A Prometheus whose history to replay, with --start and --end.
+    #[arg(long)]
+    prometheus: Option<String>,
+    /// Start of the replay (RFC 3339 or unix seconds); default: the recording's first sample.
+    #[arg(long)]
+    start: Option<String>,
+    /// End of the replay; default: the recording's last sample.
+    #[arg(long)]
+    end: Option<String>,
+    /// What if: PATH=V1,V2,... into the rollout's spec (or parity.PATH, slo.PATH); repeatable,
+    /// every combination is replayed and printed on one line.
+    #[arg(long = "set", value_name = "PATH=VALUES")]
+    settings: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum SimulateCommand {
+    /// Write the metrics.om of every example scenario under DIR/<scenario>/.
+    #[command(hide = true)]
+    Generate {
+        #[arg(long, default_value = "examples/simulate")]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -198,6 +249,7 @@ async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Simulate(args) => return simulate(args).await,
         Command::Run(args) => {
             telemetry::init_logging_with_default(args.log_format, &args.log_level);
             controller::run(RunConfig {
@@ -233,6 +285,41 @@ async fn main() -> std::process::ExitCode {
         Err(error) => {
             eprintln!("sluice: {error:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn simulate(args: SimulateArgs) -> std::process::ExitCode {
+    use sluice::simulate::run::{self, EXIT_BAD_INPUT, Format, Request};
+    if let Some(SimulateCommand::Generate { out_dir }) = args.command {
+        return match sluice::simulate::generate::write_all(&out_dir) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("sluice simulate generate: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let request = Request {
+        files: args.files,
+        metrics: args.metrics,
+        prometheus: args.prometheus,
+        start: args.start,
+        end: args.end,
+        settings: args.settings,
+        format: match args.output {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+        },
+    };
+    match run::simulate(&request).await {
+        Ok(response) => {
+            print!("{}", response.output);
+            std::process::ExitCode::from(response.exit_code)
+        }
+        Err(error) => {
+            eprintln!("sluice simulate: {error}");
+            std::process::ExitCode::from(EXIT_BAD_INPUT)
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Runs a rollout's queries against Prometheus for one evaluation.
 
+use std::sync::Arc;
+
 use futures::future::join_all;
 
 use crate::api::CanaryRollout;
@@ -9,7 +11,19 @@ use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
 use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict, QueryOutcome};
 use crate::engine::parity::ParityReport;
-use crate::metrics::{MetricsSource, PrometheusPool, TemplateVars, render};
+use crate::metrics::{MetricsSource, PrometheusPool, QueryError, TemplateVars, render};
+
+/// Where a rollout's queries go: the source for a resource's optional Prometheus address
+/// (`None` = the default). The operator answers from its pool; the simulator from a recording.
+pub trait MetricsSources: Send + Sync {
+    fn source(&self, address: Option<&str>) -> Result<Arc<dyn MetricsSource>, QueryError>;
+}
+
+impl MetricsSources for PrometheusPool {
+    fn source(&self, address: Option<&str>) -> Result<Arc<dyn MetricsSource>, QueryError> {
+        self.get(address)
+    }
+}
 
 /// Template variables of a rollout, for the given track.
 pub fn template_vars(
@@ -42,46 +56,43 @@ async fn run_query(source: &dyn MetricsSource, query: &str, vars: &TemplateVars)
 }
 
 /// Runs the sample count, every check and the gates concurrently. A Prometheus that cannot be
-/// reached gives errors, which the engine treats as "hold".
+/// reached gives errors, which the engine treats as "hold". `now` is the evaluation's time:
+/// the end of the parity window and of the canary's SLO age.
 pub async fn run(
-    pool: &PrometheusPool,
+    sources: &dyn MetricsSources,
     rollout: &CanaryRollout,
     canary_hash: Option<&str>,
     parity_policy: Option<&ParityPolicy>,
     slo_budget: Option<&SLOBudget>,
+    now: Timestamp,
 ) -> (AnalysisInput, Option<ParityReport>) {
     let slo = async {
         let budget = slo_budget?;
         let address = budget.spec.prometheus.as_ref().map(|p| p.address.as_str());
-        Some(match pool.get(address) {
+        Some(match sources.source(address) {
             Ok(source) => {
-                super::slo::evaluate_for_rollout(
-                    source.as_ref(),
-                    rollout,
-                    canary_hash,
-                    budget,
-                    Timestamp::now(),
-                )
-                .await
+                super::slo::evaluate_for_rollout(source.as_ref(), rollout, canary_hash, budget, now)
+                    .await
             }
             Err(error) => super::slo::unavailable(budget, &error.to_string()),
         })
     };
-    let (analysis, slo) =
-        futures::join!(run_analysis(pool, rollout, canary_hash, parity_policy), slo);
+    let analysis = run_analysis(sources, rollout, canary_hash, parity_policy, now);
+    let (analysis, slo) = futures::join!(analysis, slo);
     let (mut input, report) = analysis;
     input.gates.extend(slo);
     (input, report)
 }
 
 async fn run_analysis(
-    pool: &PrometheusPool,
+    sources: &dyn MetricsSources,
     rollout: &CanaryRollout,
     canary_hash: Option<&str>,
     parity_policy: Option<&ParityPolicy>,
+    now: Timestamp,
 ) -> (AnalysisInput, Option<ParityReport>) {
     let analysis = &rollout.spec.analysis;
-    let source = match pool.get(analysis.prometheus.as_ref().map(|p| p.address.as_str())) {
+    let source = match sources.source(analysis.prometheus.as_ref().map(|p| p.address.as_str())) {
         Ok(source) => source,
         Err(error) => {
             let failed = || Err(error.to_string());
@@ -147,7 +158,7 @@ async fn run_analysis(
                     rollout,
                     policy,
                     previous_breaches,
-                    Timestamp::now(),
+                    now,
                 )
                 .await,
             ),

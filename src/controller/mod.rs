@@ -1,6 +1,6 @@
 //! The I/O shell: reconcilers that fetch, let the engine decide, apply the plan, write status.
 
-mod analysis;
+pub mod analysis;
 pub mod error;
 pub mod leader;
 pub mod metrics;

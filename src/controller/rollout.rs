@@ -161,6 +161,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
             canary_hash.as_deref(),
             parity_policy.as_ref(),
             slo_budget.as_ref(),
+            now,
         )
         .await;
         (Some(input), report)
