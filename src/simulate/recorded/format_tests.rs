@@ -144,6 +144,16 @@ fn unknown_format_says_what_was_expected_and_names_the_file() {
 }
 
 #[test]
+fn a_rollout_given_as_metrics_is_an_unknown_format_not_a_syntax_error() {
+    let rollout = "# the checkout rollout\napiVersion: sluice.dev/v1alpha1\nkind: CanaryRollout\n";
+    for name in ["rollout.yaml", "rollout"] {
+        let path = temp_file(name, rollout);
+        let message = error_of(Recording::load(&path));
+        assert!(message.contains("unknown format"), "{name}: {message}");
+    }
+}
+
+#[test]
 fn a_missing_file_is_a_read_error_naming_it() {
     let message = error_of(Recording::load(std::path::Path::new("/nonexistent/m.om")));
     assert!(

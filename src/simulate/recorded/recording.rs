@@ -76,6 +76,9 @@ impl Recording {
         let parsed = match extension.as_deref() {
             Some("json") => Self::parse_json(&text),
             Some("om" | "txt" | "prom" | "openmetrics") => Self::parse_openmetrics(&text),
+            Some("yaml" | "yml") => Err(RecordingError::UnknownFormat {
+                at: Location::default(),
+            }),
             _ => Self::parse_sniffed(&text),
         };
         parsed.map_err(|e| e.in_file(&file))
@@ -113,8 +116,13 @@ impl Recording {
         if start.starts_with('{') || start.starts_with('[') {
             return Self::parse_json(text);
         }
-        let first_line = start.lines().next().unwrap_or_default();
-        if openmetrics::looks_like_openmetrics(first_line) {
+        // A plain comment says nothing (YAML has them too): judge the first metadata or sample.
+        let telling = start
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !is_plain_comment(line))
+            .unwrap_or_default();
+        if openmetrics::looks_like_openmetrics(telling) && has_numeric_value(telling) {
             return Self::parse_openmetrics(text);
         }
         Err(RecordingError::UnknownFormat {
@@ -241,4 +249,31 @@ impl RecordingBuilder {
             series: self.series,
         })
     }
+}
+
+/// A `#` line that is not OpenMetrics metadata (`# TYPE`, `# HELP`, `# UNIT`, `# EOF`).
+fn is_plain_comment(line: &str) -> bool {
+    let Some(comment) = line.strip_prefix('#') else {
+        return false;
+    };
+    let word = comment.split_whitespace().next().unwrap_or_default();
+    !matches!(word, "TYPE" | "HELP" | "UNIT" | "EOF")
+}
+
+/// Whether a sample line's value parses as a number (`apiVersion: v1` looks like a metric name
+/// followed by a value, since names may hold colons). Metadata lines pass.
+fn has_numeric_value(line: &str) -> bool {
+    if line.starts_with('#') {
+        return true;
+    }
+    let after_labels = match line.rfind('}') {
+        Some(end) => &line[end + 1..],
+        None => line
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, rest)| rest),
+    };
+    after_labels
+        .split_whitespace()
+        .next()
+        .is_some_and(|value| value.parse::<f64>().is_ok())
 }
