@@ -40,6 +40,12 @@ async fn metrics_carry_phase_weight_verdicts_outcomes_and_query_figures() {
     let address = operator.metrics_address().await;
     let id = format!("operator-{}", unique_suffix());
     let _target = ScrapeTarget::register(&service.env.sd_dir, &id, &address).expect("register");
+    for probe in ["healthz", "readyz"] {
+        let answer = reqwest::get(format!("http://{address}/{probe}"))
+            .await
+            .unwrap_or_else(|e| panic!("/{probe}: {e}"));
+        assert_eq!(answer.status(), 200, "/{probe}");
+    }
     service.ns.apply_yaml(UNREACHABLE_BUDGET).await;
     service
         .wait_phase(Phase::Idle, Duration::from_secs(60))

@@ -17,7 +17,6 @@ pub mod workloads;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -98,12 +97,9 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .with_telemetry(metrics.queries.clone());
     let context = Arc::new(Context::with_metrics(client.clone(), prometheus, metrics));
     info!(namespaces = ?config.namespaces, selector = config.selector.as_deref().unwrap_or(""), prometheus = %config.prometheus_url, "sluice operator starting");
-    // A standby is ready: it serves, and takes over when the lease is free.
-    let ready = Arc::new(AtomicBool::new(true));
     if let Some(address) = config.metrics_address {
         let state = ServerState {
             metrics: context.metrics.clone(),
-            ready: ready.clone(),
         };
         // Bind before starting, so a taken port is a clear start-up error, not a silent gap.
         let listener = tokio::net::TcpListener::bind(address).await?;
