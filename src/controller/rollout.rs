@@ -58,13 +58,14 @@ pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result
 }
 
 pub fn error_policy(rollout: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.record_error("rollout", error.category());
     match error {
+        // Waiting for the target to take the traffic back is no failure: not counted.
         Error::HandBackPending(why) => {
             info!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), "{why}");
             Action::requeue(Duration::from_secs(1))
         }
         _ => {
+            ctx.metrics.record_error("rollout", error.category());
             warn!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), category = error.category(), "reconcile failed: {error}");
             Action::requeue(Duration::from_secs(5))
         }
