@@ -66,6 +66,10 @@ async fn delete_and_check_hand_back(service: &Service, image: &str) {
     )
     .await;
     assert!(service.has_service("checkout").await);
+    // The rollout's gauges went with it; waiting for the target to scale up was no error.
+    let metrics = service.operator_metrics().await;
+    assert!(!metrics.contains("sluice_rollout_phase{"), "{metrics}");
+    assert!(!metrics.contains("hand_back_pending"), "{metrics}");
 }
 
 #[tokio::test]

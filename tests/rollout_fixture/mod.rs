@@ -518,6 +518,21 @@ impl Service {
         );
     }
 
+    /// The operator's /metrics page, as it is now.
+    pub async fn operator_metrics(&self) -> String {
+        let operator = self
+            .operator
+            .as_ref()
+            .expect("the operator of this service");
+        let address = operator.metrics_address().await;
+        reqwest::get(format!("http://{address}/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the /metrics page")
+    }
+
     pub fn operator_log(&self) -> String {
         self.operator.as_ref().map(|o| o.log()).unwrap_or_default()
     }
