@@ -193,7 +193,7 @@ struct LeaderElectionArgs {
     #[arg(long, env = "SLUICE_LEASE_NAMESPACE")]
     lease_namespace: Option<String>,
     /// How long a standby waits on a lease that is not renewed before taking over.
-    #[arg(long, env = "SLUICE_LEASE_DURATION", default_value = "15s")]
+    #[arg(long, env = "SLUICE_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
     lease_duration: sluice::api::Duration,
 }
 
@@ -209,6 +209,15 @@ impl LeaderElectionArgs {
             duration: self.lease_duration.as_std(),
         })
     }
+}
+
+/// A lease shorter than 2 s leaves the holder under a second to renew it.
+fn parse_lease_duration(text: &str) -> Result<sluice::api::Duration, String> {
+    let duration: sluice::api::Duration = text.parse().map_err(|e| format!("{e}"))?;
+    if duration.as_std() < std::time::Duration::from_secs(2) {
+        return Err(format!("{text} is too short: a lease lasts at least 2s"));
+    }
+    Ok(duration)
 }
 
 #[derive(Clone, Copy)]

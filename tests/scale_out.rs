@@ -208,3 +208,17 @@ async fn an_operator_acts_only_on_the_rollouts_its_selector_matches() {
         .wait_phase(Phase::Idle, Duration::from_secs(30))
         .await;
 }
+
+#[test]
+fn a_lease_too_short_to_renew_is_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--leader-elect", "--lease-duration", "1s"])
+        .output()
+        .expect("run sluice");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1s is too short: a lease lasts at least 2s"),
+        "{stderr}"
+    );
+}
