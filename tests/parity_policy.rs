@@ -6,16 +6,9 @@ mod support;
 use std::time::Duration;
 
 use sluice::api::parity_policy::{ParityLevel, ParityPolicy};
-use support::{MetricsExporter, Operator, TestEnv, eventually};
+use support::{MetricsExporter, Operator, TestEnv, eventually, free_port};
 
 const NAV: &str = "sluice_test_nav";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 fn policy(name: &str, extra: &str) -> String {
     format!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rollout_fixture::*;
 use sluice::api::canary_rollout::Phase;
 use sluice::metrics::{BasicAuth, MetricsSource, PrometheusAuth, PrometheusSource, QueryError};
-use support::{Operator, TestEnv, scratch_dir, unique_suffix};
+use support::{Operator, TestEnv, free_port, scratch_dir, unique_suffix};
 use tokio::process::{Child, Command};
 
 const PASSWORD: &str = "sluice-secret";
@@ -165,11 +165,6 @@ fn make_certificates(dir: &Path) {
         "-out",
         "server.pem",
     ]);
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
 }
 
 #[tokio::test]

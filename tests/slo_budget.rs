@@ -17,7 +17,7 @@ use sluice::api::SLOBudget;
 use sluice::api::canary_rollout::Phase;
 use sluice::api::conditions::Condition;
 use sluice::api::slo_budget::{ObjectiveState, SLOBudgetStatus};
-use support::{MetricsExporter, Operator, TestEnv, TestNamespace, eventually};
+use support::{MetricsExporter, Operator, TestEnv, TestNamespace, eventually, free_port};
 
 const GOOD: &str = "sluice_test_slo_good";
 const TOTAL: &str = "sluice_test_slo_total";
@@ -398,13 +398,6 @@ spec:
     );
     assert!((value(&series("sluice_slo_compliance_score", "")) - 25.0).abs() < 1e-6);
     assert_eq!(value(&series("sluice_slo_frozen", "")), 1.0);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// An SLOBudget named `name` over `spec_body` (the lines under `spec:`).

@@ -49,6 +49,12 @@ pub fn unique_suffix() -> String {
     )
 }
 
+/// A loopback port free right now (another process may take it before it is bound).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
 /// Where helpers put logs and scratch directories (kept after the run for inspection).
 pub fn scratch_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use super::{TestEnv, scratch_dir, unique_suffix};
+use super::{TestEnv, free_port, scratch_dir, unique_suffix};
 
 /// A dedicated `prometheus` process on a loopback port with its own data folder; killed on drop.
 pub struct PrometheusInstance {
@@ -161,9 +161,4 @@ async fn is_ready(url: &str) -> bool {
         Ok(client) => client.is_server_ready().await.unwrap_or(false),
         Err(_) => false,
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
 }
