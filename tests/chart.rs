@@ -386,7 +386,10 @@ async fn operator_starts_with_the_environment_the_chart_renders() {
                 .text()
                 .await
                 .map_err(|e| e.to_string())?;
-            page.contains("sluice_leader 1").then_some(()).ok_or(page)
+            // The sample line, not a substring: the HELP line ("# HELP sluice_leader 1 while
+            // this replica holds the lease ...") contains "sluice_leader 1" whatever the value.
+            let leading = page.lines().any(|line| line == "sluice_leader 1");
+            leading.then_some(()).ok_or(page)
         },
     )
     .await;

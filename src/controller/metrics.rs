@@ -324,6 +324,19 @@ mod tests {
     use crate::api::parity_policy::ComponentAttribution;
 
     #[test]
+    fn the_leader_sample_line_follows_the_lease_not_the_help_text() {
+        let metrics = Metrics::new();
+        let sample = |page: &str, line: &str| page.lines().any(|l| l == line);
+        let page = metrics.render();
+        // The HELP text starts with "1 while ...": a substring match would see a leader here.
+        assert!(page.contains("sluice_leader 1"));
+        assert!(sample(&page, "sluice_leader 0"), "{page}");
+        assert!(!sample(&page, "sluice_leader 1"), "{page}");
+        metrics.set_leader(true);
+        assert!(sample(&metrics.render(), "sluice_leader 1"));
+    }
+
+    #[test]
     fn parity_figures_are_exposed_per_policy() {
         let metrics = Metrics::new();
         let evaluation = ParityEvaluation {
