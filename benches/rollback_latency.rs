@@ -16,7 +16,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::{CanaryRolloutStatus, Phase};
-use sluice::controller::{Context, rollout::carry_out, workloads};
+use sluice::controller::rollout::{Observed, carry_out};
+use sluice::controller::{Context, workloads};
 use sluice::engine::analysis::AnalysisInput;
 use sluice::engine::{Snapshot, Workload, plan};
 use sluice::metrics::PrometheusPool;
@@ -67,7 +68,8 @@ async fn main() {
     let mut samples = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         // A canary at 5% with one failed evaluation behind it (failureLimit 2).
-        gateway_api::set_weights(&client, ns.name(), &routes, &names, 5)
+        let uncached = |_: &str| gateway_api::CachedRoute::Unknown;
+        gateway_api::set_weights(&client, ns.name(), &routes, &uncached, &names, 5)
             .await
             .expect("set 5%");
         let scale = json!({"spec": {"replicas": 3}});
@@ -105,17 +107,16 @@ async fn main() {
             now: jiff::Timestamp::now(),
         };
         let decided = plan(&snapshot);
-        carry_out(
-            &ctx,
-            &rollout,
-            &deployments,
-            &target,
-            Some(&stable),
-            &names,
-            &decided,
-        )
-        .await
-        .expect("rollback applied");
+        // No caches here: the routes are read before they are written, as an operator whose
+        // route cache has not synced would.
+        let observed_objects = Observed {
+            target: &target,
+            stable: None,
+            stable_workload: Some(&stable),
+        };
+        carry_out(&ctx, &rollout, &observed_objects, &decided)
+            .await
+            .expect("rollback applied");
         samples.push(started.elapsed());
 
         assert_eq!(decided.status.phase, Some(Phase::RolledBack));

@@ -6,6 +6,7 @@
 //! `simulate` replays the engine against recorded metrics.
 
 pub mod api;
+pub mod client;
 pub mod controller;
 pub mod demo;
 pub mod devenv;

@@ -133,6 +133,10 @@ struct RunArgs {
     /// Address of /metrics, /healthz and /readyz ("off" to serve none).
     #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_metrics_address)]
     metrics_addr: MetricsAddress,
+    /// Reconciles of one kind (rollouts, parity policies, SLO budgets) that may run at once per
+    /// watched namespace (or for all namespaces).
+    #[arg(long, env = "SLUICE_MAX_CONCURRENT_RECONCILES", default_value_t = controller::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_reconciles: u16,
     #[command(flatten)]
     leader_election: LeaderElectionArgs,
 }
@@ -268,6 +272,7 @@ async fn main() -> std::process::ExitCode {
                 prometheus_auth: args.prometheus_auth.into_auth(),
                 metrics_address: args.metrics_addr.0,
                 lease: args.leader_election.into_lease(),
+                concurrency: args.max_concurrent_reconciles,
             })
             .await
         }

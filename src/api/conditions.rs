@@ -12,6 +12,9 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const PROMOTED: &str = "Promoted";
 pub const FROZEN: &str = "Frozen";
+/// True while the operator's reconciles of the object keep failing (API errors, timeouts);
+/// removed by the next reconcile that succeeds.
+pub const RECONCILE_FAILING: &str = "ReconcileFailing";
 
 /// One observation about the object, in the Kubernetes condition convention.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,6 +1,8 @@
 //! The I/O shell: reconcilers that fetch, let the engine decide, apply the plan, write status.
 
 pub mod analysis;
+pub mod backoff;
+pub mod caches;
 pub mod error;
 pub mod leader;
 pub mod metrics;
@@ -12,6 +14,7 @@ mod rollout_metrics;
 pub mod server;
 pub mod slo;
 pub mod slo_budget;
+pub mod status_memory;
 pub mod workloads;
 
 use std::collections::HashMap;
@@ -20,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -35,9 +39,12 @@ use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
 use crate::metrics::{PrometheusAuth, PrometheusPool};
+use backoff::ErrorBackoff;
+use caches::Caches;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use server::ServerState;
+use status_memory::StatusMemory;
 
 pub struct RunConfig {
     pub namespaces: Vec<String>,
@@ -49,14 +56,25 @@ pub struct RunConfig {
     pub metrics_address: Option<SocketAddr>,
     /// Act only while holding this lease; None acts at once (a single replica).
     pub lease: Option<LeaseConfig>,
+    /// Reconciles of one kind that may run at once in one watched namespace.
+    pub concurrency: u16,
 }
 
-/// What every reconcile shares.
+/// The default of `RunConfig::concurrency`.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
+/// What every reconcile of one watched namespace (or of all) shares.
 pub struct Context {
     pub client: Client,
     reporter: Reporter,
-    pub prometheus: PrometheusPool,
+    pub prometheus: Arc<PrometheusPool>,
     pub metrics: Arc<Metrics>,
+    /// What reconciles read instead of asking the apiserver.
+    pub caches: Caches,
+    /// The rollout statuses last written, ahead of the rollout cache.
+    pub statuses: StatusMemory,
+    /// Retry delays of objects whose reconciles fail.
+    pub backoff: ErrorBackoff,
 }
 
 impl Context {
@@ -83,14 +101,30 @@ impl Context {
         Self {
             reporter,
             client,
-            prometheus,
+            prometheus: Arc::new(prometheus),
             metrics,
+            caches: Caches::empty(),
+            statuses: StatusMemory::default(),
+            backoff: ErrorBackoff::default(),
+        }
+    }
+
+    /// A context for one watched namespace (or all), reading from `caches`.
+    fn for_scope(&self, caches: Caches) -> Self {
+        Self {
+            client: self.client.clone(),
+            reporter: self.reporter.clone(),
+            prometheus: self.prometheus.clone(),
+            metrics: self.metrics.clone(),
+            caches,
+            statuses: StatusMemory::default(),
+            backoff: ErrorBackoff::default(),
         }
     }
 }
 
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
+    let client = crate::client::operator().await?;
     let metrics = Arc::new(Metrics::new());
     let prometheus = PrometheusPool::new(config.prometheus_url.clone())
         .with_auth(config.prometheus_auth.clone())
@@ -168,7 +202,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// The three controllers over every watched namespace, until a shutdown signal.
+/// The three controllers over every watched namespace, until a shutdown signal. Each namespace
+/// (or the whole cluster) gets its own caches and context.
 async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Context>) {
     let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
@@ -179,23 +214,28 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
+    let settings = kube::runtime::controller::Config::default().concurrency(config.concurrency);
     let controllers = scopes.into_iter().flat_map(|namespace| {
+        let (caches, feeds) = caches::watch(client, &namespace, selected());
+        let context = Arc::new(context.for_scope(caches));
         [
-            run_rollouts(
-                client.clone(),
-                namespace.clone(),
-                selected(),
-                context.clone(),
-            )
-            .boxed(),
+            run_rollouts(feeds, settings.clone(), context.clone()).boxed(),
             run_parity_policies(
                 client.clone(),
                 namespace.clone(),
                 selected(),
+                settings.clone(),
                 context.clone(),
             )
             .boxed(),
-            run_slo_budgets(client.clone(), namespace, selected(), context.clone()).boxed(),
+            run_slo_budgets(
+                client.clone(),
+                namespace,
+                selected(),
+                settings.clone(),
+                context,
+            )
+            .boxed(),
         ]
     });
     futures::future::join_all(controllers).await;
@@ -239,74 +279,135 @@ where
 }
 
 /// One CanaryRollout controller over a namespace (or all). Reconciles are triggered by spec,
-/// annotation and finalizer changes (not by our own status writes), by the stable Deployment it
-/// owns, by the user's target Deployment, mapped back through the rollouts' targetRef, and by
-/// the ParityPolicy and SLOBudget they reference.
+/// annotation and finalizer changes of the rollout (not by its own status writes), by the
+/// Deployments, ReplicaSets and Services it owns or targets, by its HTTPRoutes, and by the
+/// ParityPolicy and SLOBudget it references: every watch that fills the caches.
 async fn run_rollouts(
-    client: Client,
-    namespace: Option<String>,
-    selected: watcher::Config,
+    feeds: caches::Feeds,
+    settings: kube::runtime::controller::Config,
     context: Arc<Context>,
 ) {
-    let rollouts: Api<CanaryRollout> = scoped(&client, &namespace);
-    let deployments: Api<Deployment> = scoped(&client, &namespace);
-    let (reader, writer) = reflector::store();
+    let caches = &context.caches;
     let deletion = |r: &CanaryRollout| r.metadata.deletion_timestamp.as_ref().map(|_| 1u64);
-    let trigger = watcher(rollouts, selected)
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::annotations)
-                .combine(predicates::finalizers)
-                .combine(deletion),
-            Default::default(),
-        );
-    let policies: Api<ParityPolicy> = scoped(&client, &namespace);
-    let store = reader.clone();
-    let policy_store = reader.clone();
-    let budget_store = reader.clone();
-    Controller::for_stream(trigger, reader)
-        .owns(
-            deployments.clone(),
-            watcher::Config::default().labels(workloads::ROLLOUT_LABEL),
-        )
-        .watches(deployments, watcher::Config::default(), move |deployment| {
-            referencing(&store, &deployment, |r, name| {
-                r.spec.target_ref.name == name
+    let trigger = feeds.rollouts.predicate_filter(
+        predicates::generation
+            .combine(predicates::annotations)
+            .combine(predicates::finalizers)
+            .combine(deletion),
+        Default::default(),
+    );
+    let rollouts = caches.rollouts.clone();
+    let by_deployment = {
+        let store = rollouts.clone();
+        move |deployment: Deployment| owned_or_targeted(&store, &deployment)
+    };
+    let by_replica_set = {
+        let store = rollouts.clone();
+        move |set: ReplicaSet| {
+            let owner = set
+                .owner_references()
+                .iter()
+                .find(|o| o.kind == "Deployment")
+                .map(|o| o.name.clone());
+            referencing(&store, &set, |r, _| {
+                owner.as_deref().is_some_and(|deployment| {
+                    deployment == r.spec.target_ref.name
+                        || deployment == workloads::stable_name(&r.spec.target_ref.name)
+                })
             })
-        })
-        .watches(policies, watcher::Config::default(), move |policy| {
-            referencing(&policy_store, &policy, |r, name| {
+        }
+    };
+    let by_service = {
+        let store = rollouts.clone();
+        move |service: Service| {
+            let owner = service.labels().get(workloads::ROLLOUT_LABEL).cloned();
+            referencing(&store, &service, |r, _| {
+                owner.as_deref() == Some(&r.name_any())
+            })
+        }
+    };
+    let by_route = {
+        let store = rollouts.clone();
+        move |route: DynamicObject| {
+            referencing(&store, &route, |r, name| {
+                r.spec
+                    .traffic_routing
+                    .gateway_api
+                    .as_ref()
+                    .is_some_and(|g| g.http_routes.iter().any(|route| route == name))
+            })
+        }
+    };
+    let by_policy = {
+        let store = rollouts.clone();
+        move |policy: ParityPolicy| {
+            referencing(&store, &policy, |r, name| {
                 r.spec
                     .analysis
                     .parity_policy_ref
                     .as_ref()
                     .is_some_and(|p| p.name == name)
             })
-        })
-        .watches_stream(budget_changes(&client, &namespace), move |budget| {
-            referencing(&budget_store, &budget, |r, name| {
+        }
+    };
+    let by_budget = {
+        let store = rollouts.clone();
+        move |budget: SLOBudget| {
+            referencing(&store, &budget, |r, name| {
                 r.spec
                     .analysis
                     .slo_budget_ref
                     .as_ref()
                     .is_some_and(|b| b.name == name)
             })
-        })
+        }
+    };
+    let controller = Controller::for_stream(trigger, rollouts)
+        .with_config(settings)
+        .watches_stream(feeds.deployments, by_deployment)
+        .watches_stream(feeds.replica_sets, by_replica_set)
+        .watches_stream(feeds.services, by_service)
+        .watches_stream_with(
+            feeds.routes,
+            by_route,
+            crate::traffic::gateway_api::http_route_resource(),
+        )
+        .watches_stream(feeds.parity_policies, by_policy)
+        .watches_stream(
+            budget_changes(feeds.slo_budgets, caches.slo_budgets.clone()),
+            by_budget,
+        )
         .shutdown_on_signal()
         .run(
             |rollout, ctx| traced("rollout", rollout, ctx, rollout::reconcile),
             rollout::error_policy,
-            context,
+            context.clone(),
         )
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("controller: {error}");
             }
-        })
-        .await;
+        });
+    // The pod cache triggers nothing; it only needs driving while the controller runs.
+    tokio::select! {
+        () = controller => {}
+        () = feeds.pods => {}
+    }
+}
+
+/// The rollout owning a stable Deployment, and the rollouts targeting a Deployment.
+fn owned_or_targeted(
+    rollouts: &reflector::Store<CanaryRollout>,
+    deployment: &Deployment,
+) -> Vec<ObjectRef<CanaryRollout>> {
+    let owner = deployment
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "CanaryRollout" && o.controller == Some(true))
+        .map(|o| o.name.clone());
+    referencing(rollouts, deployment, |r, name| {
+        r.spec.target_ref.name == name || owner.as_deref() == Some(&r.name_any())
+    })
 }
 
 /// The rollouts in `object`'s namespace that refer to it by name, as `refers` tells.
@@ -315,8 +416,8 @@ fn referencing<K: kube::Resource>(
     object: &K,
     refers: impl Fn(&CanaryRollout, &str) -> bool,
 ) -> Vec<ObjectRef<CanaryRollout>> {
-    let namespace = object.namespace();
-    let name = object.name_any();
+    let namespace = object.meta().namespace.clone();
+    let name = object.meta().name.clone().unwrap_or_default();
     rollouts
         .state()
         .into_iter()
@@ -329,30 +430,26 @@ fn referencing<K: kube::Resource>(
 /// `status.frozen`. The budget's status changes at every evaluation; passing each of those on
 /// would reconcile every referencing rollout at the budget's interval for nothing.
 fn budget_changes(
-    client: &Client,
-    namespace: &Option<String>,
+    feed: impl futures::Stream<Item = Result<SLOBudget, watcher::Error>> + Send + 'static,
+    store: reflector::Store<SLOBudget>,
 ) -> impl futures::Stream<Item = Result<SLOBudget, watcher::Error>> + Send + 'static {
     let mut seen: HashMap<(Option<String>, String), (Option<i64>, bool)> = HashMap::new();
-    watcher(
-        scoped::<SLOBudget>(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .filter_map(move |event| {
+    feed.filter_map(move |event| {
         let passed = match event {
-            Ok(watcher::Event::Apply(budget) | watcher::Event::InitApply(budget)) => {
+            Ok(budget) => {
                 let key = (budget.namespace(), budget.name_any());
-                let gate = (
-                    budget.metadata.generation,
-                    budget.status.as_ref().is_some_and(|s| s.frozen),
-                );
-                (seen.insert(key, gate) != Some(gate)).then_some(Ok(budget))
+                if store.get(&ObjectRef::from_obj(&budget)).is_none() {
+                    // Deleted: the rollouts referencing it must notice.
+                    seen.remove(&key);
+                    Some(Ok(budget))
+                } else {
+                    let gate = (
+                        budget.metadata.generation,
+                        budget.status.as_ref().is_some_and(|s| s.frozen),
+                    );
+                    (seen.insert(key, gate) != Some(gate)).then_some(Ok(budget))
+                }
             }
-            Ok(watcher::Event::Delete(budget)) => {
-                seen.remove(&(budget.namespace(), budget.name_any()));
-                Some(Ok(budget))
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
             Err(error) => Some(Err(error)),
         };
         std::future::ready(passed)
@@ -364,10 +461,12 @@ async fn run_slo_budgets(
     client: Client,
     namespace: Option<String>,
     selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
     context: Arc<Context>,
 ) {
     let budgets: Api<SLOBudget> = scoped(&client, &namespace);
     Controller::new(budgets, selected)
+        .with_config(settings)
         .shutdown_on_signal()
         .run(
             |budget, ctx| traced("slo_budget", budget, ctx, slo_budget::reconcile),
@@ -388,10 +487,12 @@ async fn run_parity_policies(
     client: Client,
     namespace: Option<String>,
     selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
     context: Arc<Context>,
 ) {
     let policies: Api<ParityPolicy> = scoped(&client, &namespace);
     Controller::new(policies, selected)
+        .with_config(settings)
         .shutdown_on_signal()
         .run(
             |policy, ctx| traced("parity_policy", policy, ctx, parity_policy::reconcile),

@@ -1,50 +1,53 @@
-//! The CanaryRollout reconciler: fetch → validate → evaluate → plan (engine) → apply → status.
+//! The CanaryRollout reconciler: dereference (from the caches) → validate → observe →
+//! evaluate (Prometheus, when due) → plan (engine) → apply (only what differs) → status.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::Context;
 use super::analysis;
+use super::backoff::FAILING_AFTER;
+use super::caches::Caches;
 use super::error::Error;
-use super::objects;
 use super::parity;
 use super::slo;
 use super::workloads;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
+use crate::api::conditions::{Condition, RECONCILE_FAILING, set_condition};
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
-use crate::engine::{self, Plan, PlannedEvent, Snapshot};
+use crate::engine::hand_back::HandBackStep;
+use crate::engine::{self, Plan, PlannedEvent, Snapshot, Workload};
 use crate::traffic::{ServiceNames, gateway_api};
 
 pub const FINALIZER: &str = "sluice.dev/hand-back";
 
 pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
+    if !ctx.caches.synced() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let api: Api<CanaryRollout> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Decide on the latest status, not the controller's cached copy: a watch that stalls or
-    // restarts leaves the cache behind the status the last reconcile wrote, and planning from an
-    // old status repeats old decisions (a cache from before adoption adopts the next template
-    // without analysis).
-    let Some(rollout) = api.get_opt(&rollout.name_any()).await? else {
-        return Ok(Action::await_change());
-    };
-    finalizer(&api, FINALIZER, Arc::new(rollout), |event| async {
+    let rollout = Arc::new(ctx.statuses.latest(&rollout));
+    finalizer(&api, FINALIZER, rollout, |event| async {
         match event {
             FinalizerEvent::Apply(rollout) => apply(&rollout, &ctx).await,
             FinalizerEvent::Cleanup(rollout) => {
                 let action = hand_back(&rollout, &ctx).await?;
                 ctx.metrics.rollouts.forget(&namespace, &rollout.name_any());
+                ctx.statuses.forget(&rollout);
                 Ok(action)
             }
         }
@@ -66,24 +69,83 @@ pub fn error_policy(rollout: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context
         }
         _ => {
             ctx.metrics.record_error("rollout", error.category());
-            warn!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), category = error.category(), "reconcile failed: {error}");
-            Action::requeue(Duration::from_secs(5))
+            let key = ObjectRef::from_obj(rollout.as_ref()).erase();
+            let delay = ctx.backoff.failed(&key);
+            let failures = ctx.backoff.failures(&key);
+            warn!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), category = error.category(), failures, retry_in = ?delay, "reconcile failed: {error}");
+            if failures >= FAILING_AFTER {
+                let message = format!(
+                    "{failures} reconciles in a row failed, the last with: {error}; next try in {}s",
+                    delay.as_secs()
+                );
+                tokio::spawn(report_failing(ctx, rollout, message));
+            }
+            Action::requeue(delay)
         }
     }
 }
 
-async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> {
-    let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
-    let spec = &rollout.spec;
-    let status = rollout.status.clone().unwrap_or_default();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+/// Shows in the rollout's status that its reconciles keep failing. Best effort: the status
+/// write may fail for the same reason.
+async fn report_failing(ctx: Arc<Context>, rollout: Arc<CanaryRollout>, message: String) {
+    let rollout = ctx.statuses.latest(&rollout);
+    let old = rollout.status.clone().unwrap_or_default();
+    let mut new = old.clone();
+    set_condition(
+        &mut new.conditions,
+        Condition::new(
+            RECONCILE_FAILING,
+            true,
+            "ReconcileError",
+            message,
+            Timestamp::now(),
+        ),
+    );
+    if let Err(error) = ctx.statuses.write(&ctx, &rollout, &old, &new).await {
+        warn!(rollout = %rollout.name_any(), "failing reconciles not recorded in status: {error}");
+    }
+}
 
-    let target = deployments.get_opt(&spec.target_ref.name).await?;
-    let stable = deployments
-        .get_opt(&workloads::stable_name(&spec.target_ref.name))
-        .await?;
+/// The objects a rollout refers to, as the caches hold them.
+struct Dereferenced {
+    target: Option<Arc<Deployment>>,
+    stable: Option<Arc<Deployment>>,
+    parity_policy: Option<Arc<ParityPolicy>>,
+    slo_budget: Option<Arc<SLOBudget>>,
+    /// The target's newest ReplicaSet: its pod-template-hash marks the canary's pods.
+    target_replica_set: Option<Arc<ReplicaSet>>,
+}
+
+fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Dereferenced {
+    let spec = &rollout.spec;
+    let target = caches.deployment(namespace, &spec.target_ref.name);
+    let stable = caches.deployment(namespace, &workloads::stable_name(&spec.target_ref.name));
+    let analysis = &spec.analysis;
+    Dereferenced {
+        target_replica_set: target.as_deref().and_then(|t| caches.newest_replica_set(t)),
+        target,
+        stable,
+        parity_policy: analysis
+            .parity_policy_ref
+            .as_ref()
+            .and_then(|r| caches.parity_policy(namespace, &r.name)),
+        slo_budget: analysis
+            .slo_budget_ref
+            .as_ref()
+            .and_then(|r| caches.slo_budget(namespace, &r.name)),
+    }
+}
+
+/// Spec problems, and problems with what the spec refers to.
+async fn validate(
+    rollout: &CanaryRollout,
+    namespace: &str,
+    objects: &Dereferenced,
+    ctx: &Context,
+) -> Result<Vec<String>, Error> {
+    let spec = &rollout.spec;
     let mut problems = engine::validate::validate_rollout(spec);
-    if let Some(stable) = &stable {
+    if let Some(stable) = &objects.stable {
         let ours = stable
             .owner_references()
             .iter()
@@ -97,71 +159,84 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     }
     let names = ServiceNames::for_service(&spec.service.name, spec.service.port);
     if let (Some(gateway), true) = (&spec.traffic_routing.gateway_api, problems.is_empty()) {
-        match gateway_api::check_routes(&ctx.client, &namespace, &gateway.http_routes, &names).await
+        let cached = |route: &str| ctx.caches.cached_route(namespace, route);
+        match gateway_api::check_routes(
+            &ctx.client,
+            namespace,
+            &gateway.http_routes,
+            &cached,
+            &names,
+        )
+        .await
         {
             Err(error) if error.is_permanent() => problems.push(error.to_string()),
             other => other?,
         }
     }
-
-    let parity_policy = match &spec.analysis.parity_policy_ref {
-        Some(reference) => {
-            let policies: Api<ParityPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-            let policy = policies.get_opt(&reference.name).await?;
-            match &policy {
-                Some(policy) => problems.extend(parity::problems(policy)),
-                None => problems.push(format!("ParityPolicy {:?} not found", reference.name)),
-            }
-            policy
+    let analysis = &spec.analysis;
+    if let Some(reference) = &analysis.parity_policy_ref {
+        match &objects.parity_policy {
+            Some(policy) => problems.extend(parity::problems(policy)),
+            None => problems.push(format!("ParityPolicy {:?} not found", reference.name)),
         }
-        None => None,
-    };
-    let slo_budget = match &spec.analysis.slo_budget_ref {
-        Some(reference) => {
-            let budgets: Api<SLOBudget> = Api::namespaced(ctx.client.clone(), &namespace);
-            let budget = budgets.get_opt(&reference.name).await?;
-            match &budget {
-                Some(budget) => problems.extend(slo::problems(budget)),
-                None => problems.push(format!("SLOBudget {:?} not found", reference.name)),
-            }
-            budget
+    }
+    if let Some(reference) = &analysis.slo_budget_ref {
+        match &objects.slo_budget {
+            Some(budget) => problems.extend(slo::problems(budget)),
+            None => problems.push(format!("SLOBudget {:?} not found", reference.name)),
         }
-        None => None,
-    };
-    let freeze = slo_budget.as_ref().and_then(slo::freeze_reason);
+    }
+    Ok(problems)
+}
 
-    let target_observed = match &target {
+/// The two workloads as the engine sees them.
+fn observe(objects: &Dereferenced) -> Result<(Option<Workload>, Option<Workload>), Error> {
+    let target = match &objects.target {
         Some(target) => {
             let observed = workloads::observe(target, workloads::target_revision(target)?);
-            Some(workloads::confirm_available(&ctx.client, &namespace, target, observed).await?)
+            Some(workloads::confirm_available(
+                observed,
+                objects.target_replica_set.as_deref(),
+            ))
         }
         None => None,
     };
-    let stable_observed = stable
-        .as_ref()
+    let stable = objects
+        .stable
+        .as_deref()
         .map(|s| workloads::observe(s, workloads::stable_revision(s)));
-    let canary_hash = match &target {
-        Some(target)
+    Ok((target, stable))
+}
+
+async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> {
+    let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
+    let spec = &rollout.spec;
+    let status = rollout.status.clone().unwrap_or_default();
+    let objects = dereference(rollout, &namespace, &ctx.caches);
+    let problems = validate(rollout, &namespace, &objects, ctx).await?;
+    let freeze = objects.slo_budget.as_deref().and_then(slo::freeze_reason);
+    let (target_observed, stable_observed) = observe(&objects)?;
+    let canary_hash = match &objects.target {
+        Some(_)
             if status.phase.is_some_and(|p| {
                 matches!(p, Phase::Progressing | Phase::Paused | Phase::Promoting)
             }) =>
         {
-            workloads::canary_pod_template_hash(&ctx.client, &namespace, target).await?
+            workloads::pod_template_hash(objects.target_replica_set.as_deref())
         }
         _ => None,
     };
 
     let now = Timestamp::now();
-    let evaluate = problems.is_empty()
-        && target_observed.as_ref().map(|t| &t.revision) == status.canary_revision.as_ref()
-        && engine::evaluation_due(spec, &status, now);
+    let evaluate =
+        engine::evaluation_wanted(spec, &status, &problems, target_observed.as_ref(), now);
     let (analysis, parity_report) = if evaluate {
         let (input, report) = analysis::run(
-            &ctx.prometheus,
+            ctx.prometheus.as_ref(),
             rollout,
             canary_hash.as_deref(),
-            parity_policy.as_ref(),
-            slo_budget.as_ref(),
+            objects.parity_policy.as_deref(),
+            objects.slo_budget.as_deref(),
             now,
         )
         .await;
@@ -183,27 +258,39 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         freeze: freeze.as_deref(),
         now,
     };
-    let plan = engine::plan(&snapshot);
+    let mut plan = engine::plan(&snapshot);
+    // This reconcile got this far: whatever kept failing has passed.
+    plan.status
+        .conditions
+        .retain(|c| c.type_ != RECONCILE_FAILING);
 
-    if let Some(target) = &target {
-        carry_out(
-            ctx,
-            rollout,
-            &deployments,
+    if let Some(target) = &objects.target {
+        let observed = Observed {
             target,
-            stable_observed.as_ref(),
-            &names,
-            &plan,
-        )
-        .await?;
-        if plan.status.phase != Some(Phase::Invalid) {
-            workloads::apply_services(&ctx.client, rollout, target, canary_hash.as_deref()).await?;
+            stable: objects.stable.as_deref(),
+            stable_workload: stable_observed.as_ref(),
+        };
+        carry_out(ctx, rollout, &observed, &plan).await?;
+        if plan.track_services {
+            workloads::apply_services(
+                &ctx.client,
+                rollout,
+                target,
+                canary_hash.as_deref(),
+                |name| ctx.caches.service(&namespace, name),
+            )
+            .await?;
             if let Some(hash) = &canary_hash {
-                workloads::label_canary_pods(&ctx.client, &namespace, target, hash).await?;
+                let mut selector = workloads::match_labels(target);
+                selector.insert("pod-template-hash".into(), hash.clone());
+                let pods = ctx.caches.unlabelled_pods(&namespace, &selector);
+                workloads::label_canary_pods(&ctx.client, &namespace, &pods).await?;
             }
         }
     }
-    objects::apply_status(ctx, rollout, &status, &plan.status).await?;
+    ctx.statuses
+        .write(ctx, rollout, &status, &plan.status)
+        .await?;
     ctx.metrics.rollouts.record(
         &namespace,
         &rollout.name_any(),
@@ -211,43 +298,54 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         &plan.status,
         plan.rollback_cause,
     );
-    if let (Some(policy), Some(report)) = (&parity_policy, &parity_report)
+    if let (Some(policy), Some(report)) = (&objects.parity_policy, &parity_report)
         && let Err(error) = parity::record(&ctx.client, policy, report).await
     {
         warn!(rollout = %rollout.name_any(), "parity status not recorded: {error}");
     }
     publish(ctx, rollout, &plan.events).await;
+    ctx.backoff.succeeded(&ObjectRef::from_obj(rollout).erase());
     Ok(Action::requeue(plan.requeue_after))
+}
+
+/// What the cluster holds of the workloads a plan changes, as the caches show them.
+pub struct Observed<'a> {
+    pub target: &'a Deployment,
+    pub stable: Option<&'a Deployment>,
+    pub stable_workload: Option<&'a Workload>,
 }
 
 /// Applies the plan in the order that keeps traffic safe: the stable Deployment first (it takes
 /// traffic back), then the route weights, then the target's replicas. A shrinking stable
-/// Deployment (replicas router) waits until the canary has grown.
+/// Deployment (replicas router) waits until the canary has grown. Each write goes out only when
+/// the observed object differs from what the plan wants.
 pub async fn carry_out(
     ctx: &Context,
     rollout: &CanaryRollout,
-    deployments: &Api<Deployment>,
-    target: &Deployment,
-    stable: Option<&engine::Workload>,
-    names: &ServiceNames,
+    observed: &Observed<'_>,
     plan: &Plan,
 ) -> Result<(), Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let target = observed.target;
     let target_name = target.name_any();
+    let stable_name = workloads::stable_name(&target_name);
     let mut shrink_stable_to = None;
     if let Some(change) = &plan.stable {
+        let stable = observed.stable_workload;
         if change.copy_target_template || stable.is_none() {
             let revision = workloads::target_revision(target)?;
-            workloads::apply_stable(deployments, rollout, target, &revision, change.replicas)
-                .await?;
+            let in_place = observed.stable.is_some_and(|deployment| {
+                workloads::stable_revision(deployment) == revision
+                    && deployment.spec.as_ref().and_then(|s| s.replicas) == Some(change.replicas)
+            });
+            if !in_place {
+                workloads::apply_stable(&deployments, rollout, target, &revision, change.replicas)
+                    .await?;
+            }
         } else if let Some(stable) = stable.filter(|s| s.replicas != change.replicas) {
             if change.replicas > stable.replicas {
-                workloads::scale(
-                    deployments,
-                    &workloads::stable_name(&target_name),
-                    change.replicas,
-                )
-                .await?;
+                workloads::scale(&deployments, &stable_name, change.replicas).await?;
             } else {
                 shrink_stable_to = Some(change.replicas);
             }
@@ -257,18 +355,28 @@ pub async fn carry_out(
         plan.canary_weight,
         &rollout.spec.traffic_routing.gateway_api,
     ) {
-        gateway_api::set_weights(&ctx.client, &namespace, &gateway.http_routes, names, weight)
-            .await?;
+        let names =
+            ServiceNames::for_service(&rollout.spec.service.name, rollout.spec.service.port);
+        let cached = |route: &str| ctx.caches.cached_route(&namespace, route);
+        gateway_api::set_weights(
+            &ctx.client,
+            &namespace,
+            &gateway.http_routes,
+            &cached,
+            &names,
+            weight,
+        )
+        .await?;
     }
     let current_target_replicas = target.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     if let Some(replicas) = plan
         .target_replicas
         .filter(|r| *r != current_target_replicas)
     {
-        workloads::scale(deployments, &target_name, replicas).await?;
+        workloads::scale(&deployments, &target_name, replicas).await?;
     }
     if let Some(replicas) = shrink_stable_to {
-        workloads::scale(deployments, &workloads::stable_name(&target_name), replicas).await?;
+        workloads::scale(&deployments, &stable_name, replicas).await?;
     }
     Ok(())
 }
@@ -299,57 +407,53 @@ async fn publish(ctx: &Context, rollout: &CanaryRollout, events: &[PlannedEvent]
     }
 }
 
-/// Deleting a CanaryRollout hands the service back: the target runs at full size, every route
-/// sends all traffic to the user's Service, and Sluice's own objects go.
+/// Deleting a CanaryRollout hands the service back, one step per reconcile as the engine
+/// plans it: the target runs at full size, every route sends all traffic to the user's Service,
+/// and Sluice's own objects go.
 async fn hand_back(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let Some(target) = deployments.get_opt(&spec.target_ref.name).await? else {
-        workloads::delete_owned(&ctx.client, rollout).await?;
-        return Ok(Action::await_change());
-    };
-    let revision = workloads::target_revision(&target)?;
-    let size = status.desired_replicas.unwrap_or(1).max(1);
-    let observed = workloads::observe(&target, revision.clone());
-    let observed = workloads::confirm_available(&ctx.client, &namespace, &target, observed).await?;
-    if observed.replicas != size {
-        if matches!(status.phase, Some(Phase::RolledBack | Phase::Frozen))
-            && status.canary_revision.as_deref() == Some(revision.as_str())
-        {
-            let note = format!(
-                "handing back {}: it holds revision {revision}, which was rolled back; it now runs at full size without a canary",
-                spec.target_ref.name
-            );
-            publish(
-                ctx,
-                rollout,
-                &[PlannedEvent {
-                    warning: true,
-                    reason: "HandBackRolledBackRevision",
-                    note,
-                }],
-            )
-            .await;
+    let target = ctx.caches.deployment(&namespace, &spec.target_ref.name);
+    let observed = match &target {
+        Some(target) => {
+            let observed = workloads::observe(target, workloads::target_revision(target)?);
+            let newest = ctx.caches.newest_replica_set(target);
+            Some(workloads::confirm_available(observed, newest.as_deref()))
         }
-        workloads::scale(&deployments, &spec.target_ref.name, size).await?;
-        return Err(Error::HandBackPending(format!(
-            "scaling {} to {size}",
-            spec.target_ref.name
-        )));
+        None => None,
+    };
+    match engine::hand_back::hand_back(&spec.target_ref.name, &status, observed.as_ref()) {
+        HandBackStep::TargetGone => {
+            workloads::delete_owned(&ctx.client, rollout).await?;
+            Ok(Action::await_change())
+        }
+        HandBackStep::ScaleTarget { replicas, warning } => {
+            publish(ctx, rollout, warning.as_slice()).await;
+            let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+            workloads::scale(&deployments, &spec.target_ref.name, replicas).await?;
+            Err(Error::HandBackPending(format!(
+                "scaling {} to {replicas}",
+                spec.target_ref.name
+            )))
+        }
+        HandBackStep::WaitForTarget { why } => Err(Error::HandBackPending(why)),
+        HandBackStep::Release => {
+            if let Some(gateway) = &spec.traffic_routing.gateway_api {
+                let names = ServiceNames::for_service(&spec.service.name, spec.service.port);
+                let cached = |route: &str| ctx.caches.cached_route(&namespace, route);
+                gateway_api::hand_back(
+                    &ctx.client,
+                    &namespace,
+                    &gateway.http_routes,
+                    &cached,
+                    &names,
+                )
+                .await?;
+            }
+            workloads::delete_owned(&ctx.client, rollout).await?;
+            info!(rollout = %rollout.name_any(), namespace, "handed back to {}", spec.target_ref.name);
+            Ok(Action::await_change())
+        }
     }
-    if !observed.available {
-        return Err(Error::HandBackPending(format!(
-            "waiting for {} to be available ({}/{size} ready)",
-            spec.target_ref.name, observed.ready_replicas
-        )));
-    }
-    if let Some(gateway) = &spec.traffic_routing.gateway_api {
-        let names = ServiceNames::for_service(&spec.service.name, spec.service.port);
-        gateway_api::hand_back(&ctx.client, &namespace, &gateway.http_routes, &names).await?;
-    }
-    workloads::delete_owned(&ctx.client, rollout).await?;
-    info!(rollout = %rollout.name_any(), namespace, "handed back to {}", spec.target_ref.name);
-    Ok(Action::await_change())
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -21,6 +22,7 @@ pub const FIELD_MANAGER: &str = "sluice";
 pub const TRACK_LABEL: &str = "sluice.dev/track";
 pub const REVISION_ANNOTATION: &str = "sluice.dev/revision";
 pub const ROLLOUT_LABEL: &str = "sluice.dev/rollout";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 
 pub fn stable_name(target: &str) -> String {
     format!("{target}-stable")
@@ -67,12 +69,12 @@ fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Val
         .ok_or(Error::MissingNamespace)?;
     Ok(json!({
         "name": name,
-        "labels": {"app.kubernetes.io/managed-by": "sluice", ROLLOUT_LABEL: rollout.name_any()},
+        "labels": {MANAGED_BY_LABEL: "sluice", ROLLOUT_LABEL: rollout.name_any()},
         "ownerReferences": [owner],
     }))
 }
 
-fn match_labels(target: &Deployment) -> BTreeMap<String, String> {
+pub fn match_labels(target: &Deployment) -> BTreeMap<String, String> {
     target
         .spec
         .as_ref()
@@ -126,73 +128,23 @@ pub async fn scale(api: &Api<Deployment>, name: &str, replicas: i32) -> Result<(
 
 /// The pod-template-hash of the target's newest ReplicaSet: what tells canary pods apart from
 /// stable ones without touching the user's template.
-pub async fn canary_pod_template_hash(
-    client: &kube::Client,
-    namespace: &str,
-    target: &Deployment,
-) -> Result<Option<String>, Error> {
-    Ok(newest_replica_set(client, namespace, target)
-        .await?
-        .and_then(|rs| rs.labels().get("pod-template-hash").cloned()))
-}
-
-/// The Deployment's ReplicaSet with the highest revision: the one running its current template.
-async fn newest_replica_set(
-    client: &kube::Client,
-    namespace: &str,
-    deployment: &Deployment,
-) -> Result<Option<ReplicaSet>, Error> {
-    let selector = match_labels(deployment)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let uid = deployment.uid();
-    let list = sets.list(&ListParams::default().labels(&selector)).await?;
-    let revision = |rs: &ReplicaSet| {
-        rs.annotations()
-            .get("deployment.kubernetes.io/revision")
-            .and_then(|r| r.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-        })
-        .max_by_key(revision))
+pub fn pod_template_hash(newest: Option<&ReplicaSet>) -> Option<String> {
+    newest.and_then(|set| set.labels().get("pod-template-hash").cloned())
 }
 
 /// Labels the canary's pods `sluice.dev/track: canary` (the pods, not the user's template), so
-/// queries and relabelling can tell the tracks apart as they can for stable pods.
+/// queries and relabelling can tell the tracks apart as they can for stable pods. `pods` are the
+/// unlabelled ones the cache shows; a labelled pod leaves that cache.
 pub async fn label_canary_pods(
     client: &kube::Client,
     namespace: &str,
-    target: &Deployment,
-    canary_hash: &str,
+    pods: &[String],
 ) -> Result<(), Error> {
-    let mut selector: Vec<String> = match_labels(target)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    selector.push(format!("pod-template-hash={canary_hash}"));
-    selector.push(format!("!{TRACK_LABEL}"));
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let unlabelled = pods
-        .list(&ListParams::default().labels(&selector.join(",")))
-        .await?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let patch = json!({"metadata": {"labels": {TRACK_LABEL: "canary"}}});
-    for pod in unlabelled.items {
-        match pods
-            .patch(
-                &pod.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+    for pod in pods {
+        match api
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -205,41 +157,25 @@ pub async fn label_canary_pods(
 }
 
 /// `workload` with `available` cleared unless the Deployment's newest ReplicaSet has acted on
-/// its latest spec and has as many ready pods as the workload has replicas.
+/// its latest spec and reports as many ready pods as the workload has replicas.
 ///
 /// The Deployment's status is summed from ReplicaSet statuses, which for a moment after a
 /// scale-down still count the pods being deleted: scaled 3 → 0 → 3, it can report 3 available
-/// replicas while none is running. Pods alone are not enough either: until the ReplicaSet
-/// reports the generation of its latest replica count, its controller may still be deleting
-/// pods for an earlier one.
-pub async fn confirm_available(
-    client: &kube::Client,
-    namespace: &str,
-    deployment: &Deployment,
-    workload: Workload,
-) -> Result<Workload, Error> {
+/// replicas while none is running. The ReplicaSet's own status, once it reports the generation
+/// of its latest replica count, counts only active pods (not those being deleted).
+pub fn confirm_available(workload: Workload, newest: Option<&ReplicaSet>) -> Workload {
     if !workload.available || workload.replicas <= 0 {
-        return Ok(workload);
+        return workload;
     }
-    let (settled, ready) = match newest_replica_set(client, namespace, deployment).await? {
+    let (settled, ready) = match newest {
         Some(set) => {
-            let settled =
-                set.status.as_ref().and_then(|s| s.observed_generation) >= set.metadata.generation;
-            let hash = set.labels().get("pod-template-hash").cloned();
-            let mut selector: Vec<String> = match_labels(deployment)
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            selector.extend(hash.map(|hash| format!("pod-template-hash={hash}")));
-            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let list = pods
-                .list(&ListParams::default().labels(&selector.join(",")))
-                .await?;
-            (settled, ready_pods(&list.items))
+            let status = set.status.as_ref();
+            let settled = status.and_then(|s| s.observed_generation) >= set.metadata.generation;
+            (settled, status.and_then(|s| s.ready_replicas).unwrap_or(0))
         }
         None => (false, 0),
     };
-    Ok(if settled && ready >= workload.replicas {
+    if settled && ready >= workload.replicas {
         workload
     } else {
         Workload {
@@ -247,30 +183,17 @@ pub async fn confirm_available(
             ready_replicas: ready,
             ..workload
         }
-    })
+    }
 }
 
-/// Pods that are Ready and not being deleted.
-fn ready_pods(pods: &[Pod]) -> i32 {
-    let ready = pods
-        .iter()
-        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-        .filter(|pod| {
-            pod.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .count();
-    i32::try_from(ready).unwrap_or(i32::MAX)
-}
-
-/// `<service>-stable` and `<service>-canary`, selecting each track's pods.
+/// `<service>-stable` and `<service>-canary`, selecting each track's pods; each is applied only
+/// when `observed` (the cache) shows it missing or different.
 pub async fn apply_services(
     client: &kube::Client,
     rollout: &CanaryRollout,
     target: &Deployment,
     canary_hash: Option<&str>,
+    observed: impl Fn(&str) -> Option<std::sync::Arc<Service>>,
 ) -> Result<(), Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
@@ -287,6 +210,11 @@ pub async fn apply_services(
     };
     for (suffix, selector) in [("stable", stable_selector), ("canary", canary_selector)] {
         let name = format!("{}-{suffix}", service.name);
+        if observed(&name).is_some_and(|existing| {
+            service_matches(&existing, rollout, &selector, service.port, target_port)
+        }) {
+            continue;
+        }
         let object = json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -304,6 +232,30 @@ pub async fn apply_services(
         .await?;
     }
     Ok(())
+}
+
+/// Whether an existing Service already says what [`apply_services`] would write.
+fn service_matches(
+    existing: &Service,
+    rollout: &CanaryRollout,
+    selector: &BTreeMap<String, String>,
+    port: i32,
+    target_port: i32,
+) -> bool {
+    let owned = existing
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == rollout.uid().as_ref() && o.controller == Some(true));
+    let labelled = existing.labels().get(ROLLOUT_LABEL) == Some(&rollout.name_any())
+        && existing.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some("sluice");
+    let spec = existing.spec.as_ref();
+    let ports_match = spec.and_then(|s| s.ports.as_deref()).is_some_and(|ports| {
+        matches!(ports, [only] if only.name.as_deref() == Some("http")
+            && only.port == port
+            && only.protocol.as_deref().unwrap_or("TCP") == "TCP"
+            && only.target_port == Some(IntOrString::Int(target_port)))
+    });
+    owned && labelled && ports_match && spec.and_then(|s| s.selector.as_ref()) == Some(selector)
 }
 
 /// Removes what Sluice created for a rollout (also garbage-collected through ownerReferences,
@@ -333,33 +285,39 @@ pub async fn delete_owned(client: &kube::Client, rollout: &CanaryRollout) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::api::apps::v1::ReplicaSetStatus;
 
-    fn pod(ready: &str, deleting: bool) -> Pod {
-        let mut pod = Pod::default();
-        pod.metadata.deletion_timestamp = deleting.then_some(Time(jiff::Timestamp::UNIX_EPOCH));
-        pod.status = Some(PodStatus {
-            conditions: Some(vec![PodCondition {
-                type_: "Ready".into(),
-                status: ready.into(),
-                ..Default::default()
-            }]),
+    fn replica_set(generation: i64, observed: Option<i64>, ready: i32) -> ReplicaSet {
+        let mut set = ReplicaSet::default();
+        set.metadata.generation = Some(generation);
+        set.status = Some(ReplicaSetStatus {
+            observed_generation: observed,
+            ready_replicas: Some(ready),
             ..Default::default()
         });
-        pod
+        set
+    }
+
+    fn available(replicas: i32) -> Workload {
+        Workload {
+            revision: "r".into(),
+            replicas,
+            ready_replicas: replicas,
+            available: true,
+        }
     }
 
     #[test]
-    fn only_ready_pods_that_are_not_being_deleted_count() {
-        let pods = [
-            pod("True", false),
-            pod("True", true),
-            pod("False", false),
-            Pod::default(),
-            pod("True", false),
-        ];
-        assert_eq!(ready_pods(&pods), 2);
-        assert_eq!(ready_pods(&[]), 0);
+    fn availability_needs_a_settled_newest_replica_set_with_enough_ready_pods() {
+        let confirmed = |set: Option<&ReplicaSet>| confirm_available(available(3), set);
+        assert!(confirmed(Some(&replica_set(4, Some(4), 3))).available);
+        // Not yet acted on its latest replica count: the pods it counts may be going away.
+        assert!(!confirmed(Some(&replica_set(4, Some(3), 3))).available);
+        let short = confirmed(Some(&replica_set(4, Some(4), 1)));
+        assert!(!short.available);
+        assert_eq!(short.ready_replicas, 1);
+        assert!(!confirmed(None).available);
+        // Nothing to confirm for a workload already unavailable or scaled to 0.
+        assert!(confirm_available(available(0), None).available);
     }
 }

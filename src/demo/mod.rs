@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use kube::Client;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 
@@ -48,7 +47,7 @@ pub struct DemoConfig {
 /// an error when a step fails, the story does not finish in time, or a signal interrupts it.
 pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
     let mut shutdown = Box::pin(shutdown_signal()?);
-    let client = Client::try_default()
+    let client = crate::client::operator()
         .await
         .context("no Kubernetes client (KUBECONFIG)")?;
     let namespace = config.namespace.as_str();
@@ -88,6 +87,7 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
         prometheus_auth: Default::default(),
         metrics_address: None,
         lease: None,
+        concurrency: controller::DEFAULT_CONCURRENCY,
     }));
     timeline.say(format!("operator started, watching namespace {namespace}"));
 

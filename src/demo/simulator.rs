@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::warn;
@@ -218,11 +218,48 @@ async fn version_of(
         .and_then(|spec| spec.template.spec.as_ref())
         .and_then(|pod| pod.containers.first())
         .and_then(|container| container.image.clone());
-    let hash = workloads::canary_pod_template_hash(client, namespace, deployment).await?;
+    let hash = newest_pod_template_hash(client, namespace, deployment).await?;
     Ok(image.zip(hash).map(|(image, pod_template_hash)| Version {
         image,
         pod_template_hash,
     }))
+}
+
+/// The pod-template-hash of the Deployment's newest ReplicaSet. The simulator plays the data
+/// plane, so it lists what a data plane would see.
+async fn newest_pod_template_hash(
+    client: &Client,
+    namespace: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<Option<String>> {
+    let selector = workloads::match_labels(deployment)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let list = sets.list(&ListParams::default().labels(&selector)).await?;
+    let uid = deployment.metadata.uid.as_ref();
+    let revision = |set: &ReplicaSet| {
+        set.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|set| {
+            set.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(&o.uid) == uid)
+        })
+        .max_by_key(revision)
+        .and_then(|set| set.metadata.labels?.get("pod-template-hash").cloned()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod hand_back;
 pub mod parity;
 pub mod requests;
 pub mod revision;
@@ -17,5 +18,6 @@ pub mod statistics;
 pub mod validate;
 
 pub use rollout::{
-    Plan, PlannedEvent, RollbackCause, Snapshot, StableChange, Workload, evaluation_due, plan,
+    Plan, PlannedEvent, RollbackCause, Snapshot, StableChange, Workload, evaluation_due,
+    evaluation_wanted, plan,
 };

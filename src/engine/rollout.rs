@@ -87,6 +87,9 @@ pub struct Plan {
     pub requeue_after: Duration,
     /// Set when this plan rolls the candidate back.
     pub rollback_cause: Option<RollbackCause>,
+    /// Keep `<service>-stable` / `<service>-canary` and the canary pods' track label in place:
+    /// everywhere but on an invalid spec, which changes nothing.
+    pub track_services: bool,
 }
 
 /// Why a candidate was rolled back, as a static label for metrics.
@@ -124,6 +127,21 @@ pub fn evaluation_due(
         return false;
     }
     next_evaluation_at(spec, status).is_some_and(|at| now >= at)
+}
+
+/// Whether the shell runs the queries in this reconcile: the spec is valid, the target still
+/// holds the candidate being judged (a newer template restarts the rollout first), and an
+/// evaluation is due.
+pub fn evaluation_wanted(
+    spec: &CanaryRolloutSpec,
+    status: &CanaryRolloutStatus,
+    problems: &[String],
+    target: Option<&Workload>,
+    now: Timestamp,
+) -> bool {
+    problems.is_empty()
+        && target.map(|t| &t.revision) == status.canary_revision.as_ref()
+        && evaluation_due(spec, status, now)
 }
 
 /// When the next evaluation of the current stage is due: an interval after the latest evaluation
@@ -218,6 +236,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         if let Some(weight) = plan.weight {
             self.status.canary_weight = Some(weight);
         }
+        let track_services = self.status.phase != Some(Phase::Invalid);
         Plan {
             stable: plan.stable,
             canary_weight: if self.uses_router { plan.weight } else { None },
@@ -226,6 +245,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             events: self.events,
             requeue_after: plan.requeue_after,
             rollback_cause: self.rollback_cause,
+            track_services,
         }
     }
 

@@ -629,3 +629,38 @@ fn history_keeps_the_last_ten() {
     assert_eq!(world.status.history.len(), 10);
     assert_eq!(world.status.history.last().unwrap().revision, "bad11");
 }
+
+#[test]
+fn queries_run_only_for_a_valid_spec_on_the_candidate_being_judged_when_due() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None); // canary available: stage 0 starts
+    world.advance(40);
+    let wanted = |world: &World, problems: &[String], revision: &str| {
+        let target = Workload {
+            revision: revision.into(),
+            ..world.target.clone()
+        };
+        evaluation_wanted(
+            &world.spec,
+            &world.status,
+            problems,
+            Some(&target),
+            world.now,
+        )
+    };
+    assert!(wanted(&world, &[], "rev2"));
+    assert!(!wanted(&world, &["bad".to_string()], "rev2"));
+    // A newer template: the rollout restarts before anything is judged.
+    assert!(!wanted(&world, &[], "rev3"));
+    let plan = world.step(Some(AnalysisInput {
+        samples: None,
+        checks: vec![Ok(Some(0.001))],
+        baselines: vec![],
+        gates: vec![],
+    }));
+    assert!(plan.track_services);
+    world.advance(1);
+    assert!(!wanted(&world, &[], "rev2"), "an interval has not passed");
+}

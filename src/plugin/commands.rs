@@ -46,7 +46,8 @@ impl Session {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client = Client::try_from(config).map_err(|e| PluginError::Connect(Box::new(e)))?;
+        let client = crate::client::named(config, crate::client::PLUGIN_USER_AGENT)
+            .map_err(|e| PluginError::Connect(Box::new(e)))?;
         Ok(Self { client, namespace })
     }
 

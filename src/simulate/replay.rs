@@ -150,7 +150,8 @@ pub async fn replay(
         }
         let freeze = budget.as_ref().and_then(BudgetTracker::freeze_reason);
         rollout.status = Some(status.clone());
-        let evaluate = engine::evaluation_due(&rollout.spec, &status, now);
+        let evaluate =
+            engine::evaluation_wanted(&rollout.spec, &status, &[], Some(&world.target), now);
         let input = match evaluate {
             true => {
                 evaluations += 1;

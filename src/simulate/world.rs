@@ -127,6 +127,7 @@ mod tests {
             events: Vec::new(),
             requeue_after: Duration::from_secs(1),
             rollback_cause: None,
+            track_services: true,
         }
     }
 

@@ -11,6 +11,8 @@
 //! absent or empty, and its `namespace` is absent or the route's own.
 
 use futures::future::join_all;
+use std::sync::Arc;
+
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
@@ -298,25 +300,43 @@ fn same_but_target(a: &Value, b: &Value) -> bool {
     rest(a).is_some() && rest(a) == rest(b)
 }
 
-fn http_routes(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+/// The HTTPRoute kind (standard channel, `gateway.networking.k8s.io/v1`).
+pub fn http_route_resource() -> ApiResource {
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
-    Api::namespaced_with(client.clone(), namespace, &resource)
+    ApiResource::from_gvk_with_plural(&gvk, "httproutes")
 }
+
+fn http_routes(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &http_route_resource())
+}
+
+/// What the operator's cache says of a route.
+#[derive(Clone, Debug)]
+pub enum CachedRoute {
+    /// The cache is synced: the route as it holds it, or None when there is no such route.
+    Known(Option<Arc<DynamicObject>>),
+    /// The cache cannot tell (not synced, or the HTTPRoute CRD is missing): ask the apiserver.
+    Unknown,
+}
+
+/// Looks a route up by name in the operator's cache.
+pub type RouteLookup<'a> = &'a (dyn Fn(&str) -> CachedRoute + Sync);
 
 /// Sets the canary weight on every route. Every route is attempted even when one fails, so a
 /// rollback still drains the canary from the routes that can be written; the first error (in
-/// the order of `routes`) is returned.
+/// the order of `routes`) is returned. A route the cache shows with the right weights costs no
+/// request.
 pub async fn set_weights(
     client: &kube::Client,
     namespace: &str,
     routes: &[String],
+    cached: RouteLookup<'_>,
     names: &ServiceNames,
     canary_weight: u32,
 ) -> Result<(), TrafficError> {
     let api = &http_routes(client, namespace);
     let results = join_all(routes.iter().map(|route| async move {
-        match rewrite_rules(api, route, |current| {
+        match rewrite_rules(api, route, cached(route), |current| {
             with_weights(current, names, canary_weight)
         })
         .await?
@@ -340,11 +360,16 @@ pub async fn hand_back(
     client: &kube::Client,
     namespace: &str,
     routes: &[String],
+    cached: RouteLookup<'_>,
     names: &ServiceNames,
 ) -> Result<(), TrafficError> {
     let api = &http_routes(client, namespace);
     let results = join_all(routes.iter().map(|route| async move {
-        match rewrite_rules(api, route, |current| Ok(handed_back(current, names))).await? {
+        match rewrite_rules(api, route, cached(route), |current| {
+            Ok(handed_back(current, names))
+        })
+        .await?
+        {
             Rewrite::Missing => {
                 tracing::debug!(route = %route, "HTTPRoute gone, nothing to hand back")
             }
@@ -362,17 +387,19 @@ pub async fn check_routes(
     client: &kube::Client,
     namespace: &str,
     routes: &[String],
+    cached: RouteLookup<'_>,
     names: &ServiceNames,
 ) -> Result<(), TrafficError> {
     let api = &http_routes(client, namespace);
     let results = join_all(routes.iter().map(|route| async move {
-        let object = api
-            .get_opt(route)
-            .await?
-            .ok_or_else(|| TrafficError::RouteNotFound {
-                route: route.clone(),
-            })?;
-        let current = serde_json::to_value(&object).map_err(kube::Error::SerdeError)?;
+        let object = match cached(route) {
+            CachedRoute::Known(object) => object,
+            CachedRoute::Unknown => api.get_opt(route).await?.map(Arc::new),
+        }
+        .ok_or_else(|| TrafficError::RouteNotFound {
+            route: route.clone(),
+        })?;
+        let current = serde_json::to_value(object.as_ref()).map_err(kube::Error::SerdeError)?;
         with_weights(&current, names, 0).map(drop)
     }))
     .await;
@@ -385,11 +412,13 @@ enum Rewrite {
     Patched,
 }
 
-/// Reads the route, computes its new rules and patches them in, guarded by the resourceVersion
-/// read; on a conflict it starts over from a fresh read.
+/// Computes the route's new rules from the cached copy (or a read where the cache cannot tell)
+/// and patches them in, guarded by the resourceVersion they were computed from; on a conflict
+/// it starts over from a fresh read.
 async fn rewrite_rules(
     api: &Api<DynamicObject>,
     route: &str,
+    cached: CachedRoute,
     new_rules: impl Fn(&Value) -> Result<Option<Value>, TrafficError>,
 ) -> Result<Rewrite, TrafficError> {
     let params = PatchParams {
@@ -397,11 +426,16 @@ async fn rewrite_rules(
         ..PatchParams::default()
     };
     let mut conflicts = 0;
+    let mut cached = Some(cached);
     loop {
-        let Some(object) = api.get_opt(route).await? else {
+        let object = match cached.take() {
+            Some(CachedRoute::Known(object)) => object,
+            Some(CachedRoute::Unknown) | None => api.get_opt(route).await?.map(Arc::new),
+        };
+        let Some(object) = object else {
             return Ok(Rewrite::Missing);
         };
-        let current = serde_json::to_value(&object).map_err(kube::Error::SerdeError)?;
+        let current = serde_json::to_value(object.as_ref()).map_err(kube::Error::SerdeError)?;
         let Some(rules) = new_rules(&current)? else {
             return Ok(Rewrite::Unchanged);
         };

@@ -1,0 +1,274 @@
+//! What the reconcilers read: reflector stores fed by watches, scoped to the operator's
+//! namespace (or all) and, for ReplicaSets, pods and Services, to what Sluice looks at.
+//!
+//! A reconcile never LISTs and never GETs an object a store holds; it writes only what differs
+//! from what the stores show. Each watch also triggers reconciles of the rollouts its objects
+//! concern (see `controller::run_rollouts`), so the stores and the triggers are one stream.
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+
+use super::scoped;
+use super::workloads::{MANAGED_BY_LABEL, TRACK_LABEL};
+use crate::api::CanaryRollout;
+use crate::api::parity_policy::ParityPolicy;
+use crate::api::slo_budget::SLOBudget;
+use crate::traffic::gateway_api::{self, CachedRoute};
+
+/// Read-only views of the watched objects, shared by every reconcile of one scope.
+#[derive(Clone)]
+pub struct Caches {
+    pub rollouts: Store<CanaryRollout>,
+    /// Every Deployment in scope: targets are the user's and carry no label of Sluice's.
+    pub deployments: Store<Deployment>,
+    /// ReplicaSets of Deployments (those with a `pod-template-hash`), without their templates.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Metadata of Deployment pods that carry no track label yet: canary pods to be labelled.
+    pub unlabelled_pods: Store<PartialObjectMeta<Pod>>,
+    /// The Services Sluice manages.
+    pub services: Store<Service>,
+    /// HTTPRoutes; a store that is not ready means the HTTPRoute CRD is missing or still syncing.
+    pub routes: Store<DynamicObject>,
+    pub parity_policies: Store<ParityPolicy>,
+    pub slo_budgets: Store<SLOBudget>,
+}
+
+type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The watches behind [`Caches`]: polling a feed fills its store and yields the objects that
+/// changed or went, for the controller to map to rollouts.
+pub struct Feeds {
+    pub rollouts: Feed<CanaryRollout>,
+    pub deployments: Feed<Deployment>,
+    pub replica_sets: Feed<ReplicaSet>,
+    pub services: Feed<Service>,
+    pub routes: Feed<DynamicObject>,
+    pub parity_policies: Feed<ParityPolicy>,
+    pub slo_budgets: Feed<SLOBudget>,
+    /// Fills the pod store; pods trigger nothing (the rollouts requeue while a canary runs).
+    pub pods: futures::future::BoxFuture<'static, ()>,
+}
+
+/// Fields no reconcile reads, dropped before caching to keep the operator small at thousands of
+/// rollouts.
+fn trim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn feed<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    modify: impl FnMut(&mut K) + Send + 'static,
+) -> (Store<K>, Feed<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(modify)
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (reader, stream)
+}
+
+/// Starts nothing: returns the stores and the feeds that fill them once polled. `selected` is
+/// the shard's selector on CanaryRollouts.
+pub fn watch(
+    client: &Client,
+    namespace: &Option<String>,
+    selected: watcher::Config,
+) -> (Caches, Feeds) {
+    let all = watcher::Config::default;
+    let (rollouts, rollout_feed) = feed(scoped(client, namespace), selected, trim);
+    let (deployments, deployment_feed) = feed(scoped(client, namespace), all(), trim);
+    let (replica_sets, replica_set_feed) = feed(
+        scoped(client, namespace),
+        all().labels("pod-template-hash"),
+        |set: &mut ReplicaSet| {
+            trim(set);
+            if let Some(spec) = set.spec.as_mut() {
+                spec.template = None;
+            }
+        },
+    );
+    let (services, service_feed) = feed(
+        scoped(client, namespace),
+        all().labels(&format!("{MANAGED_BY_LABEL}=sluice")),
+        trim,
+    );
+    let (parity_policies, policy_feed) = feed(scoped(client, namespace), all(), trim);
+    let (slo_budgets, budget_feed) = feed(scoped(client, namespace), all(), trim);
+
+    let pod_api: Api<PartialObjectMeta<Pod>> = scoped(client, namespace);
+    let (unlabelled_pods, pod_writer) = reflector::store();
+    let pods = watcher(
+        pod_api,
+        all().labels(&format!("pod-template-hash,!{TRACK_LABEL}")),
+    )
+    .default_backoff()
+    .modify(trim)
+    .reflect(pod_writer)
+    .for_each(|_| std::future::ready(()))
+    .boxed();
+
+    let resource = gateway_api::http_route_resource();
+    let route_api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let route_writer = reflector::store::Writer::new(resource);
+    let routes = route_writer.as_reader();
+    // Without the HTTPRoute CRD the list fails and is retried with backoff; the store then
+    // stays unready and rollouts on routes report the route missing.
+    let route_feed = watcher(route_api, all())
+        .default_backoff()
+        .modify(trim)
+        .reflect(route_writer)
+        .touched_objects()
+        .boxed();
+
+    let caches = Caches {
+        rollouts,
+        deployments,
+        replica_sets,
+        unlabelled_pods,
+        services,
+        routes,
+        parity_policies,
+        slo_budgets,
+    };
+    let feeds = Feeds {
+        rollouts: rollout_feed,
+        deployments: deployment_feed,
+        replica_sets: replica_set_feed,
+        services: service_feed,
+        routes: route_feed,
+        parity_policies: policy_feed,
+        slo_budgets: budget_feed,
+        pods,
+    };
+    (caches, feeds)
+}
+
+impl Caches {
+    /// Stores that stay empty: for driving the apply step without watches.
+    pub fn empty() -> Self {
+        Self {
+            rollouts: reflector::store().0,
+            deployments: reflector::store().0,
+            replica_sets: reflector::store().0,
+            unlabelled_pods: reflector::store().0,
+            services: reflector::store().0,
+            routes: reflector::store::Writer::new(gateway_api::http_route_resource()).as_reader(),
+            parity_policies: reflector::store().0,
+            slo_budgets: reflector::store().0,
+        }
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn parity_policy(&self, namespace: &str, name: &str) -> Option<Arc<ParityPolicy>> {
+        self.parity_policies
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn slo_budget(&self, namespace: &str, name: &str) -> Option<Arc<SLOBudget>> {
+        self.slo_budgets
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Whether every store a reconcile reads has had its first full list (the route store may
+    /// never: the HTTPRoute CRD is optional).
+    pub fn synced(&self) -> bool {
+        fn ready<K>(store: &Store<K>) -> bool
+        where
+            K: reflector::Lookup + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store.wait_until_ready().now_or_never().is_some()
+        }
+        ready(&self.rollouts)
+            && ready(&self.deployments)
+            && ready(&self.replica_sets)
+            && ready(&self.unlabelled_pods)
+            && ready(&self.services)
+            && ready(&self.parity_policies)
+            && ready(&self.slo_budgets)
+    }
+
+    /// The route as the cache holds it; Unknown while the route store has not synced (the
+    /// HTTPRoute CRD may be missing), so the caller reads it instead.
+    pub fn cached_route(&self, namespace: &str, name: &str) -> CachedRoute {
+        if self.routes.wait_until_ready().now_or_never().is_none() {
+            return CachedRoute::Unknown;
+        }
+        let reference =
+            ObjectRef::new_with(name, gateway_api::http_route_resource()).within(namespace);
+        CachedRoute::Known(self.routes.get(&reference))
+    }
+
+    /// The Deployment's ReplicaSet with the highest revision: the one running its current
+    /// template.
+    pub fn newest_replica_set(&self, deployment: &Deployment) -> Option<Arc<ReplicaSet>> {
+        let uid = deployment.uid()?;
+        let namespace = deployment.namespace();
+        let revision = |set: &ReplicaSet| {
+            set.annotations()
+                .get("deployment.kubernetes.io/revision")
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.replica_sets
+            .state()
+            .into_iter()
+            .filter(|set| {
+                set.namespace() == namespace && set.owner_references().iter().any(|o| o.uid == uid)
+            })
+            .max_by_key(|set| revision(set))
+    }
+
+    /// Names of the Deployment pods in `namespace` that match every label of `selector` and carry
+    /// no track label.
+    pub fn unlabelled_pods(
+        &self,
+        namespace: &str,
+        selector: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<String> {
+        self.unlabelled_pods
+            .state()
+            .into_iter()
+            .filter(|pod| {
+                pod.metadata.namespace.as_deref() == Some(namespace)
+                    && pod.metadata.deletion_timestamp.is_none()
+                    && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
+            })
+            .map(|pod| pod.name_any())
+            .collect()
+    }
+}
