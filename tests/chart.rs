@@ -160,6 +160,7 @@ async fn rendered_chart_with_every_option_is_accepted_by_the_apiserver() {
     assert_eq!(env_var("SLUICE_LEADER_ELECT")["value"], "true");
     assert_eq!(env_var("SLUICE_LEASE_NAMESPACE")["value"], namespace);
     assert_eq!(env_var("SLUICE_LOG_LEVEL")["value"], "info,sluice=debug");
+    assert_eq!(env_var("SLUICE_MAX_CONCURRENT_RECONCILES")["value"], "4");
     // Secrets reach the operator as files only.
     assert_eq!(
         env_var("SLUICE_PROMETHEUS_PASSWORD_FILE")["value"],
@@ -403,6 +404,7 @@ async fn operator_starts_with_the_environment_the_chart_renders() {
         .unwrap_or_else(|| panic!("no start line in\n{started}"));
     assert!(starting.contains("sluice.dev/shard=a"), "{starting}");
     assert!(starting.contains(ns.name()), "{starting}");
+    assert!(starting.contains(r#""concurrency":4"#), "{starting}");
 }
 
 /// The CA file of the local apiserver, a PEM bundle at hand for the Prometheus CA setting.

@@ -130,7 +130,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .with_auth(config.prometheus_auth.clone())
         .with_telemetry(metrics.queries.clone());
     let context = Arc::new(Context::with_metrics(client.clone(), prometheus, metrics));
-    info!(namespaces = ?config.namespaces, selector = config.selector.as_deref().unwrap_or(""), prometheus = %config.prometheus_url, "sluice operator starting");
+    info!(namespaces = ?config.namespaces, selector = config.selector.as_deref().unwrap_or(""), prometheus = %config.prometheus_url, concurrency = config.concurrency, "sluice operator starting");
     if let Some(address) = config.metrics_address {
         let state = ServerState {
             metrics: context.metrics.clone(),

@@ -21,6 +21,7 @@ pub const EVERY_OPTION: &[&str] = &[
     "prometheus.auth.basicAuthSecret.name=prometheus-basic-auth",
     "prometheus.caSecret.name=prometheus-ca",
     "log.level=info\\,sluice=debug",
+    "maxConcurrentReconciles=4",
 ];
 
 pub fn chart_dir() -> PathBuf {
