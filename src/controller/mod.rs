@@ -8,6 +8,7 @@ pub mod leader;
 pub mod metrics;
 pub mod objects;
 pub mod parity;
+pub mod parity_feed;
 pub mod parity_policy;
 pub mod rollout;
 mod rollout_metrics;
@@ -43,6 +44,7 @@ use backoff::ErrorBackoff;
 use caches::Caches;
 use leader::LeaseConfig;
 use metrics::Metrics;
+use parity_feed::ParityFeed;
 use server::ServerState;
 use status_memory::StatusMemory;
 
@@ -75,6 +77,8 @@ pub struct Context {
     pub statuses: StatusMemory,
     /// Retry delays of objects whose reconciles fail.
     pub backoff: ErrorBackoff,
+    /// Parity measured by rollouts, for the ParityPolicy reconcile to write.
+    pub parity_feed: ParityFeed,
 }
 
 impl Context {
@@ -106,6 +110,7 @@ impl Context {
             caches: Caches::empty(),
             statuses: StatusMemory::default(),
             backoff: ErrorBackoff::default(),
+            parity_feed: ParityFeed::default(),
         }
     }
 
@@ -119,6 +124,7 @@ impl Context {
             caches,
             statuses: StatusMemory::default(),
             backoff: ErrorBackoff::default(),
+            parity_feed: ParityFeed::default(),
         }
     }
 }
