@@ -99,7 +99,13 @@ pub fn watch(
 ) -> (Caches, Feeds) {
     let all = watcher::Config::default;
     let (rollouts, rollout_feed) = feed(scoped(client, namespace), selected, trim);
-    let (deployments, deployment_feed) = feed(scoped(client, namespace), all(), trim);
+    let (deployments, deployment_feed) =
+        feed(scoped(client, namespace), all(), |deployment: &mut Deployment| {
+            trim(deployment);
+            if let Some(status) = deployment.status.as_mut() {
+                status.conditions = None;
+            }
+        });
     let (replica_sets, replica_set_feed) = feed(
         scoped(client, namespace),
         all().labels("pod-template-hash"),
@@ -107,6 +113,9 @@ pub fn watch(
             trim(set);
             if let Some(spec) = set.spec.as_mut() {
                 spec.template = None;
+            }
+            if let Some(status) = set.status.as_mut() {
+                status.conditions = None;
             }
         },
     );
