@@ -149,7 +149,8 @@ async fn the_operator_names_itself_reads_from_caches_and_is_quiet_when_nothing_c
     let before = by_operator(&requests_in(&namespace)).len();
     let deployments: Api<Deployment> = service.ns.api();
     for touch in 0..3 {
-        let patch = json!({"metadata": {"annotations": {"example.com/touched": touch.to_string()}}});
+        let patch =
+            json!({"metadata": {"annotations": {"example.com/touched": touch.to_string()}}});
         deployments
             .patch("checkout", &PatchParams::default(), &Patch::Merge(&patch))
             .await

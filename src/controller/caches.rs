@@ -99,13 +99,16 @@ pub fn watch(
 ) -> (Caches, Feeds) {
     let all = watcher::Config::default;
     let (rollouts, rollout_feed) = feed(scoped(client, namespace), selected, trim);
-    let (deployments, deployment_feed) =
-        feed(scoped(client, namespace), all(), |deployment: &mut Deployment| {
+    let (deployments, deployment_feed) = feed(
+        scoped(client, namespace),
+        all(),
+        |deployment: &mut Deployment| {
             trim(deployment);
             if let Some(status) = deployment.status.as_mut() {
                 status.conditions = None;
             }
-        });
+        },
+    );
     let (replica_sets, replica_set_feed) = feed(
         scoped(client, namespace),
         all().labels("pod-template-hash"),
