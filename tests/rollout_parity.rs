@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rollout_fixture::parity::{publish_order_values, with_parity};
 use rollout_fixture::*;
 use sluice::api::canary_rollout::Phase;
-use sluice::api::parity_policy::ParityPolicy;
+use sluice::api::parity_policy::{ParityLevel, ParityPolicy};
 use support::eventually;
 
 const LATENCY: &str = "sluice_test_latency_seconds";
@@ -34,7 +34,7 @@ async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {
         .last_evaluation
         .and_then(|e| e.parity)
         .expect("parity verdict in lastEvaluation");
-    assert_eq!(parity.level, "Critical");
+    assert_eq!(parity.level, ParityLevel::Critical);
     assert!(
         (parity.tracking_error_bps.unwrap() - 60.0).abs() < 0.5,
         "{parity:?}"

@@ -1,6 +1,5 @@
 //! The I/O shell: reconcilers that fetch, let the engine decide, apply the plan, write status.
 
-pub mod analysis;
 pub mod error;
 pub mod leader;
 pub mod metrics;
@@ -10,7 +9,6 @@ pub mod parity_policy;
 pub mod rollout;
 mod rollout_metrics;
 pub mod server;
-pub mod slo;
 pub mod slo_budget;
 pub mod workloads;
 

@@ -14,17 +14,16 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::Context;
-use super::analysis;
 use super::error::Error;
 use super::objects;
 use super::parity;
-use super::slo;
 use super::workloads;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
-use crate::engine::{self, Plan, PlannedEvent, Snapshot};
+use crate::engine::{self, Plan, PlannedEvent, Snapshot, parity_gate, slo_gate};
+use crate::gather;
 use crate::traffic::{ServiceNames, gateway_api};
 
 pub const FINALIZER: &str = "sluice.dev/hand-back";
@@ -109,7 +108,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
             let policies: Api<ParityPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
             let policy = policies.get_opt(&reference.name).await?;
             match &policy {
-                Some(policy) => problems.extend(parity::problems(policy)),
+                Some(policy) => problems.extend(parity_gate::problems(policy)),
                 None => problems.push(format!("ParityPolicy {:?} not found", reference.name)),
             }
             policy
@@ -121,14 +120,14 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
             let budgets: Api<SLOBudget> = Api::namespaced(ctx.client.clone(), &namespace);
             let budget = budgets.get_opt(&reference.name).await?;
             match &budget {
-                Some(budget) => problems.extend(slo::problems(budget)),
+                Some(budget) => problems.extend(slo_gate::problems(budget)),
                 None => problems.push(format!("SLOBudget {:?} not found", reference.name)),
             }
             budget
         }
         None => None,
     };
-    let freeze = slo_budget.as_ref().and_then(slo::freeze_reason);
+    let freeze = slo_budget.as_ref().and_then(slo_gate::freeze_reason);
 
     let target_observed = match &target {
         Some(target) => {
@@ -156,7 +155,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         && target_observed.as_ref().map(|t| &t.revision) == status.canary_revision.as_ref()
         && engine::evaluation_due(spec, &status, now);
     let (analysis, parity_report) = if evaluate {
-        let (input, report) = analysis::run(
+        let (input, report) = gather::run(
             &ctx.prometheus,
             rollout,
             canary_hash.as_deref(),

@@ -385,6 +385,16 @@ pub struct ComponentSeries<'a> {
     pub baseline: &'a Series,
 }
 
+/// What set an evaluation's level. The comparison only ever raises the level the thresholds
+/// give, so `Statistics` means the thresholds alone gave less.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LevelSource {
+    #[default]
+    Thresholds,
+    /// `spec.statistics` failed and raised the level to its `level`.
+    Statistics,
+}
+
 /// Everything one evaluation found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParityReport {
@@ -397,6 +407,8 @@ pub struct ParityReport {
     pub counted_level: ParityLevel,
     /// The new value of `status.consecutiveBreaches`.
     pub consecutive_breaches: u32,
+    /// What set the observed level: the thresholds, or the statistical comparison raising it.
+    pub decided_by: LevelSource,
     /// Components with samples missing at timestamps of the total: (name, missing).
     pub component_gaps: Vec<(String, u32)>,
     /// Why there is no figure at all.
@@ -463,6 +475,7 @@ pub fn evaluate(
                 unpaired: count(input.candidate.len()),
                 counted_level,
                 consecutive_breaches,
+                decided_by: LevelSource::Thresholds,
                 component_gaps: Vec::new(),
                 error: Some(error),
             };
@@ -484,12 +497,14 @@ pub fn evaluate(
         .statistics
         .as_ref()
         .and_then(|settings| compare(settings, input));
+    let mut decided_by = LevelSource::Thresholds;
     if let (Some(result), Some(settings)) = (&statistics, &spec.statistics)
         && result.failed
         && observed != ParityLevel::Insufficient
         && severity(settings.level) > severity(observed)
     {
         observed = settings.level;
+        decided_by = LevelSource::Statistics;
     }
     let (counted, consecutive_breaches) =
         counted_level(observed, previous_consecutive, spec.consecutive_breaches);
@@ -530,6 +545,7 @@ pub fn evaluate(
         unpaired: paired.unpaired,
         counted_level: counted,
         consecutive_breaches,
+        decided_by,
         component_gaps,
         error: None,
     }
