@@ -35,7 +35,7 @@ pub use rollout::{
 
 /// An object's name as `kube::ResourceExt::name_any` gives it (the name, else the
 /// generateName), for reasons and problems.
-fn name_of(meta: &ObjectMeta) -> &str {
+pub(crate) fn name_of(meta: &ObjectMeta) -> &str {
     meta.name
         .as_deref()
         .or(meta.generate_name.as_deref())

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::future::join_all;
 use jiff::Timestamp;
-use kube::ResourceExt;
 
 use super::MetricsSources;
 use super::vars::template_vars;
 use crate::api::slo_budget::{Objective, SLOBudget, SLOBudgetSpec};
 use crate::api::{CanaryRollout, Duration};
 use crate::engine::analysis::GateVerdict;
+use crate::engine::name_of;
 use crate::engine::slo::{self, Measurements, WindowMeasurement, WindowMeasurements};
 use crate::engine::slo_gate::{self, CanaryFigures, service_vars};
 use crate::metrics::{MetricsSource, TemplateVars, render};
@@ -142,7 +142,7 @@ pub async fn measure_canary(
     spec: &SLOBudgetSpec,
     now: Timestamp,
 ) -> CanaryFigures {
-    let namespace = rollout.namespace().unwrap_or_default();
+    let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
     let started = rollout.status.as_ref().and_then(|s| s.rollout_started_at);
     let age = canary_age(started, now);
     let canary_vars = |window: Duration| {
@@ -242,7 +242,7 @@ pub async fn evaluate_for_rollout(
     now: Timestamp,
 ) -> GateVerdict {
     let figures = measure_canary(source, rollout, canary_hash, &budget.spec, now).await;
-    slo_gate::gate_verdict(&budget.name_any(), budget.status.as_ref(), &figures)
+    slo_gate::gate_verdict(name_of(&budget.metadata), budget.status.as_ref(), &figures)
 }
 
 #[cfg(test)]
