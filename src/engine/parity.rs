@@ -573,15 +573,10 @@ fn compare(settings: &StatisticsSpec, input: &ParityInput<'_>) -> Option<Statist
         settings.confidence,
         settings.tolerance,
     )?;
-    let alpha = 1.0 - settings.confidence;
     let proportions = input
         .proportions
         .and_then(|(candidate, baseline)| two_proportion_test(candidate, baseline));
-    let shifted = comparison.rank_sum.p_value < alpha && !comparison.within_tolerance;
-    let fewer_good = proportions
-        .as_ref()
-        .is_some_and(|t| t.p_value < alpha && t.candidate_rate < t.baseline_rate);
-    Some(StatisticsResult {
+    let mut result = StatisticsResult {
         mann_whitney_p: comparison.rank_sum.p_value,
         shift: comparison.shift.estimate,
         shift_lower: comparison.shift.lower,
@@ -595,8 +590,24 @@ fn compare(settings: &StatisticsSpec, input: &ParityInput<'_>) -> Option<Statist
             z: t.z,
             p_value: t.p_value,
         }),
-        failed: shifted || fewer_good,
-    })
+        failed: false,
+    };
+    result.failed = shift_failed(&result) || proportions_failed(&result);
+    Some(result)
+}
+
+/// Whether Mann-Whitney is significant with the Hodges-Lehmann interval wholly beyond the
+/// tolerance.
+pub fn shift_failed(result: &StatisticsResult) -> bool {
+    result.mann_whitney_p < 1.0 - result.confidence && !result.within_tolerance
+}
+
+/// Whether the candidate's good proportion is significantly lower than the baseline's.
+pub fn proportions_failed(result: &StatisticsResult) -> bool {
+    result
+        .proportions
+        .as_ref()
+        .is_some_and(|t| t.p_value < 1.0 - result.confidence && t.candidate_rate < t.baseline_rate)
 }
 
 /// Thresholds must be finite, non-negative and strictly increasing.

@@ -141,13 +141,11 @@ fn statistics_reason(spec: &ParityPolicySpec, report: &ParityReport) -> Option<S
     (!tests.is_empty()).then(|| tests.join("; "))
 }
 
-/// Each test of the comparison that failed, as the comparison judges it (see
-/// `engine::parity`): a significant Mann-Whitney with the Hodges-Lehmann interval wholly beyond
-/// the tolerance, or a significantly lower good proportion on the candidate.
+/// Each test of the comparison that failed, with its figures.
 fn failed_tests(result: &StatisticsResult, tolerance: f64) -> Vec<String> {
     let alpha = 1.0 - result.confidence;
     let mut tests = Vec::new();
-    if result.mann_whitney_p < alpha && !result.within_tolerance {
+    if parity::shift_failed(result) {
         let band = tolerance * result.baseline_median.abs();
         tests.push(format!(
             "Mann-Whitney U p={} < {}, Hodges-Lehmann shift {} [{}, {}] ({} % interval) beyond tolerance ±{} ({} % of the baseline median {})",
@@ -162,9 +160,10 @@ fn failed_tests(result: &StatisticsResult, tolerance: f64) -> Vec<String> {
             significant(result.baseline_median),
         ));
     }
-    if let Some(test) = &result.proportions
-        && test.p_value < alpha
-        && test.candidate_rate < test.baseline_rate
+    if let Some(test) = result
+        .proportions
+        .as_ref()
+        .filter(|_| parity::proportions_failed(result))
     {
         tests.push(format!(
             "two-proportion z-test p={} < {}, z {:.2}: candidate good {:.2} % < baseline {:.2} %",
