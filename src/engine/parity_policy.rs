@@ -41,7 +41,9 @@ pub struct PolicySnapshot<'a> {
 pub struct ParityPolicyPlan {
     pub status: ParityPolicyStatus,
     pub events: Vec<PlannedEvent>,
-    /// When to look again; none waits for a change of the policy.
+    /// The next run of the schedule; none without one.
+    pub next_run: Option<Timestamp>,
+    /// When to look again (the next run, or sooner); none waits for a change of the policy.
     pub requeue: Option<Duration>,
 }
 
@@ -87,6 +89,7 @@ pub fn plan(
         return ParityPolicyPlan {
             status,
             events,
+            next_run: None,
             requeue: Some(IDLE_REQUEUE),
         };
     }
@@ -106,6 +109,7 @@ pub fn plan(
         return ParityPolicyPlan {
             status,
             events,
+            next_run: None,
             requeue: None,
         };
     };
@@ -133,13 +137,15 @@ pub fn plan(
     } else {
         since(snapshot)
     };
-    let next = schedule::next_after(&cron, from).unwrap_or(now);
+    let next_run = schedule::next_after(&cron, from);
+    let next = next_run.unwrap_or(now);
     let wait =
         Duration::from_millis(u64::try_from(next.duration_since(now).as_millis()).unwrap_or(0))
             .max(MIN_REQUEUE);
     ParityPolicyPlan {
         status,
         events,
+        next_run,
         requeue: Some(wait.min(IDLE_REQUEUE)),
     }
 }

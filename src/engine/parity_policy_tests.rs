@@ -82,6 +82,7 @@ fn a_scheduled_policy_waits_for_its_next_run() {
     let now = at("2026-11-21T05:59:00Z");
     assert!(!evaluation_due(&snapshot(&spec, &status, now)));
     let plan = plan(&snapshot(&spec, &status, now), None);
+    assert_eq!(plan.next_run, Some(at("2026-11-21T06:00:00Z")));
     assert_eq!(plan.requeue, Some(Duration::from_secs(60)));
     assert_eq!(plan.events, []);
     let far = at("2026-11-21T00:00:00Z");
@@ -109,7 +110,7 @@ fn a_due_evaluation_is_recorded_and_a_new_level_announced() {
     );
     assert_eq!(plan.events.len(), 1);
     assert!(plan.events[0].warning && plan.events[0].reason == "ParityLevelChanged");
-    // Next run at 18:00.
+    assert_eq!(plan.next_run, Some(at("2026-11-21T18:00:00Z")));
     assert_eq!(plan.requeue, Some(IDLE_REQUEUE));
     assert!(!evaluation_due(&snapshot(&spec, &plan.status, now)));
 
