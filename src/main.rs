@@ -373,7 +373,7 @@ fn print_prometheus_rules(args: &PrometheusRuleArgs) -> anyhow::Result<()> {
                     budget.metadata.name.clone().unwrap_or_default()
                 )
             })?;
-        let rule = sluice::controller::slo::prometheus_rule(&budget, &namespace)
+        let rule = sluice::engine::prometheus_rule::prometheus_rule(&budget, &namespace)
             .map_err(anyhow::Error::msg)?;
         print!("---\n{}", serde_saphyr::to_string(&rule)?);
         printed += 1;

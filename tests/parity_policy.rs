@@ -77,13 +77,20 @@ async fn a_scheduled_policy_writes_evaluations_to_status_events_and_metrics() {
         "{ready:?}"
     );
 
-    let events = ns.events().await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason == "ParityLevelChanged" && e.object_name == "fund-vs-index"),
-        "{events:?}"
-    );
+    // The event follows the status write that carries the same evaluation.
+    eventually(
+        Duration::from_secs(10),
+        "a ParityLevelChanged event",
+        async || {
+            let events = ns.events().await;
+            events
+                .iter()
+                .any(|e| e.reason == "ParityLevelChanged" && e.object_name == "fund-vs-index")
+                .then_some(())
+                .ok_or(format!("{events:?}"))
+        },
+    )
+    .await;
 
     let page = reqwest::get(format!("http://{address}/metrics"))
         .await
@@ -162,12 +169,21 @@ async fn bad_policies_get_a_stalled_condition_and_a_warning_event() {
             "{name}: {}",
             stalled.message
         );
-        let events = ns.events().await;
-        assert!(
-            events.iter().any(|e| e.object_name == name
-                && e.reason == "InvalidSpec"
-                && e.type_ == "Warning"),
-            "{name}: {events:?}"
-        );
+        // The event follows the status write.
+        eventually(
+            Duration::from_secs(10),
+            "an InvalidSpec event",
+            async || {
+                let events = ns.events().await;
+                events
+                    .iter()
+                    .any(|e| {
+                        e.object_name == name && e.reason == "InvalidSpec" && e.type_ == "Warning"
+                    })
+                    .then_some(())
+                    .ok_or(format!("{name}: {events:?}"))
+            },
+        )
+        .await;
     }
 }

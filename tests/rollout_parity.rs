@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rollout_fixture::parity::{publish_order_values, with_parity};
 use rollout_fixture::*;
 use sluice::api::canary_rollout::Phase;
-use sluice::api::parity_policy::ParityPolicy;
+use sluice::api::parity_policy::{ParityLevel, ParityPolicy};
 use support::eventually;
 
 const LATENCY: &str = "sluice_test_latency_seconds";
@@ -34,23 +34,31 @@ async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {
         .last_evaluation
         .and_then(|e| e.parity)
         .expect("parity verdict in lastEvaluation");
-    assert_eq!(parity.level, "Critical");
+    assert_eq!(parity.level, ParityLevel::Critical);
     assert!(
         (parity.tracking_error_bps.unwrap() - 60.0).abs() < 0.5,
         "{parity:?}"
     );
-    // The policy's own status shows the figures too.
-    let policy = service
-        .ns
-        .api::<ParityPolicy>()
-        .get("checkout-parity")
-        .await
-        .unwrap();
-    let last = policy
-        .status
-        .unwrap()
-        .last_evaluation
-        .expect("policy lastEvaluation");
+    // The policy's own status shows the figures too, written by the policy's reconcile from
+    // what the rollout measured.
+    let last = eventually(
+        Duration::from_secs(10),
+        "the rollout's evaluation in the policy's status",
+        async || {
+            let policy = service
+                .ns
+                .api::<ParityPolicy>()
+                .get("checkout-parity")
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = policy.status.unwrap_or_default();
+            status
+                .last_evaluation
+                .filter(|e| e.level == ParityLevel::Critical && !status.history.is_empty())
+                .ok_or(format!("not yet: {:?}", status.history))
+        },
+    )
+    .await;
     assert!(
         (last.mean_difference_bps.unwrap() - 60.0).abs() < 0.5,
         "{last:?}"

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
 use super::duration::Duration;
+use super::parity_policy::ParityLevel;
+pub use super::prometheus::PrometheusRef;
+use super::slo_budget::ObjectiveState;
 
 /// Desired behaviour of a canary rollout of one Deployment.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -200,15 +203,6 @@ pub enum NoDataPolicy {
     Fail,
     /// Count the check as passed.
     Pass,
-}
-
-/// Where Prometheus answers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PrometheusRef {
-    /// Base URL, e.g. http://prometheus.monitoring:9090.
-    #[schemars(length(min = 1))]
-    pub address: String,
 }
 
 /// A reference to an object in the same namespace.
@@ -430,9 +424,8 @@ pub struct ParityVerdict {
     /// Samples the figures were computed from.
     #[serde(default)]
     pub samples: u32,
-    /// The level that counts (after consecutiveBreaches): Pass, Warning, Critical, Emergency or
-    /// Insufficient.
-    pub level: String,
+    /// The level that counts (after consecutiveBreaches).
+    pub level: ParityLevel,
     /// Evaluations in a row at Warning or above.
     #[serde(default)]
     pub consecutive_breaches: u32,
@@ -445,8 +438,8 @@ pub struct SloVerdict {
     /// Lowest budget remaining over the objectives, 0-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_remaining: Option<f64>,
-    /// Meeting, AtRisk, Violated or Critical.
-    pub level: String,
+    /// The worst state over the objectives.
+    pub level: ObjectiveState,
 }
 
 /// One finished rollout.

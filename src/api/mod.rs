@@ -4,6 +4,7 @@ pub mod canary_rollout;
 pub mod conditions;
 pub mod duration;
 pub mod parity_policy;
+pub mod prometheus;
 pub mod slo_budget;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -38,4 +39,30 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
         out.push_str(&yaml);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parity_policy::ParityLevel;
+    use super::slo_budget::ObjectiveState;
+
+    #[test]
+    fn level_names_are_the_serialised_names() {
+        use ParityLevel as P;
+        for level in [
+            P::Pass,
+            P::Warning,
+            P::Critical,
+            P::Emergency,
+            P::Insufficient,
+        ] {
+            assert_eq!(serde_json::json!(level), level.as_str());
+            assert_eq!(level.to_string(), level.as_str());
+        }
+        use ObjectiveState as S;
+        for state in [S::Meeting, S::AtRisk, S::Violated, S::Critical, S::Unknown] {
+            assert_eq!(serde_json::json!(state), state.as_str());
+            assert_eq!(state.to_string(), state.as_str());
+        }
+    }
 }

@@ -10,9 +10,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::canary_rollout::PrometheusRef;
 use super::conditions::Condition;
 use super::duration::Duration;
+use super::prometheus::PrometheusRef;
 
 /// Parity between a candidate and its baseline, judged in basis points.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -129,6 +129,17 @@ pub enum Measure {
     Rms,
     Stddev,
     Mean,
+}
+
+impl Measure {
+    /// The name as the spec writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rms => "rms",
+            Self::Stddev => "stddev",
+            Self::Mean => "mean",
+        }
+    }
 }
 
 /// Annualisation of the figures.
@@ -271,6 +282,25 @@ pub enum ParityLevel {
     Emergency,
     /// Fewer samples than minSamples.
     Insufficient,
+}
+
+impl ParityLevel {
+    /// The name as status and metrics write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "Pass",
+            Self::Warning => "Warning",
+            Self::Critical => "Critical",
+            Self::Emergency => "Emergency",
+            Self::Insufficient => "Insufficient",
+        }
+    }
+}
+
+impl std::fmt::Display for ParityLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One parity evaluation.

@@ -8,9 +8,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::canary_rollout::PrometheusRef;
 use super::conditions::Condition;
 use super::duration::Duration;
+use super::prometheus::PrometheusRef;
 
 /// Error budgets for a service.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -206,4 +206,23 @@ pub enum ObjectiveState {
     Critical,
     /// No data to judge.
     Unknown,
+}
+
+impl ObjectiveState {
+    /// The name as status and metrics write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Meeting => "Meeting",
+            Self::AtRisk => "AtRisk",
+            Self::Violated => "Violated",
+            Self::Critical => "Critical",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectiveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

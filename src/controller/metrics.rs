@@ -224,13 +224,13 @@ impl Metrics {
         }
         for level in PARITY_LEVELS {
             let mut level_labels = labels.clone();
-            level_labels.push(("level".into(), format!("{level:?}")));
+            level_labels.push(("level".into(), level.as_str().into()));
             self.parity_level
                 .get_or_create(&level_labels)
                 .set(i64::from(level == evaluation.level));
         }
         let mut counted = labels;
-        counted.push(("level".into(), format!("{:?}", evaluation.level)));
+        counted.push(("level".into(), evaluation.level.as_str().into()));
         self.parity_evaluations.get_or_create(&counted).inc();
     }
 
@@ -256,7 +256,7 @@ impl Metrics {
             }
             for state in OBJECTIVE_STATES {
                 let mut state_labels = labels.clone();
-                state_labels.push(("state".into(), format!("{state:?}")));
+                state_labels.push(("state".into(), state.as_str().into()));
                 self.slo_objective_state
                     .get_or_create(&state_labels)
                     .set(i64::from(state == objective.state));

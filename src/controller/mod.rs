@@ -1,19 +1,16 @@
 //! The I/O shell: reconcilers that fetch, let the engine decide, apply the plan, write status.
 
-pub mod analysis;
 pub mod backoff;
 pub mod caches;
 pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod objects;
-pub mod parity;
 pub mod parity_feed;
 pub mod parity_policy;
 pub mod rollout;
 mod rollout_metrics;
 pub mod server;
-pub mod slo;
 pub mod slo_budget;
 pub mod status_memory;
 pub mod workloads;
@@ -37,8 +34,9 @@ use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::api::CanaryRollout;
-use crate::api::parity_policy::ParityPolicy;
-use crate::api::slo_budget::SLOBudget;
+use crate::api::canary_rollout::CanaryRolloutStatus;
+use crate::api::parity_policy::{ParityPolicy, ParityPolicyStatus};
+use crate::api::slo_budget::{SLOBudget, SLOBudgetStatus};
 use crate::metrics::{PrometheusAuth, PrometheusPool};
 use backoff::ErrorBackoff;
 use caches::Caches;
@@ -73,8 +71,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// What reconciles read instead of asking the apiserver.
     pub caches: Caches,
-    /// The rollout statuses last written, ahead of the rollout cache.
-    pub statuses: StatusMemory,
+    /// The statuses last written, ahead of the caches.
+    pub statuses: StatusMemory<CanaryRolloutStatus>,
+    pub policy_statuses: StatusMemory<ParityPolicyStatus>,
+    pub budget_statuses: StatusMemory<SLOBudgetStatus>,
     /// Retry delays of objects whose reconciles fail.
     pub backoff: ErrorBackoff,
     /// Parity measured by rollouts, for the ParityPolicy reconcile to write.
@@ -109,6 +109,8 @@ impl Context {
             metrics,
             caches: Caches::empty(),
             statuses: StatusMemory::default(),
+            policy_statuses: StatusMemory::default(),
+            budget_statuses: StatusMemory::default(),
             backoff: ErrorBackoff::default(),
             parity_feed: ParityFeed::default(),
         }
@@ -123,6 +125,8 @@ impl Context {
             metrics: self.metrics.clone(),
             caches,
             statuses: StatusMemory::default(),
+            policy_statuses: StatusMemory::default(),
+            budget_statuses: StatusMemory::default(),
             backoff: ErrorBackoff::default(),
             parity_feed: ParityFeed::default(),
         }
@@ -487,8 +491,8 @@ async fn run_slo_budgets(
         .await;
 }
 
-/// The ParityPolicy controller over a namespace (or all): conditions for every policy and the
-/// scheduled standalone evaluations.
+/// The ParityPolicy controller over a namespace (or all): conditions for every policy, the
+/// scheduled standalone evaluations, and the evaluations rollouts ran with the policy.
 async fn run_parity_policies(
     client: Client,
     namespace: Option<String>,
@@ -499,6 +503,8 @@ async fn run_parity_policies(
     let policies: Api<ParityPolicy> = scoped(&client, &namespace);
     Controller::new(policies, selected)
         .with_config(settings)
+        // Rollouts hand their parity measurements over for this controller to write.
+        .reconcile_on(context.parity_feed.wakes())
         .shutdown_on_signal()
         .run(
             |policy, ctx| traced("parity_policy", policy, ctx, parity_policy::reconcile),

@@ -9,27 +9,21 @@ use futures::Stream;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 
-use crate::api::parity_policy::{ParityEvaluation, ParityPolicy};
+use crate::api::parity_policy::ParityPolicy;
+use crate::engine::parity::ParityReport;
 
 /// Reports kept per policy while its reconcile has not taken them: as many as the status
 /// history holds, so nothing the status could show is dropped.
 const PENDING_LIMIT: usize = 30;
 
-/// One evaluation a rollout made of a policy.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Measured {
-    pub evaluation: ParityEvaluation,
-    /// Evaluations in a row at a breaching level, as the rollout counted them.
-    pub consecutive_breaches: u32,
-}
-
-pub struct ParityFeed {
+/// What rollouts measured, per policy: by default each evaluation's [`ParityReport`].
+pub struct ParityFeed<Measured = ParityReport> {
     pending: Mutex<HashMap<ObjectRef<ParityPolicy>, Vec<Measured>>>,
     wake: mpsc::UnboundedSender<ObjectRef<ParityPolicy>>,
     woken: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<ParityPolicy>>>>,
 }
 
-impl Default for ParityFeed {
+impl<Measured> Default for ParityFeed<Measured> {
     fn default() -> Self {
         let (wake, woken) = mpsc::unbounded_channel();
         Self {
@@ -40,7 +34,7 @@ impl Default for ParityFeed {
     }
 }
 
-impl ParityFeed {
+impl<Measured> ParityFeed<Measured> {
     /// Leaves a rollout's measurement for `policy` and wakes the policy's reconcile.
     pub fn submit(&self, policy: &ParityPolicy, measured: Measured) {
         let key = ObjectRef::from_obj(policy);
@@ -86,7 +80,6 @@ impl ParityFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::parity_policy::ParityLevel;
     use futures::StreamExt;
 
     fn policy(name: &str) -> ParityPolicy {
@@ -98,56 +91,34 @@ mod tests {
         .expect("policy")
     }
 
-    fn measured(second: i64) -> Measured {
-        Measured {
-            evaluation: ParityEvaluation {
-                time: jiff::Timestamp::from_second(second).unwrap(),
-                tracking_error_bps: Some(1.0),
-                mean_difference_bps: Some(0.5),
-                rms_difference_bps: Some(1.1),
-                samples: 20,
-                level: ParityLevel::Pass,
-                components: vec![],
-                residual_bps: None,
-                statistics: None,
-            },
-            consecutive_breaches: 0,
-        }
-    }
-
     #[tokio::test]
     async fn measurements_wait_per_policy_in_order_and_wake_its_reconcile() {
-        let feed = ParityFeed::default();
+        let feed = ParityFeed::<i64>::default();
         let (checkout, cart) = (policy("checkout"), policy("cart"));
         let mut wakes = Box::pin(feed.wakes());
-        feed.submit(&checkout, measured(1));
-        feed.submit(&checkout, measured(2));
-        feed.submit(&cart, measured(3));
+        feed.submit(&checkout, 1);
+        feed.submit(&checkout, 2);
+        feed.submit(&cart, 3);
         let key = ObjectRef::from_obj(&checkout);
         assert_eq!(wakes.next().await, Some(key.clone()));
         let taken = feed.take(&key);
-        assert_eq!(taken, vec![measured(1), measured(2)]);
+        assert_eq!(taken, vec![1, 2]);
         assert!(feed.take(&key).is_empty(), "taken once");
-        feed.submit(&checkout, measured(4));
+        feed.submit(&checkout, 4);
         feed.restore(&key, taken);
-        let times: Vec<i64> = feed
-            .take(&key)
-            .iter()
-            .map(|m| m.evaluation.time.as_second())
-            .collect();
-        assert_eq!(times, vec![1, 2, 4]);
-        assert_eq!(feed.take(&ObjectRef::from_obj(&cart)), vec![measured(3)]);
+        assert_eq!(feed.take(&key), vec![1, 2, 4]);
+        assert_eq!(feed.take(&ObjectRef::from_obj(&cart)), vec![3]);
     }
 
     #[test]
     fn a_policy_nobody_reconciles_keeps_only_what_its_history_could_show() {
-        let feed = ParityFeed::default();
+        let feed = ParityFeed::<i64>::default();
         let checkout = policy("checkout");
         for second in 0..100 {
-            feed.submit(&checkout, measured(second));
+            feed.submit(&checkout, second);
         }
         let taken = feed.take(&ObjectRef::from_obj(&checkout));
         assert_eq!(taken.len(), PENDING_LIMIT);
-        assert_eq!(taken[0].evaluation.time.as_second(), 70);
+        assert_eq!(taken[0], 70);
     }
 }

@@ -16,12 +16,9 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::Context;
-use super::analysis;
 use super::backoff::FAILING_AFTER;
 use super::caches::Caches;
 use super::error::Error;
-use super::parity;
-use super::slo;
 use super::workloads;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
@@ -29,7 +26,8 @@ use crate::api::conditions::{Condition, RECONCILE_FAILING, set_condition};
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
 use crate::engine::hand_back::HandBackStep;
-use crate::engine::{self, Plan, PlannedEvent, Snapshot, Workload};
+use crate::engine::{self, Plan, PlannedEvent, Snapshot, Workload, parity_gate, slo_gate};
+use crate::gather;
 use crate::traffic::{ServiceNames, gateway_api};
 
 pub const FINALIZER: &str = "sluice.dev/hand-back";
@@ -40,14 +38,16 @@ pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let api: Api<CanaryRollout> = Api::namespaced(ctx.client.clone(), &namespace);
-    let rollout = Arc::new(ctx.statuses.latest(&rollout));
+    let mut rollout = rollout.as_ref().clone();
+    rollout.status = ctx.statuses.latest(&rollout, rollout.status.as_ref());
+    let rollout = Arc::new(rollout);
     finalizer(&api, FINALIZER, rollout, |event| async {
         match event {
             FinalizerEvent::Apply(rollout) => apply(&rollout, &ctx).await,
             FinalizerEvent::Cleanup(rollout) => {
                 let action = hand_back(&rollout, &ctx).await?;
                 ctx.metrics.rollouts.forget(&namespace, &rollout.name_any());
-                ctx.statuses.forget(&rollout);
+                ctx.statuses.forget(rollout.as_ref());
                 Ok(action)
             }
         }
@@ -88,8 +88,10 @@ pub fn error_policy(rollout: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context
 /// Shows in the rollout's status that its reconciles keep failing. Best effort: the status
 /// write may fail for the same reason.
 async fn report_failing(ctx: Arc<Context>, rollout: Arc<CanaryRollout>, message: String) {
-    let rollout = ctx.statuses.latest(&rollout);
-    let old = rollout.status.clone().unwrap_or_default();
+    let old = ctx
+        .statuses
+        .latest(rollout.as_ref(), rollout.status.as_ref())
+        .unwrap_or_default();
     let mut new = old.clone();
     set_condition(
         &mut new.conditions,
@@ -101,7 +103,7 @@ async fn report_failing(ctx: Arc<Context>, rollout: Arc<CanaryRollout>, message:
             Timestamp::now(),
         ),
     );
-    if let Err(error) = ctx.statuses.write(&ctx, &rollout, &old, &new).await {
+    if let Err(error) = ctx.statuses.write(&ctx, rollout.as_ref(), &old, &new).await {
         warn!(rollout = %rollout.name_any(), "failing reconciles not recorded in status: {error}");
     }
 }
@@ -176,13 +178,13 @@ async fn validate(
     let analysis = &spec.analysis;
     if let Some(reference) = &analysis.parity_policy_ref {
         match &objects.parity_policy {
-            Some(policy) => problems.extend(parity::problems(policy)),
+            Some(policy) => problems.extend(parity_gate::problems(policy)),
             None => problems.push(format!("ParityPolicy {:?} not found", reference.name)),
         }
     }
     if let Some(reference) = &analysis.slo_budget_ref {
         match &objects.slo_budget {
-            Some(budget) => problems.extend(slo::problems(budget)),
+            Some(budget) => problems.extend(slo_gate::problems(budget)),
             None => problems.push(format!("SLOBudget {:?} not found", reference.name)),
         }
     }
@@ -214,7 +216,10 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let status = rollout.status.clone().unwrap_or_default();
     let objects = dereference(rollout, &namespace, &ctx.caches);
     let problems = validate(rollout, &namespace, &objects, ctx).await?;
-    let freeze = objects.slo_budget.as_deref().and_then(slo::freeze_reason);
+    let freeze = objects
+        .slo_budget
+        .as_deref()
+        .and_then(slo_gate::freeze_reason);
     let (target_observed, stable_observed) = observe(&objects)?;
     let canary_hash = match &objects.target {
         Some(_)
@@ -231,7 +236,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let evaluate =
         engine::evaluation_wanted(spec, &status, &problems, target_observed.as_ref(), now);
     let (analysis, parity_report) = if evaluate {
-        let (input, report) = analysis::run(
+        let (input, report) = gather::run(
             ctx.prometheus.as_ref(),
             rollout,
             canary_hash.as_deref(),
@@ -298,10 +303,8 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         &plan.status,
         plan.rollback_cause,
     );
-    if let (Some(policy), Some(report)) = (&objects.parity_policy, &parity_report)
-        && let Err(error) = parity::record(&ctx.client, policy, report).await
-    {
-        warn!(rollout = %rollout.name_any(), "parity status not recorded: {error}");
+    if let (Some(policy), Some(report)) = (&objects.parity_policy, parity_report) {
+        ctx.parity_feed.submit(policy, report);
     }
     publish(ctx, rollout, &plan.events).await;
     ctx.backoff.succeeded(&ObjectRef::from_obj(rollout).erase());

@@ -32,13 +32,22 @@ pub struct AnalysisInput {
 /// What an external policy (ParityPolicy, SLOBudget) says about the canary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateVerdict {
-    /// "parity" or "slo".
-    pub source: &'static str,
+    /// Which policy spoke.
+    pub source: GateSource,
     pub effect: GateEffect,
     /// Why, in a sentence naming the figure.
     pub reason: String,
     pub parity: Option<ParityVerdict>,
     pub slo: Option<SloVerdict>,
+}
+
+/// The kind of policy behind a gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateSource {
+    /// A ParityPolicy.
+    Parity,
+    /// An SLOBudget.
+    Slo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +66,7 @@ pub enum GateEffect {
 pub struct Judgement {
     pub evaluation: Evaluation,
     /// Strongest gate effect demanding a rollback: (effect, reason, the gate's source).
-    pub gate_rollback: Option<(GateEffect, String, &'static str)>,
+    pub gate_rollback: Option<(GateEffect, String, GateSource)>,
 }
 
 pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judgement {
@@ -86,7 +95,7 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
         .filter(|c| c.verdict != Verdict::Pass)
         .map(describe_check)
         .collect();
-    let mut gate_rollback: Option<(GateEffect, String, &'static str)> = None;
+    let mut gate_rollback: Option<(GateEffect, String, GateSource)> = None;
     for gate in &input.gates {
         match gate.effect {
             GateEffect::Pass => {}
@@ -402,7 +411,7 @@ mod tests {
     #[test]
     fn gates_hold_or_roll_back() {
         let gate = |effect| GateVerdict {
-            source: "parity",
+            source: GateSource::Parity,
             effect,
             reason: "parity Critical: 61.2 bps".into(),
             parity: None,

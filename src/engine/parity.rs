@@ -385,6 +385,16 @@ pub struct ComponentSeries<'a> {
     pub baseline: &'a Series,
 }
 
+/// What set an evaluation's level. The comparison only ever raises the level the thresholds
+/// give, so `Statistics` means the thresholds alone gave less.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LevelSource {
+    #[default]
+    Thresholds,
+    /// `spec.statistics` failed and raised the level to its `level`.
+    Statistics,
+}
+
 /// Everything one evaluation found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParityReport {
@@ -397,6 +407,8 @@ pub struct ParityReport {
     pub counted_level: ParityLevel,
     /// The new value of `status.consecutiveBreaches`.
     pub consecutive_breaches: u32,
+    /// What set the observed level: the thresholds, or the statistical comparison raising it.
+    pub decided_by: LevelSource,
     /// Components with samples missing at timestamps of the total: (name, missing).
     pub component_gaps: Vec<(String, u32)>,
     /// Why there is no figure at all.
@@ -463,6 +475,7 @@ pub fn evaluate(
                 unpaired: count(input.candidate.len()),
                 counted_level,
                 consecutive_breaches,
+                decided_by: LevelSource::Thresholds,
                 component_gaps: Vec::new(),
                 error: Some(error),
             };
@@ -484,12 +497,14 @@ pub fn evaluate(
         .statistics
         .as_ref()
         .and_then(|settings| compare(settings, input));
+    let mut decided_by = LevelSource::Thresholds;
     if let (Some(result), Some(settings)) = (&statistics, &spec.statistics)
         && result.failed
         && observed != ParityLevel::Insufficient
         && severity(settings.level) > severity(observed)
     {
         observed = settings.level;
+        decided_by = LevelSource::Statistics;
     }
     let (counted, consecutive_breaches) =
         counted_level(observed, previous_consecutive, spec.consecutive_breaches);
@@ -530,6 +545,7 @@ pub fn evaluate(
         unpaired: paired.unpaired,
         counted_level: counted,
         consecutive_breaches,
+        decided_by,
         component_gaps,
         error: None,
     }
@@ -557,15 +573,10 @@ fn compare(settings: &StatisticsSpec, input: &ParityInput<'_>) -> Option<Statist
         settings.confidence,
         settings.tolerance,
     )?;
-    let alpha = 1.0 - settings.confidence;
     let proportions = input
         .proportions
         .and_then(|(candidate, baseline)| two_proportion_test(candidate, baseline));
-    let shifted = comparison.rank_sum.p_value < alpha && !comparison.within_tolerance;
-    let fewer_good = proportions
-        .as_ref()
-        .is_some_and(|t| t.p_value < alpha && t.candidate_rate < t.baseline_rate);
-    Some(StatisticsResult {
+    let mut result = StatisticsResult {
         mann_whitney_p: comparison.rank_sum.p_value,
         shift: comparison.shift.estimate,
         shift_lower: comparison.shift.lower,
@@ -579,8 +590,24 @@ fn compare(settings: &StatisticsSpec, input: &ParityInput<'_>) -> Option<Statist
             z: t.z,
             p_value: t.p_value,
         }),
-        failed: shifted || fewer_good,
-    })
+        failed: false,
+    };
+    result.failed = shift_failed(&result) || proportions_failed(&result);
+    Some(result)
+}
+
+/// Whether Mann-Whitney is significant with the Hodges-Lehmann interval wholly beyond the
+/// tolerance.
+pub fn shift_failed(result: &StatisticsResult) -> bool {
+    result.mann_whitney_p < 1.0 - result.confidence && !result.within_tolerance
+}
+
+/// Whether the candidate's good proportion is significantly lower than the baseline's.
+pub fn proportions_failed(result: &StatisticsResult) -> bool {
+    result
+        .proportions
+        .as_ref()
+        .is_some_and(|t| t.p_value < 1.0 - result.confidence && t.candidate_rate < t.baseline_rate)
 }
 
 /// Thresholds must be finite, non-negative and strictly increasing.

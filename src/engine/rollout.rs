@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::analysis::{AnalysisInput, GateEffect, judge};
+use super::analysis::{AnalysisInput, GateEffect, GateSource, judge};
 use super::conditions::{Situation, set_kstatus};
 use super::requests::Requests;
 use crate::api::canary_rollout::{
@@ -103,6 +103,15 @@ pub enum RollbackCause {
     ProgressDeadline,
     /// The abort annotation.
     Manual,
+}
+
+impl From<GateSource> for RollbackCause {
+    fn from(source: GateSource) -> Self {
+        match source {
+            GateSource::Parity => Self::Parity,
+            GateSource::Slo => Self::Slo,
+        }
+    }
 }
 
 impl RollbackCause {
@@ -496,11 +505,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status.last_evaluation = Some(evaluation.clone());
             let reason = evaluation.message.clone().unwrap_or_default();
             if let Some((effect, gate_reason, source)) = judgement.gate_rollback {
-                let cause = match source {
-                    "parity" => RollbackCause::Parity,
-                    "slo" => RollbackCause::Slo,
-                    _ => RollbackCause::Analysis,
-                };
+                let cause = RollbackCause::from(source);
                 let freeze = effect == GateEffect::RollbackAndFreeze;
                 return self.rollback(gate_reason, freeze, cause);
             }

@@ -7,7 +7,7 @@ use super::*;
 use crate::api::canary_rollout::{
     CanaryRolloutSpec, CanaryRolloutStatus, Phase, RolloutResult, Verdict,
 };
-use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict};
+use crate::engine::analysis::{AnalysisInput, GateEffect, GateSource, GateVerdict};
 
 struct World {
     spec: CanaryRolloutSpec,
@@ -538,7 +538,7 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
     world.step(None);
     world.advance(30);
     let gate = GateVerdict {
-        source: "parity",
+        source: GateSource::Parity,
         effect: GateEffect::RollbackAndFreeze,
         reason: "parity Emergency: rms 140.2 bps".into(),
         parity: None,
@@ -566,6 +566,61 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
     assert_eq!(world.status.phase, Some(Phase::Progressing));
     assert_eq!(world.status.canary_revision.as_deref(), Some("rev3"));
     assert!(world.reasons().contains(&"Unfrozen"));
+}
+
+#[test]
+fn a_rollback_decided_by_the_statistical_comparison_is_a_parity_rollback_naming_the_test() {
+    use crate::api::parity_policy::{ParityLevel, ParityPolicySpec, StatisticsSpec};
+    use crate::engine::parity::{ParityInput, evaluate};
+    use crate::engine::parity_gate::gate_verdict;
+
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.advance(30);
+    // A 12 bps shift: far under the thresholds (20 / 50 / 100 bps), beyond a 10 bps tolerance.
+    let mut spec: ParityPolicySpec =
+        serde_saphyr::from_str("query: 'x{track=\"{{track}}\"}'\nconsecutiveBreaches: 1\n")
+            .expect("test spec parses");
+    spec.statistics = Some(StatisticsSpec {
+        confidence: 0.98,
+        tolerance: 0.001,
+        level: ParityLevel::Critical,
+        good: None,
+        total: None,
+    });
+    let series = |shift: f64, seed: usize| -> Vec<(f64, f64)> {
+        (0..200)
+            .map(|i| {
+                let noise = ((i * 7919 + seed * 104_729) % 10_007) as f64 / 5_003.5 - 1.0;
+                (i as f64, 100.0 * (1.0 + shift + 0.0005 * noise))
+            })
+            .collect()
+    };
+    let (candidate, baseline) = (series(0.0012, 1), series(0.0, 2));
+    let input = ParityInput {
+        candidate: &candidate,
+        baseline: &baseline,
+        components: &[],
+        proportions: None,
+    };
+    let report = evaluate(&spec, &input, 0, world.now);
+    let plan = world.step(Some(AnalysisInput {
+        samples: None,
+        checks: vec![Ok(Some(0.0))],
+        baselines: vec![],
+        gates: vec![gate_verdict(&spec, &report, None)],
+    }));
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Parity));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    let reason = &world.status.history.last().expect("a history entry").reason;
+    assert!(
+        reason.starts_with("parity Critical: Mann-Whitney U p=")
+            && reason.contains("Hodges-Lehmann shift"),
+        "{reason}"
+    );
+    assert!(!reason.contains("bps >="), "{reason}");
 }
 
 #[test]

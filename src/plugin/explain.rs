@@ -215,7 +215,7 @@ impl Explained<'_> {
                     .collect();
                 vec![
                     o.name.clone(),
-                    format!("{:?}", o.state),
+                    o.state.to_string(),
                     or_dash(o.sli.map(|s| format!("{:.2}%", s * 100.0))),
                     or_dash(o.budget_remaining.map(percent)),
                     or_dash((!burn_rates.is_empty()).then(|| burn_rates.join(", "))),

@@ -2,6 +2,7 @@ use super::*;
 use crate::api::canary_rollout::HistoryEntry;
 use crate::api::canary_rollout::{Phase, Verdict};
 use crate::api::conditions::{Condition, FROZEN, STALLED};
+use crate::api::parity_policy::ParityLevel;
 use crate::engine::rollout::{FROZEN_BY_BUDGET, FROZEN_BY_ROLLBACK};
 use crate::plugin::fixtures::{NOW, budget, parity_policy, rollout};
 
@@ -125,7 +126,7 @@ fn a_stage_held_by_no_data_and_parity_says_so() {
         let evaluation = s.last_evaluation.as_mut().unwrap();
         evaluation.verdict = Verdict::NoData;
         evaluation.message = Some("check error-rate: no data".into());
-        evaluation.parity.as_mut().unwrap().level = "Warning".into();
+        evaluation.parity.as_mut().unwrap().level = ParityLevel::Warning;
     });
     let waiting = section(&explain(&rollout, true), "Waiting for:");
     assert!(

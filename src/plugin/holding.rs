@@ -6,6 +6,7 @@ use super::format::{age, age_since, or_dash};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase, Verdict};
 use crate::api::conditions::{FROZEN, STALLED, find_condition};
+use crate::api::parity_policy::ParityLevel;
 use crate::engine::rollout::{FROZEN_BY_BUDGET, FROZEN_BY_ROLLBACK, next_evaluation_at};
 
 /// A titled list of reasons; empty at rest.
@@ -109,7 +110,11 @@ fn stage_gates(
                 analysis.no_data
             ));
         }
-        if let Some(parity) = evaluation.parity.as_ref().filter(|p| p.level != "Pass") {
+        if let Some(parity) = evaluation
+            .parity
+            .as_ref()
+            .filter(|p| p.level != ParityLevel::Pass)
+        {
             out.push(format!("parity: the level is {}", parity.level));
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 
-use crate::controller::analysis::MetricsSources;
+use crate::gather::MetricsSources;
 use crate::metrics::{MetricsSource, QueryError};
 
 /// The replay's notion of "now", shared by the loop that advances it and the sources that

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::error::SimulateError;
 use crate::api::{CanaryRollout, ParityPolicy, SLOBudget};
-use crate::controller::{parity, slo};
 use crate::engine::validate::validate_rollout;
+use crate::engine::{parity_gate, slo_gate};
 
 /// Namespace of resources whose metadata names none, for `{{namespace}}`.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -100,8 +100,8 @@ impl RawDocuments {
             budget.metadata.namespace = Some(namespace.clone());
         }
         let mut problems = validate_rollout(&rollout.spec);
-        problems.extend(parity_policy.iter().flat_map(parity::problems));
-        problems.extend(slo_budget.iter().flat_map(slo::problems));
+        problems.extend(parity_policy.iter().flat_map(parity_gate::problems));
+        problems.extend(slo_budget.iter().flat_map(slo_gate::problems));
         if !problems.is_empty() {
             return Err(SimulateError::InvalidSpec(problems));
         }

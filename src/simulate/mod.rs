@@ -1,6 +1,6 @@
 //! `sluice simulate`: replays a rollout's decisions against recorded metrics, offline.
 //!
-//! The replay runs the operator's own code — `controller::analysis::run` gathers the checks,
+//! The replay runs the operator's own code — `gather::run` gathers the checks,
 //! parity and SLO gates through a [`crate::metrics::MetricsSource`], `engine::plan` decides —
 //! with a virtual clock instead of the wall clock and virtual Deployments that become
 //! available at once. [`recorded`] turns a file of recorded series into a `MetricsSource` that

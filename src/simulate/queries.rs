@@ -12,8 +12,8 @@ use kube::ResourceExt;
 use super::inputs::Documents;
 use super::world::{CANARY_REVISION, STABLE_REVISION};
 use crate::api::{CanaryRollout, CanaryRolloutStatus};
-use crate::controller::analysis::template_vars;
-use crate::controller::slo::service_vars;
+use crate::engine::slo_gate::service_vars;
+use crate::gather::template_vars;
 use crate::metrics::{TemplateError, render};
 
 /// The distinct rendered queries of the rollout, its parity policy and its SLO budget, sorted.

@@ -18,8 +18,8 @@ use super::inputs::Documents;
 use super::world::{BudgetTracker, CANARY_REVISION, Deployments};
 use crate::api::canary_rollout::{Evaluation, Phase};
 use crate::api::{CanaryRollout, CanaryRolloutStatus};
-use crate::controller::analysis;
 use crate::engine::{self, Plan, Snapshot};
+use crate::gather;
 use crate::metrics::MetricsSource;
 
 /// More reconciles than adoption takes with Deployments available at once; a bound, not a wait.
@@ -155,7 +155,7 @@ pub async fn replay(
         let input = match evaluate {
             true => {
                 evaluations += 1;
-                let (input, _report) = analysis::run(
+                let (input, _report) = gather::run(
                     &sources,
                     &rollout,
                     Some(CANARY_REVISION),

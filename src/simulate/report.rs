@@ -221,6 +221,8 @@ mod tests {
 
     use super::*;
     use crate::api::canary_rollout::{ParityVerdict, Phase, SloVerdict, Verdict};
+    use crate::api::parity_policy::ParityLevel;
+    use crate::api::slo_budget::ObjectiveState;
     use crate::simulate::replay::StepEvent;
 
     fn at(second: i64) -> Timestamp {
@@ -246,12 +248,12 @@ mod tests {
                 tracking_error_bps: Some(12.44),
                 mean_difference_bps: Some(3.0),
                 samples: 7,
-                level: "Pass".into(),
+                level: ParityLevel::Pass,
                 consecutive_breaches: 0,
             }),
             slo: Some(SloVerdict {
                 budget_remaining: Some(0.8234),
-                level: "Meeting".into(),
+                level: ObjectiveState::Meeting,
             }),
             message: Some("check error-rate = 0.052 > max 0.01".into()),
         };

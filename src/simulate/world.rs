@@ -8,9 +8,9 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::SLOBudget;
-use crate::controller::{slo, slo_budget};
-use crate::engine::slo as slo_engine;
-use crate::engine::{Plan, Workload};
+use crate::engine::slo_budget::{self, Step};
+use crate::engine::{Plan, Workload, slo_gate};
+use crate::gather;
 use crate::metrics::MetricsSource;
 
 /// Pod-template revision the target runs when the rollout adopts it.
@@ -67,7 +67,7 @@ impl Deployments {
 }
 
 /// The SLOBudget and the status its controller would have written by now: re-evaluated every
-/// `spec.interval` of virtual time with the controller's own pure code.
+/// `spec.interval` of virtual time with the controller's own plan (`engine::slo_budget`).
 pub struct BudgetTracker {
     pub budget: SLOBudget,
 }
@@ -78,36 +78,28 @@ impl BudgetTracker {
         Self { budget }
     }
 
-    /// Evaluates the budget over the whole service when an evaluation is due at `now`.
+    /// Evaluates the budget over the whole service when an evaluation is due at `now`, as its
+    /// reconcile does; the events it would record are not kept.
     pub async fn refresh(&mut self, source: &dyn MetricsSource, now: Timestamp) {
         let spec = &self.budget.spec;
+        let generation = self.budget.metadata.generation;
         let old = self.budget.status.clone().unwrap_or_default();
-        let due = old
-            .last_evaluation_time
-            .and_then(|t| t.checked_add(spec.interval.as_std()).ok())
-            .is_none_or(|next| next <= now);
-        if !due {
-            return;
-        }
-        let namespace = self.budget.namespace().unwrap_or_default();
-        let (measurements, errors) = slo::measure_service(source, &namespace, spec).await;
-        let report = slo_budget::keep_failed(
-            slo_engine::evaluate(spec, &measurements, now),
-            &old.objectives,
-            &errors,
-            spec,
-        );
-        let mut status = old;
-        status.objectives = report.objectives;
-        status.compliance_score = report.compliance_score;
-        status.frozen = report.frozen;
-        status.last_evaluation_time = Some(now);
-        self.budget.status = Some(status);
+        let plan = match slo_budget::step(spec, generation, &old, now) {
+            Step::Wait(_) => return,
+            Step::Invalid(plan) => plan,
+            Step::Measure => {
+                let namespace = self.budget.namespace().unwrap_or_default();
+                let (measurements, errors) =
+                    gather::slo::measure_service(source, &namespace, spec).await;
+                slo_budget::plan(spec, generation, &old, &measurements, &errors, now)
+            }
+        };
+        self.budget.status = Some(plan.status);
     }
 
     /// Why no rollout may start now, as the rollout controller reads it.
     pub fn freeze_reason(&self) -> Option<String> {
-        slo::freeze_reason(&self.budget)
+        slo_gate::freeze_reason(&self.budget)
     }
 }
 

@@ -1,17 +1,26 @@
-//! Runs a rollout's queries against Prometheus for one evaluation.
+//! Gathering: runs the queries of one evaluation through a [`MetricsSource`] and hands the
+//! results to the engine to judge. It renders queries, runs them concurrently and turns
+//! failures into results the engine understands (a query that could not run holds). It decides
+//! nothing itself, and depends only on `api`, `engine` and `metrics`: no kube, no controller.
+//! The operator answers from its Prometheus pool, the simulator from a recording.
+
+pub mod parity;
+pub mod slo;
+pub mod vars;
 
 use std::sync::Arc;
 
 use futures::future::join_all;
-
-use crate::api::CanaryRollout;
 use jiff::Timestamp;
 
+use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
-use crate::engine::analysis::{AnalysisInput, GateEffect, GateVerdict, QueryOutcome};
+use crate::engine::analysis::{AnalysisInput, QueryOutcome};
 use crate::engine::parity::ParityReport;
+use crate::engine::{parity_gate, slo_gate};
 use crate::metrics::{MetricsSource, PrometheusPool, QueryError, TemplateVars, render};
+pub use vars::template_vars;
 
 /// Where a rollout's queries go: the source for a resource's optional Prometheus address
 /// (`None` = the default). The operator answers from its pool; the simulator from a recording.
@@ -23,28 +32,6 @@ impl MetricsSources for PrometheusPool {
     fn source(&self, address: Option<&str>) -> Result<Arc<dyn MetricsSource>, QueryError> {
         self.get(address)
     }
-}
-
-/// Template variables of a rollout, for the given track.
-pub fn template_vars(
-    rollout: &CanaryRollout,
-    track: &str,
-    pod_template_hash: Option<&str>,
-) -> TemplateVars {
-    let spec = &rollout.spec;
-    let status = rollout.status.clone().unwrap_or_default();
-    TemplateVars::new()
-        .set(
-            "namespace",
-            rollout.metadata.namespace.clone().unwrap_or_default(),
-        )
-        .set("target", spec.target_ref.name.clone())
-        .set("service", spec.service.name.clone())
-        .set("interval", spec.analysis.interval.to_string())
-        .set("track", track)
-        .set("canaryRevision", status.canary_revision.unwrap_or_default())
-        .set("stableRevision", status.stable_revision.unwrap_or_default())
-        .set("podTemplateHash", pod_template_hash.unwrap_or_default())
 }
 
 async fn run_query(source: &dyn MetricsSource, query: &str, vars: &TemplateVars) -> QueryOutcome {
@@ -71,10 +58,9 @@ pub async fn run(
         let address = budget.spec.prometheus.as_ref().map(|p| p.address.as_str());
         Some(match sources.source(address) {
             Ok(source) => {
-                super::slo::evaluate_for_rollout(source.as_ref(), rollout, canary_hash, budget, now)
-                    .await
+                slo::evaluate_for_rollout(source.as_ref(), rollout, canary_hash, budget, now).await
             }
-            Err(error) => super::slo::unavailable(budget, &error.to_string()),
+            Err(error) => slo_gate::unavailable(budget, &error.to_string()),
         })
     };
     let analysis = run_analysis(sources, rollout, canary_hash, parity_policy, now);
@@ -105,13 +91,7 @@ async fn run_analysis(
                     .map(|c| c.is_relative().then(failed))
                     .collect(),
                 gates: parity_policy
-                    .map(|_| GateVerdict {
-                        source: "parity",
-                        effect: GateEffect::Hold,
-                        reason: format!("parity Insufficient: {error}"),
-                        parity: None,
-                        slo: None,
-                    })
+                    .map(|_| parity_gate::unavailable(&error.to_string()))
                     .into_iter()
                     .collect(),
             };
@@ -138,22 +118,12 @@ async fn run_analysis(
             false => None,
         }
     }));
-    // Breaches seen in an earlier rollout do not count against this one.
-    let status = rollout.status.clone().unwrap_or_default();
-    let previous_breaches = status
-        .last_evaluation
-        .as_ref()
-        .filter(|e| {
-            status
-                .rollout_started_at
-                .is_some_and(|start| e.time >= start)
-        })
-        .and_then(|e| e.parity.as_ref())
-        .map_or(0, |p| p.consecutive_breaches);
+    let previous_breaches =
+        parity_gate::previous_breaches(&rollout.status.clone().unwrap_or_default());
     let parity = async {
         match parity_policy {
             Some(policy) => Some(
-                super::parity::evaluate_for_rollout(
+                parity::evaluate_for_rollout(
                     source.as_ref(),
                     rollout,
                     policy,

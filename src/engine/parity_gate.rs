@@ -1,0 +1,210 @@
+//! The ParityPolicy gate of a CanaryRollout: whether a policy can gate a rollout, and what the
+//! counted level of a parity report does to it through the policy's `actions`. The reason names
+//! what decided the level: the threshold with its figure, or the statistical test with its
+//! statistic, p-value and interval when `spec.statistics` raised the level above what the
+//! thresholds give. Pure: running the queries belongs to `gather::parity`.
+
+use crate::api::canary_rollout::{CanaryRolloutStatus, ParityVerdict};
+use crate::api::parity_policy::{
+    ParityAction, ParityLevel, ParityPolicy, ParityPolicySpec, StatisticsResult,
+};
+use crate::engine::analysis::{GateEffect, GateSource, GateVerdict};
+use crate::engine::parity::{self, LevelSource, ParityReport};
+
+/// Problems that make a rollout referencing this policy invalid.
+pub fn problems(policy: &ParityPolicy) -> Vec<String> {
+    let name = super::name_of(&policy.metadata);
+    let mut problems: Vec<String> = parity::validate_policy(&policy.spec)
+        .into_iter()
+        .map(|p| format!("ParityPolicy {name}: {p}"))
+        .collect();
+    if policy.spec.query.is_none() {
+        problems.push(format!(
+            "ParityPolicy {name}: a policy referenced by a CanaryRollout needs spec.query with {{{{track}}}}"
+        ));
+    }
+    problems
+}
+
+/// `status.consecutiveBreaches` as the rollout last saw it; breaches seen in an earlier rollout
+/// do not count against this one.
+pub fn previous_breaches(status: &CanaryRolloutStatus) -> u32 {
+    status
+        .last_evaluation
+        .as_ref()
+        .filter(|e| {
+            status
+                .rollout_started_at
+                .is_some_and(|start| e.time >= start)
+        })
+        .and_then(|e| e.parity.as_ref())
+        .map_or(0, |p| p.consecutive_breaches)
+}
+
+/// A gate whose queries could not run at all (no Prometheus client): the stage holds.
+pub fn unavailable(error: &str) -> GateVerdict {
+    GateVerdict {
+        source: GateSource::Parity,
+        effect: GateEffect::Hold,
+        reason: format!("parity Insufficient: {error}"),
+        parity: None,
+        slo: None,
+    }
+}
+
+/// What the counted level does to the rollout.
+pub fn gate_verdict(
+    spec: &ParityPolicySpec,
+    report: &ParityReport,
+    query_error: Option<String>,
+) -> GateVerdict {
+    let figures = &report.figures;
+    let judged = parity::judged_value(figures, spec.measure);
+    let observed = report.evaluation.level;
+    let counted = report.counted_level;
+    let verdict = ParityVerdict {
+        tracking_error_bps: judged,
+        mean_difference_bps: figures.mean_bps,
+        samples: figures.samples,
+        level: counted,
+        consecutive_breaches: report.consecutive_breaches,
+    };
+    let measure = spec.measure.as_str();
+    let figure = judged.map_or("no figure".to_string(), |v| format!("{measure} {v:.1} bps"));
+    let failed_test = statistics_reason(spec, report);
+    let t = &spec.thresholds;
+    let (effect, reason) = match counted {
+        ParityLevel::Pass if parity::is_breach(observed) => (
+            GateEffect::Hold,
+            format!(
+                "parity {observed} seen {} of {} evaluations in a row: {}",
+                report.consecutive_breaches,
+                spec.consecutive_breaches,
+                failed_test.as_deref().unwrap_or(&figure)
+            ),
+        ),
+        ParityLevel::Pass => (GateEffect::Pass, format!("parity Pass: {figure}")),
+        ParityLevel::Insufficient => {
+            let why = query_error
+                .or_else(|| report.data_problem())
+                .unwrap_or_else(|| {
+                    format!(
+                        "{} samples < minSamples {}",
+                        figures.samples, spec.min_samples
+                    )
+                });
+            (GateEffect::Hold, format!("parity Insufficient: {why}"))
+        }
+        level @ (ParityLevel::Warning | ParityLevel::Critical | ParityLevel::Emergency) => {
+            let (action, threshold) = match level {
+                ParityLevel::Warning => (spec.actions.warning, t.warning_bps),
+                ParityLevel::Critical => (spec.actions.critical, t.critical_bps),
+                _ => (spec.actions.emergency, t.emergency_bps),
+            };
+            let effect = match action {
+                ParityAction::Ignore => GateEffect::Pass,
+                ParityAction::Hold => GateEffect::Hold,
+                ParityAction::Rollback => GateEffect::Rollback,
+                ParityAction::RollbackAndFreeze => GateEffect::RollbackAndFreeze,
+            };
+            let decided = failed_test.unwrap_or_else(|| {
+                format!(
+                    "{figure} >= {} {threshold} bps",
+                    level.as_str().to_lowercase()
+                )
+            });
+            let reason = format!(
+                "parity {level}: {decided} ({} evaluations in a row; action {action:?})",
+                report.consecutive_breaches
+            );
+            (effect, reason)
+        }
+    };
+    GateVerdict {
+        source: GateSource::Parity,
+        effect,
+        reason,
+        parity: Some(verdict),
+        slo: None,
+    }
+}
+
+/// The failed tests with their figures, when the comparison set the level; none when the
+/// thresholds did.
+fn statistics_reason(spec: &ParityPolicySpec, report: &ParityReport) -> Option<String> {
+    if report.decided_by != LevelSource::Statistics {
+        return None;
+    }
+    let result = report.evaluation.statistics.as_ref()?;
+    let tolerance = spec.statistics.as_ref().map_or(0.0, |s| s.tolerance);
+    let tests = failed_tests(result, tolerance);
+    (!tests.is_empty()).then(|| tests.join("; "))
+}
+
+/// Each test of the comparison that failed, with its figures.
+fn failed_tests(result: &StatisticsResult, tolerance: f64) -> Vec<String> {
+    let alpha = 1.0 - result.confidence;
+    let mut tests = Vec::new();
+    if parity::shift_failed(result) {
+        let band = tolerance * result.baseline_median.abs();
+        tests.push(format!(
+            "Mann-Whitney U p={} < {}, Hodges-Lehmann shift {} [{}, {}] ({} % interval) beyond tolerance ±{} ({} % of the baseline median {})",
+            probability(result.mann_whitney_p),
+            probability(alpha),
+            significant(result.shift),
+            significant(result.shift_lower),
+            significant(result.shift_upper),
+            significant(result.confidence * 100.0),
+            significant(band),
+            significant(tolerance * 100.0),
+            significant(result.baseline_median),
+        ));
+    }
+    if let Some(test) = result
+        .proportions
+        .as_ref()
+        .filter(|_| parity::proportions_failed(result))
+    {
+        tests.push(format!(
+            "two-proportion z-test p={} < {}, z {:.2}: candidate good {:.2} % < baseline {:.2} %",
+            probability(test.p_value),
+            probability(alpha),
+            test.z,
+            test.candidate_rate * 100.0,
+            test.baseline_rate * 100.0,
+        ));
+    }
+    tests
+}
+
+/// A p-value or significance level: 4 decimals, scientific notation below 0.0001.
+fn probability(p: f64) -> String {
+    if p != 0.0 && p.abs() < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        trimmed(format!("{p:.4}"))
+    }
+}
+
+/// `x` with 3 significant digits (all the integer digits), trailing zeros dropped: the shift is
+/// in the query's unit, whose scale the gate does not know.
+fn significant(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let decimals = usize::try_from((2 - magnitude).clamp(0, 12)).unwrap_or(0);
+    trimmed(format!("{x:.decimals$}"))
+}
+
+fn trimmed(text: String) -> String {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+#[path = "parity_gate_tests.rs"]
+mod tests;
