@@ -249,6 +249,12 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     } else {
         (None, None)
     };
+    // The plan is stamped after the queries, which can take a while: a stage's clock starts
+    // when its weight is set, so the weight stays for the whole pause.
+    let now = match evaluate {
+        true => Timestamp::now(),
+        false => now,
+    };
 
     let annotations: BTreeMap<String, String> = rollout.annotations().clone();
     let snapshot = Snapshot {
