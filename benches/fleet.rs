@@ -68,7 +68,10 @@ impl Settings {
         let numbers = |text: &str| -> Vec<usize> {
             text.split([',', ' '])
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap_or_else(|_| panic!("not a fleet size: {s}")))
+                .map(|s| {
+                    s.parse()
+                        .unwrap_or_else(|_| panic!("not a fleet size: {s}"))
+                })
                 .collect()
         };
         // cargo passes `--bench` to the bench binary.
@@ -129,7 +132,10 @@ async fn main() {
     for &size in &settings.sizes {
         summaries.push(measure(&env, &kubelet_client, audit_log.as_deref(), size, &settings).await);
     }
-    println!("\nsummary (requests are per rollout; memory in MiB; CPU at rest in seconds over {} s)", settings.rest.as_secs());
+    println!(
+        "\nsummary (requests are per rollout; memory in MiB; CPU at rest in seconds over {} s)",
+        settings.rest.as_secs()
+    );
     println!(
         "{:>6}  {:>16}  {:>8}  {:>16}  {:>8}  {:>7}  {:>7}  {:>7}",
         "N", "adopted", "requests", "rolled out", "requests", "RSS", "peak", "CPU"
@@ -187,16 +193,18 @@ async fn measure(
         .await
         .unwrap_or_else(|e| panic!("creating the Deployments: {e}"));
     let deployed = fleet.wait_available(settings.timeout).await;
-    println!("{}", progress_line("Deployments available", size, &deployed));
+    println!(
+        "{}",
+        progress_line("Deployments available", size, &deployed)
+    );
     fleet
         .create_rollouts()
         .await
         .unwrap_or_else(|e| panic!("creating the CanaryRollouts: {e}"));
 
     // Adoption: from the operator's start until every rollout is at rest with a stable revision.
-    let mut audit = audit_log.map(|path| {
-        AuditLog::from_end(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    });
+    let mut audit = audit_log
+        .map(|path| AuditLog::from_end(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
     let started = Timestamp::now();
     let mut operator = Operator::start_with_env(
         env,
@@ -212,9 +220,7 @@ async fn measure(
     summary.adopted = short_progress(size, &adopted);
     println!("\nadoption: {}", progress_line("adopted", size, &adopted));
     let after_adoption = scrape(&metrics_address).await;
-    let tally = audited(&mut audit, started, adopted_at).await;
-    summary.adoption_requests = tally.as_ref().map(|t| t.total as f64 / size as f64);
-    print_requests(tally.as_ref(), size);
+    follow(&mut audit);
     print_operator_figures(&MetricsPage::default(), &after_adoption, size);
     let at_adoption = process(pid);
     println!(
@@ -239,11 +245,11 @@ async fn measure(
         summary.rss_at_rest_mib,
         summary.cpu_at_rest
     );
-    let tally_rest = audited(&mut audit, rest_from, rest_to).await;
-    print_requests(tally_rest.as_ref(), size);
+    follow(&mut audit);
     print_operator_figures(&page_before_rest, &page_after_rest, size);
 
     // A mass rollout: a new image on every target, until each rollout promoted it.
+    let mut rollout_window = None;
     if adopted.complete(size) {
         let before = fleet
             .stable_revisions()
@@ -267,9 +273,8 @@ async fn measure(
             changed_after.as_secs_f64(),
             progress_line("promoted", size, &promoted)
         );
-        let tally = audited(&mut audit, rollout_from, rollout_to).await;
-        summary.rollout_requests = tally.as_ref().map(|t| t.total as f64 / size as f64);
-        print_requests(tally.as_ref(), size);
+        rollout_window = Some((rollout_from, rollout_to));
+        follow(&mut audit);
         print_operator_figures(&page_after_rest, &after_rollout, size);
         println!("  operator CPU {:.2} s", cpu_after - cpu_before);
     } else {
@@ -289,9 +294,27 @@ async fn measure(
         println!("  the operator had exited: {status}");
     }
 
+    // The apiserver logs a watch when it ends: only now is every request in the log.
     operator.kill().await;
+    if let Some(audit) = &mut audit {
+        tokio::time::sleep(AUDIT_FLUSH).await;
+        follow_log(audit);
+        let per_rollout = |t: &Tally| t.total as f64 / size as f64;
+        let adoption = audit.tally(started, adopted_at);
+        summary.adoption_requests = Some(per_rollout(&adoption));
+        print_requests("adoption", &adoption, size);
+        print_requests("at rest", &audit.tally(rest_from, rest_to), size);
+        if let Some((from, to)) = rollout_window {
+            let rollout = audit.tally(from, to);
+            summary.rollout_requests = Some(per_rollout(&rollout));
+            print_requests("two-stage rollout", &rollout, size);
+        }
+    }
     if let Err(e) = fleet.release_rollouts().await {
-        println!("  removing the finalizers: {e} (namespace {} may stay Terminating)", ns.name());
+        println!(
+            "  removing the finalizers: {e} (namespace {} may stay Terminating)",
+            ns.name()
+        );
     }
     // Dropping the namespace deletes it.
     summary
@@ -318,25 +341,23 @@ fn short_progress(size: usize, progress: &Progress) -> String {
     }
 }
 
-async fn audited(audit: &mut Option<AuditLog>, from: Timestamp, to: Timestamp) -> Option<Tally> {
-    let audit = audit.as_mut()?;
-    tokio::time::sleep(AUDIT_FLUSH).await;
-    match audit.tally(from, to) {
-        Ok(tally) => Some(tally),
-        Err(e) => {
-            println!("  reading the audit log: {e}");
-            None
-        }
+/// Reads what the apiserver logged since the last look.
+fn follow(audit: &mut Option<AuditLog>) {
+    if let Some(audit) = audit {
+        follow_log(audit);
     }
 }
 
-fn print_requests(tally: Option<&Tally>, size: usize) {
-    let Some(tally) = tally else {
-        return;
-    };
+fn follow_log(audit: &mut AuditLog) {
+    if let Err(e) = audit.read_new() {
+        println!("  reading the audit log: {e}");
+    }
+}
+
+fn print_requests(phase: &str, tally: &Tally, size: usize) {
     let per = |n: u64| n as f64 / size as f64;
     println!(
-        "  apiserver requests by the operator: {} ({:.1} per rollout); answered 429: {}, 5xx: {}",
+        "\napiserver requests by the operator, {phase}: {} ({:.1} per rollout); answered 429: {}, 5xx: {}",
         tally.total,
         per(tally.total),
         tally.throttled,
@@ -357,11 +378,22 @@ fn print_requests(tally: Option<&Tally>, size: usize) {
         .collect();
     println!(
         "    counted as the operator's by {}; other clients, not counted: {}",
-        if rules.is_empty() { "nothing".to_string() } else { rules.join(", ") },
-        if others.is_empty() { "none".to_string() } else { others.join(", ") }
+        if rules.is_empty() {
+            "nothing".to_string()
+        } else {
+            rules.join(", ")
+        },
+        if others.is_empty() {
+            "none".to_string()
+        } else {
+            others.join(", ")
+        }
     );
     if tally.unreadable > 0 {
         println!("    ({} audit lines could not be read)", tally.unreadable);
+    }
+    if tally.lost {
+        println!("    (incomplete: the audit log was rotated twice between two reads)");
     }
 }
 

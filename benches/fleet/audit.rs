@@ -1,10 +1,12 @@
 //! The operator's apiserver requests, counted in the audit log that `SLUICE_AUDIT=1 hack/testenv
 //! up` writes (level Metadata, stages ResponseStarted, ResponseComplete and Panic).
 //!
-//! A request is counted once: a watch when it starts streaming (ResponseStarted, since it may
-//! never complete while the operator runs), any other request when it completes or panics.
+//! A request is counted once, at the time the apiserver received it: a watch by its
+//! ResponseStarted event, any other request by its completion (or panic). The apiserver writes a
+//! watch's events only when the watch ends, so the log is read again after the operator has
+//! stopped, and requests are kept (compactly) until then to be sorted into time windows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -55,8 +57,10 @@ pub struct Tally {
     /// Requests of other clients by product (User-Agent up to the first space): shows what was
     /// left out.
     pub others: BTreeMap<String, u64>,
-    /// Lines that were not audit events (a line cut by rotation, say).
+    /// Lines of the whole log that were not audit events (a line cut by rotation, say).
     pub unreadable: u64,
+    /// Whether requests were missed (the log was rotated twice between two reads).
+    pub lost: bool,
 }
 
 impl Tally {
@@ -85,7 +89,7 @@ struct Event {
     object_ref: Option<ObjectRef>,
     #[serde(default)]
     response_status: Option<ResponseStatus>,
-    stage_timestamp: Timestamp,
+    request_received_timestamp: Timestamp,
 }
 
 #[derive(Deserialize)]
@@ -135,11 +139,33 @@ impl Event {
     }
 }
 
+/// One request as kept: the call and the client are indexes into [`AuditLog`]'s name tables.
+struct Request {
+    received: Timestamp,
+    call: usize,
+    client: Client,
+    code: Option<u16>,
+    panicked: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Client {
+    Operator(OperatorRule),
+    /// Index of the client's product (its User-Agent up to the first space).
+    Other(usize),
+}
+
 /// A reader that picks up where it stopped, across the apiserver's rotation of the file.
 pub struct AuditLog {
     path: PathBuf,
     inode: u64,
     offset: u64,
+    requests: Vec<Request>,
+    calls: Names<(String, String)>,
+    products: Names<String>,
+    unreadable: u64,
+    /// Set when the file was rotated more than once between two reads: requests were missed.
+    lost: bool,
 }
 
 impl AuditLog {
@@ -150,29 +176,99 @@ impl AuditLog {
             path: path.to_path_buf(),
             inode: metadata.ino(),
             offset: metadata.len(),
+            requests: Vec::new(),
+            calls: Names::default(),
+            products: Names::default(),
+            unreadable: 0,
+            lost: false,
         })
     }
 
-    /// Reads what was written since the last call and tallies the requests that ended (or, for
-    /// a watch, started) between `from` and `to`.
-    pub fn tally(&mut self, from: Timestamp, to: Timestamp) -> io::Result<Tally> {
-        let mut tally = Tally::default();
+    /// Reads what was written since the last call. Reading now and then (rather than once at
+    /// the end) follows the file across a rotation.
+    pub fn read_new(&mut self) -> io::Result<()> {
         let current = fs::metadata(&self.path)?;
         if current.ino() != self.inode {
             // Rotated: the rest of the old file is in the backup that kept its inode.
-            if let Some(backup) = self.backup_with_inode(self.inode)? {
-                read_lines(&backup, self.offset, &mut |line| {
-                    add(&mut tally, line, from, to)
-                })?;
+            match self.backup_with_inode(self.inode)? {
+                Some(backup) => {
+                    read_lines(&backup, self.offset, &mut |line| self.add(line))?;
+                }
+                None => self.lost = true,
             }
             self.inode = current.ino();
             self.offset = 0;
         }
         let path = self.path.clone();
-        self.offset = read_lines(&path, self.offset, &mut |line| {
-            add(&mut tally, line, from, to)
-        })?;
-        Ok(tally)
+        self.offset = read_lines(&path, self.offset, &mut |line| self.add(line))?;
+        Ok(())
+    }
+
+    /// The requests received between `from` and `to`.
+    pub fn tally(&self, from: Timestamp, to: Timestamp) -> Tally {
+        let mut tally = Tally {
+            unreadable: self.unreadable,
+            lost: self.lost,
+            ..Default::default()
+        };
+        for request in self
+            .requests
+            .iter()
+            .filter(|r| r.received >= from && r.received <= to)
+        {
+            let rule = match request.client {
+                Client::Operator(rule) => rule,
+                Client::Other(product) => {
+                    *tally
+                        .others
+                        .entry(self.products.name(product).clone())
+                        .or_default() += 1;
+                    continue;
+                }
+            };
+            *tally.rules.entry(rule).or_default() += 1;
+            tally.total += 1;
+            *tally
+                .calls
+                .entry(self.calls.name(request.call).clone())
+                .or_default() += 1;
+            match request.code {
+                Some(429) => tally.throttled += 1,
+                Some(code) if code >= 500 => tally.server_errors += 1,
+                None if request.panicked => tally.server_errors += 1,
+                _ => {}
+            }
+        }
+        tally
+    }
+
+    fn add(&mut self, line: &str) {
+        let Ok(event) = serde_json::from_str::<Event>(line) else {
+            self.unreadable += 1;
+            return;
+        };
+        if !event.counts_request() {
+            return;
+        }
+        let agent = event.user_agent.as_deref();
+        let client = match OperatorRule::of(agent) {
+            Some(rule) => Client::Operator(rule),
+            None => {
+                let product = agent
+                    .unwrap_or_default()
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default();
+                Client::Other(self.products.index(product.to_string()))
+            }
+        };
+        self.requests.push(Request {
+            received: event.request_received_timestamp,
+            call: self.calls.index((event.verb.clone(), event.resource())),
+            client,
+            code: event.response_status.as_ref().and_then(|s| s.code),
+            panicked: event.stage == "Panic",
+        });
     }
 
     fn backup_with_inode(&self, inode: u64) -> io::Result<Option<PathBuf>> {
@@ -186,6 +282,36 @@ impl AuditLog {
             }
         }
         Ok(None)
+    }
+}
+
+/// Each distinct name once, so a million requests do not hold a million copies of it.
+struct Names<T> {
+    names: Vec<T>,
+    indexes: HashMap<T, usize>,
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names {
+            names: Vec::new(),
+            indexes: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Names<T> {
+    fn index(&mut self, name: T) -> usize {
+        if let Some(&index) = self.indexes.get(&name) {
+            return index;
+        }
+        self.names.push(name.clone());
+        self.indexes.insert(name, self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    fn name(&self, index: usize) -> &T {
+        &self.names[index]
     }
 }
 
@@ -205,33 +331,5 @@ fn read_lines(path: &Path, offset: u64, each: &mut impl FnMut(&str)) -> io::Resu
         }
         position += read as u64;
         each(&line);
-    }
-}
-
-fn add(tally: &mut Tally, line: &str, from: Timestamp, to: Timestamp) {
-    let Ok(event) = serde_json::from_str::<Event>(line) else {
-        tally.unreadable += 1;
-        return;
-    };
-    if !event.counts_request() || event.stage_timestamp < from || event.stage_timestamp > to {
-        return;
-    }
-    let agent = event.user_agent.as_deref();
-    let Some(rule) = OperatorRule::of(agent) else {
-        let product = agent.unwrap_or_default().split(' ').next().unwrap_or_default();
-        *tally.others.entry(product.to_string()).or_default() += 1;
-        return;
-    };
-    *tally.rules.entry(rule).or_default() += 1;
-    tally.total += 1;
-    *tally
-        .calls
-        .entry((event.verb.clone(), event.resource()))
-        .or_default() += 1;
-    match event.response_status.as_ref().and_then(|s| s.code) {
-        Some(429) => tally.throttled += 1,
-        Some(code) if code >= 500 => tally.server_errors += 1,
-        None if event.stage == "Panic" => tally.server_errors += 1,
-        _ => {}
     }
 }

@@ -208,4 +208,3 @@ pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<Result<f64, f64>> {
     }
     Some(Err(lower.0))
 }
-
