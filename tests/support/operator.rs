@@ -138,6 +138,11 @@ impl Operator {
             .and_then(|child| child.try_wait().ok().flatten())
     }
 
+    /// The process id while it runs, e.g. to read its memory and CPU time from /proc.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
@@ -156,11 +161,12 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sluice=debug".into()),
             )
+            // After the default RUST_LOG, so a caller can choose its own (a benchmark logs less).
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
