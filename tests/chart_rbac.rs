@@ -400,6 +400,20 @@ async fn without_create_on_deployments_the_stable_deployment_is_never_applied() 
         line.contains(r#"deployments.apps \"checkout-stable\" is forbidden"#)
     })
     .await;
+    // Retried with backoff (2 s, 4 s, ...); from the third failure in a row the status says so.
+    let failing = eventually(
+        Duration::from_secs(40),
+        "a ReconcileFailing condition",
+        async || service.condition("ReconcileFailing").await.ok_or("not yet"),
+    )
+    .await;
+    assert!(failing.is_true(), "{failing:?}");
+    assert_eq!(failing.reason, "ReconcileError");
+    assert!(
+        failing.message.contains("reconciles in a row failed")
+            && failing.message.contains("forbidden"),
+        "{failing:?}"
+    );
     assert!(!service.has_deployment("checkout-stable").await);
     assert_eq!(service.phase().await, None, "the rollout never got going");
     assert_eq!(

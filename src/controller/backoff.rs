@@ -11,7 +11,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::ObjectRef;
 
 /// Failures in a row after which an object is reported as failing in its status.
-pub const FAILING_AFTER: u32 = 5;
+pub const FAILING_AFTER: u32 = 3;
 
 pub struct ErrorBackoff {
     first: Duration,

@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::scoped;
-use super::workloads::{MANAGED_BY_LABEL, TRACK_LABEL};
+use super::workloads::{MANAGED_BY_LABEL, ROLLOUT_LABEL, TRACK_LABEL};
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
@@ -40,6 +40,9 @@ pub struct Caches {
     pub parity_policies: Store<ParityPolicy>,
     pub slo_budgets: Store<SLOBudget>,
 }
+
+/// The annotation in which the deployment controller numbers a Deployment's ReplicaSets.
+const REVISION: &str = "deployment.kubernetes.io/revision";
 
 type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
 
@@ -107,6 +110,13 @@ pub fn watch(
             if let Some(status) = deployment.status.as_mut() {
                 status.conditions = None;
             }
+            // A stable Deployment is known by its revision annotation; its template, a copy of
+            // a target's, is never read.
+            if deployment.labels().contains_key(ROLLOUT_LABEL)
+                && let Some(spec) = deployment.spec.as_mut()
+            {
+                spec.template = Default::default();
+            }
         },
     );
     let (replica_sets, replica_set_feed) = feed(
@@ -114,6 +124,9 @@ pub fn watch(
         all().labels("pod-template-hash"),
         |set: &mut ReplicaSet| {
             trim(set);
+            if let Some(annotations) = set.metadata.annotations.as_mut() {
+                annotations.retain(|key, _| key == REVISION);
+            }
             if let Some(spec) = set.spec.as_mut() {
                 spec.template = None;
             }
@@ -137,7 +150,11 @@ pub fn watch(
         all().labels(&format!("pod-template-hash,!{TRACK_LABEL}")),
     )
     .default_backoff()
-    .modify(trim)
+    .modify(|pod| {
+        // Labels, name and deletion are all that is read.
+        let meta = &mut pod.metadata;
+        (meta.managed_fields, meta.annotations, meta.owner_references) = (None, None, None);
+    })
     .reflect(pod_writer)
     .for_each(|_| std::future::ready(()))
     .boxed();
@@ -252,7 +269,7 @@ impl Caches {
         let namespace = deployment.namespace();
         let revision = |set: &ReplicaSet| {
             set.annotations()
-                .get("deployment.kubernetes.io/revision")
+                .get(REVISION)
                 .and_then(|r| r.parse::<u64>().ok())
                 .unwrap_or(0)
         };
