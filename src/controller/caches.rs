@@ -156,7 +156,13 @@ pub fn watch(
         (meta.managed_fields, meta.annotations, meta.owner_references) = (None, None, None);
     })
     .reflect(pod_writer)
-    .for_each(|_| std::future::ready(()))
+    .for_each(|event| {
+        // The other watches' errors reach the controller's log through its triggers.
+        if let Err(error) = event {
+            tracing::warn!("pod watch: {error}");
+        }
+        std::future::ready(())
+    })
     .boxed();
 
     let resource = gateway_api::http_route_resource();

@@ -102,27 +102,39 @@ impl Context {
             controller: "sluice".into(),
             instance,
         };
-        Self {
-            reporter,
+        Self::from_parts(
             client,
-            prometheus: Arc::new(prometheus),
+            reporter,
+            Arc::new(prometheus),
             metrics,
-            caches: Caches::empty(),
-            statuses: StatusMemory::default(),
-            policy_statuses: StatusMemory::default(),
-            budget_statuses: StatusMemory::default(),
-            backoff: ErrorBackoff::default(),
-            parity_feed: ParityFeed::default(),
-        }
+            Caches::empty(),
+        )
     }
 
     /// A context for one watched namespace (or all), reading from `caches`.
     fn for_scope(&self, caches: Caches) -> Self {
+        Self::from_parts(
+            self.client.clone(),
+            self.reporter.clone(),
+            self.prometheus.clone(),
+            self.metrics.clone(),
+            caches,
+        )
+    }
+
+    /// Shared parts, and nothing remembered yet.
+    fn from_parts(
+        client: Client,
+        reporter: Reporter,
+        prometheus: Arc<PrometheusPool>,
+        metrics: Arc<Metrics>,
+        caches: Caches,
+    ) -> Self {
         Self {
-            client: self.client.clone(),
-            reporter: self.reporter.clone(),
-            prometheus: self.prometheus.clone(),
-            metrics: self.metrics.clone(),
+            client,
+            reporter,
+            prometheus,
+            metrics,
             caches,
             statuses: StatusMemory::default(),
             policy_statuses: StatusMemory::default(),

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,6 +15,7 @@ use tracing::warn;
 use super::Context;
 use super::error::Error;
 use super::workloads::FIELD_MANAGER;
+use crate::engine::PlannedEvent;
 
 /// Server-side apply of the whole status (so fields that were cleared disappear too), skipped
 /// when nothing changed, to keep reconciles from feeding themselves.
@@ -66,4 +68,29 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     {
         warn!(object = %object.name_any(), reason, "event not recorded: {error}");
     }
+}
+
+/// Records a plan's events on `object`, in order.
+pub async fn publish_planned<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    events: &[PlannedEvent],
+) {
+    for event in events {
+        publish(ctx, object, event.warning, event.reason, &event.note).await;
+    }
+}
+
+/// After a failed reconcile of `object`: counts and logs the error, and returns how long the
+/// object waits before its next try (per-object backoff).
+pub fn retry_after_error<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    controller: &'static str,
+    object: &K,
+    error: &Error,
+) -> std::time::Duration {
+    ctx.metrics.record_error(controller, error.category());
+    let delay = ctx.backoff.failed(&ObjectRef::from_obj(object).erase());
+    warn!(controller, object = %object.name_any(), namespace = object.namespace().unwrap_or_default(), category = error.category(), retry_in = ?delay, "reconcile failed: {error}");
+    delay
 }

@@ -9,7 +9,6 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use tracing::warn;
 
 use super::Context;
 use super::error::Error;
@@ -65,16 +64,7 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
         ctx.parity_feed.restore(&key, measured);
         return Err(error);
     }
-    for event in &plan.events {
-        objects::publish(
-            &ctx,
-            policy.as_ref(),
-            event.warning,
-            event.reason,
-            &event.note,
-        )
-        .await;
-    }
+    objects::publish_planned(&ctx, policy.as_ref(), &plan.events).await;
     ctx.backoff
         .succeeded(&ObjectRef::from_obj(policy.as_ref()).erase());
     Ok(plan
@@ -83,10 +73,10 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
 }
 
 pub fn error_policy(policy: Arc<ParityPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.record_error("parity_policy", error.category());
-    let delay = ctx
-        .backoff
-        .failed(&ObjectRef::from_obj(policy.as_ref()).erase());
-    warn!(policy = %policy.name_any(), namespace = policy.namespace().unwrap_or_default(), category = error.category(), retry_in = ?delay, "reconcile failed: {error}");
-    Action::requeue(delay)
+    Action::requeue(objects::retry_after_error(
+        &ctx,
+        "parity_policy",
+        policy.as_ref(),
+        error,
+    ))
 }

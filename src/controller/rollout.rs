@@ -19,6 +19,7 @@ use super::Context;
 use super::backoff::FAILING_AFTER;
 use super::caches::Caches;
 use super::error::Error;
+use super::objects;
 use super::workloads;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
@@ -68,11 +69,10 @@ pub fn error_policy(rollout: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context
             Action::requeue(Duration::from_secs(1))
         }
         _ => {
-            ctx.metrics.record_error("rollout", error.category());
-            let key = ObjectRef::from_obj(rollout.as_ref()).erase();
-            let delay = ctx.backoff.failed(&key);
-            let failures = ctx.backoff.failures(&key);
-            warn!(rollout = %rollout.name_any(), namespace = rollout.namespace().unwrap_or_default(), category = error.category(), failures, retry_in = ?delay, "reconcile failed: {error}");
+            let delay = objects::retry_after_error(&ctx, "rollout", rollout.as_ref(), error);
+            let failures = ctx
+                .backoff
+                .failures(&ObjectRef::from_obj(rollout.as_ref()).erase());
             if failures >= FAILING_AFTER {
                 let message = format!(
                     "{failures} reconciles in a row failed, the last with: {error}; next try in {}s",

@@ -8,7 +8,6 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use tracing::warn;
 
 use super::Context;
 use super::error::Error;
@@ -50,16 +49,7 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
     ctx.budget_statuses
         .write(&ctx, budget.as_ref(), &old, &plan.status)
         .await?;
-    for event in &plan.events {
-        objects::publish(
-            &ctx,
-            budget.as_ref(),
-            event.warning,
-            event.reason,
-            &event.note,
-        )
-        .await;
-    }
+    objects::publish_planned(&ctx, budget.as_ref(), &plan.events).await;
     ctx.backoff
         .succeeded(&ObjectRef::from_obj(budget.as_ref()).erase());
     Ok(plan
@@ -68,10 +58,10 @@ pub async fn reconcile(budget: Arc<SLOBudget>, ctx: Arc<Context>) -> Result<Acti
 }
 
 pub fn error_policy(budget: Arc<SLOBudget>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.record_error("slo_budget", error.category());
-    let delay = ctx
-        .backoff
-        .failed(&ObjectRef::from_obj(budget.as_ref()).erase());
-    warn!(budget = %budget.name_any(), namespace = budget.namespace().unwrap_or_default(), category = error.category(), retry_in = ?delay, "reconcile failed: {error}");
-    Action::requeue(delay)
+    Action::requeue(objects::retry_after_error(
+        &ctx,
+        "slo_budget",
+        budget.as_ref(),
+        error,
+    ))
 }
