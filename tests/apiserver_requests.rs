@@ -1,7 +1,8 @@
 //! What the operator asks of the apiserver, read from the test apiserver's audit log
 //! (`hack/testenv up` with `SLUICE_AUDIT=1`, as `hack/test` runs it): every request carries the
-//! User-Agent `sluice/<version>`, reconciles read from caches (no GET, no LIST beyond the
-//! watches' own), and reconciles that change nothing send nothing.
+//! User-Agent `sluice/<version>` (the plugin's with `(kubectl-sluice)`), reconciles read from
+//! caches (no GET, no LIST beyond the watches' own), and reconciles that change nothing send
+//! nothing.
 
 mod rollout_fixture;
 mod support;
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use sluice::api::canary_rollout::Phase;
 
 const OPERATOR_USER_AGENT: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
+const PLUGIN_USER_AGENT: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"), " (kubectl-sluice)");
 
 /// One finished request of the audit log.
 #[derive(Debug)]
@@ -163,6 +165,21 @@ async fn the_operator_names_itself_reads_from_caches_and_is_quiet_when_nothing_c
     assert!(quiet.is_empty(), "requests at rest: {quiet:#?}");
     let reconciled = rollout_reconciles(operator).await - reconciled_before;
     assert!(reconciled >= 3.0, "{reconciled} reconciles after 3 touches");
+
+    // The kubectl plugin names itself too.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-sluice"))
+        .args(["get", "-n", &namespace])
+        .env("KUBECONFIG", &service.env.kubeconfig)
+        .output()
+        .await
+        .expect("run kubectl-sluice");
+    assert!(output.status.success(), "{output:?}");
+    let plugin_lists = requests_in(&namespace)
+        .into_iter()
+        .filter(|r| r.verb == "list" && r.resource == "canaryrollouts")
+        .filter(|r| r.user_agent == PLUGIN_USER_AGENT)
+        .count();
+    assert_eq!(plugin_lists, 1, "the plugin's list of rollouts");
 }
 
 /// Rollout reconciles the operator has run, from its /metrics.
