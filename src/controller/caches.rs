@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::scoped;
-use super::workloads::{MANAGED_BY_LABEL, ROLLOUT_LABEL, TRACK_LABEL};
+use super::workloads::{self, MANAGED_BY_LABEL, REPLICA_SET_REVISION, ROLLOUT_LABEL, TRACK_LABEL};
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
@@ -40,9 +40,6 @@ pub struct Caches {
     pub parity_policies: Store<ParityPolicy>,
     pub slo_budgets: Store<SLOBudget>,
 }
-
-/// The annotation in which the deployment controller numbers a Deployment's ReplicaSets.
-const REVISION: &str = "deployment.kubernetes.io/revision";
 
 type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
 
@@ -125,7 +122,7 @@ pub fn watch(
         |set: &mut ReplicaSet| {
             trim(set);
             if let Some(annotations) = set.metadata.annotations.as_mut() {
-                annotations.retain(|key, _| key == REVISION);
+                annotations.retain(|key, _| key == REPLICA_SET_REVISION);
             }
             if let Some(spec) = set.spec.as_mut() {
                 spec.template = None;
@@ -272,20 +269,10 @@ impl Caches {
     /// template.
     pub fn newest_replica_set(&self, deployment: &Deployment) -> Option<Arc<ReplicaSet>> {
         let uid = deployment.uid()?;
-        let namespace = deployment.namespace();
-        let revision = |set: &ReplicaSet| {
-            set.annotations()
-                .get(REVISION)
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        self.replica_sets
-            .state()
-            .into_iter()
-            .filter(|set| {
-                set.namespace() == namespace && set.owner_references().iter().any(|o| o.uid == uid)
-            })
-            .max_by_key(|set| revision(set))
+        let owned = self
+            .replica_sets
+            .state_filter(|set| set.owner_references().iter().any(|o| o.uid == uid));
+        workloads::newest_replica_set(deployment, owned)
     }
 
     /// Names of the Deployment pods in `namespace` that match every label of `selector` and carry
@@ -296,13 +283,12 @@ impl Caches {
         selector: &std::collections::BTreeMap<String, String>,
     ) -> Vec<String> {
         self.unlabelled_pods
-            .state()
-            .into_iter()
-            .filter(|pod| {
+            .state_filter(|pod| {
                 pod.metadata.namespace.as_deref() == Some(namespace)
                     && pod.metadata.deletion_timestamp.is_none()
                     && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
             })
+            .iter()
             .map(|pod| pod.name_any())
             .collect()
     }

@@ -441,9 +441,8 @@ fn referencing<K: kube::Resource>(
     let namespace = object.meta().namespace.clone();
     let name = object.meta().name.clone().unwrap_or_default();
     rollouts
-        .state()
-        .into_iter()
-        .filter(|r| r.namespace() == namespace && refers(r, &name))
+        .state_filter(|r| r.namespace() == namespace && refers(r, &name))
+        .iter()
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }

@@ -126,6 +126,31 @@ pub async fn scale(api: &Api<Deployment>, name: &str, replicas: i32) -> Result<(
     Ok(())
 }
 
+/// The annotation in which the deployment controller numbers a Deployment's ReplicaSets.
+pub const REPLICA_SET_REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// Among `sets`, the one `deployment` owns with the highest revision: the one running its
+/// current template.
+pub fn newest_replica_set<R: std::borrow::Borrow<ReplicaSet>>(
+    deployment: &Deployment,
+    sets: impl IntoIterator<Item = R>,
+) -> Option<R> {
+    let uid = deployment.uid()?;
+    let revision = |set: &ReplicaSet| {
+        set.annotations()
+            .get(REPLICA_SET_REVISION)
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    sets.into_iter()
+        .filter(|set| {
+            let set = set.borrow();
+            set.namespace() == deployment.namespace()
+                && set.owner_references().iter().any(|o| o.uid == uid)
+        })
+        .max_by_key(|set| revision(set.borrow()))
+}
+
 /// The pod-template-hash of the target's newest ReplicaSet: what tells canary pods apart from
 /// stable ones without touching the user's template.
 pub fn pod_template_hash(newest: Option<&ReplicaSet>) -> Option<String> {
@@ -319,5 +344,33 @@ mod tests {
         assert!(!confirmed(None).available);
         // Nothing to confirm for a workload already unavailable or scaled to 0.
         assert!(confirm_available(available(0), None).available);
+    }
+
+    fn owned_set(owner: &str, namespace: &str, revision: &str) -> ReplicaSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("{owner}-{revision}"), "namespace": namespace,
+                "annotations": {REPLICA_SET_REVISION: revision},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": "checkout", "uid": owner}],
+            },
+        }))
+        .expect("replica set")
+    }
+
+    #[test]
+    fn the_newest_replica_set_is_the_owned_one_with_the_highest_revision() {
+        let mut deployment = Deployment::default();
+        deployment.metadata.uid = Some("u1".into());
+        deployment.metadata.namespace = Some("shop".into());
+        let sets = [
+            owned_set("u1", "shop", "2"),
+            owned_set("u1", "shop", "10"),
+            owned_set("u2", "shop", "11"),
+            owned_set("u1", "cart", "12"),
+        ];
+        let newest = newest_replica_set(&deployment, sets.iter()).expect("one is owned");
+        assert_eq!(newest.metadata.name.as_deref(), Some("u1-10"));
+        assert!(newest_replica_set(&Deployment::default(), sets.iter()).is_none());
     }
 }

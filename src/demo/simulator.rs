@@ -239,26 +239,7 @@ async fn newest_pod_template_hash(
         .join(",");
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
     let list = sets.list(&ListParams::default().labels(&selector)).await?;
-    let uid = deployment.metadata.uid.as_ref();
-    let revision = |set: &ReplicaSet| {
-        set.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-            .and_then(|r| r.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|set| {
-            set.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| Some(&o.uid) == uid)
-        })
-        .max_by_key(revision)
+    Ok(workloads::newest_replica_set(deployment, list.items)
         .and_then(|set| set.metadata.labels?.get("pod-template-hash").cloned()))
 }
 
