@@ -45,6 +45,13 @@ async fn a_scheduled_policy_writes_evaluations_to_status_events_and_metrics() {
     exporter
         .wait_until_scraped(NAV, &[("namespace", ns.name()), ("series", "fund")])
         .await;
+    // The schedule's first run can come a second after the policy: the window must already
+    // hold minSamples (5) points of both series by then.
+    for series in ["fund", "index"] {
+        exporter
+            .wait_until_recorded(NAV, &[("namespace", ns.name()), ("series", series)], 8)
+            .await;
+    }
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
     let _operator = Operator::start(&env, ns.name(), &["--metrics-addr", &address]);

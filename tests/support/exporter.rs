@@ -110,4 +110,29 @@ impl MetricsExporter {
         })
         .await
     }
+
+    /// Waits until the shared Prometheus holds at least `samples` scrapes of `metric{labels}`
+    /// from the last minute: enough history for a query over a window.
+    pub async fn wait_until_recorded(&self, metric: &str, labels: &[(&str, &str)], samples: u32) {
+        let client = prometheus_http_query::Client::try_from(self.prometheus_url.as_str())
+            .unwrap_or_else(|e| panic!("bad Prometheus URL {}: {e}", self.prometheus_url));
+        let query = format!("count_over_time({}[1m])", self.selector(metric, labels));
+        let what = format!("{} to hold {samples} samples: {query}", self.prometheus_url);
+        eventually(Duration::from_secs(60), &what, async || {
+            let result = client
+                .query(&query)
+                .get()
+                .await
+                .map_err(|e| e.to_string())?;
+            let count = result
+                .data()
+                .as_vector()
+                .and_then(|v| v.first().map(|s| s.sample().value()))
+                .unwrap_or(0.0);
+            (count >= f64::from(samples))
+                .then_some(())
+                .ok_or(format!("{count} so far"))
+        })
+        .await
+    }
 }
