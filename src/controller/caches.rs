@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
+use super::replica_set_summary::ReplicaSetSummary;
 use super::scoped;
 use super::workloads::{self, MANAGED_BY_LABEL, REPLICA_SET_REVISION, ROLLOUT_LABEL, TRACK_LABEL};
 use crate::api::CanaryRollout;
@@ -30,7 +31,7 @@ pub struct Caches {
     /// Every Deployment in scope: targets are the user's and carry no label of Sluice's.
     pub deployments: Store<Deployment>,
     /// ReplicaSets of Deployments (those with a `pod-template-hash`), without their templates.
-    pub replica_sets: Store<ReplicaSet>,
+    pub replica_sets: Store<ReplicaSetSummary>,
     /// Metadata of Deployment pods that carry no track label yet: canary pods to be labelled.
     pub unlabelled_pods: Store<PartialObjectMeta<Pod>>,
     /// The Services Sluice manages.
@@ -48,7 +49,7 @@ type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
 pub struct Feeds {
     pub rollouts: Feed<CanaryRollout>,
     pub deployments: Feed<Deployment>,
-    pub replica_sets: Feed<ReplicaSet>,
+    pub replica_sets: Feed<ReplicaSetSummary>,
     pub services: Feed<Service>,
     pub routes: Feed<DynamicObject>,
     pub parity_policies: Feed<ParityPolicy>,
@@ -119,16 +120,10 @@ pub fn watch(
     let (replica_sets, replica_set_feed) = feed(
         scoped(client, namespace),
         all().labels("pod-template-hash"),
-        |set: &mut ReplicaSet| {
+        |set: &mut ReplicaSetSummary| {
             trim(set);
             if let Some(annotations) = set.metadata.annotations.as_mut() {
                 annotations.retain(|key, _| key == REPLICA_SET_REVISION);
-            }
-            if let Some(spec) = set.spec.as_mut() {
-                spec.template = None;
-            }
-            if let Some(status) = set.status.as_mut() {
-                status.conditions = None;
             }
         },
     );
@@ -267,7 +262,7 @@ impl Caches {
 
     /// The Deployment's ReplicaSet with the highest revision: the one running its current
     /// template.
-    pub fn newest_replica_set(&self, deployment: &Deployment) -> Option<Arc<ReplicaSet>> {
+    pub fn newest_replica_set(&self, deployment: &Deployment) -> Option<Arc<ReplicaSetSummary>> {
         let uid = deployment.uid()?;
         let owned = self
             .replica_sets

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod objects;
 pub mod parity_feed;
 pub mod parity_policy;
+pub mod replica_set_summary;
 pub mod rollout;
 mod rollout_metrics;
 pub mod server;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
@@ -43,6 +44,7 @@ use caches::Caches;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use parity_feed::ParityFeed;
+use replica_set_summary::ReplicaSetSummary;
 use server::ServerState;
 use status_memory::StatusMemory;
 
@@ -325,7 +327,7 @@ async fn run_rollouts(
     };
     let by_replica_set = {
         let store = rollouts.clone();
-        move |set: ReplicaSet| {
+        move |set: ReplicaSetSummary| {
             let owner = set
                 .owner_references()
                 .iter()

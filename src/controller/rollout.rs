@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -20,6 +20,7 @@ use super::backoff::FAILING_AFTER;
 use super::caches::Caches;
 use super::error::Error;
 use super::objects;
+use super::replica_set_summary::ReplicaSetSummary;
 use super::workloads;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
@@ -115,7 +116,7 @@ struct Dereferenced {
     parity_policy: Option<Arc<ParityPolicy>>,
     slo_budget: Option<Arc<SLOBudget>>,
     /// The target's newest ReplicaSet: its pod-template-hash marks the canary's pods.
-    target_replica_set: Option<Arc<ReplicaSet>>,
+    target_replica_set: Option<Arc<ReplicaSetSummary>>,
 }
 
 fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Dereferenced {

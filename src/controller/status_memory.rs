@@ -33,12 +33,21 @@ impl<S> Default for StatusMemory<S> {
 }
 
 impl<S: Clone + PartialEq + Serialize> StatusMemory<S> {
-    /// The status to plan from: the one last written where the cache shows another.
+    /// The status to plan from: the one last written where the cache shows another. Once the
+    /// cache shows the last write, that write is forgotten: the cache never goes back, and a
+    /// fleet at rest keeps no second copy of every status.
     pub fn latest<K: Resource>(&self, object: &K, cached: Option<&S>) -> Option<S> {
-        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        match object.uid().and_then(|uid| written.get(&uid)) {
+        let Some(uid) = object.uid() else {
+            return cached.cloned();
+        };
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&uid) {
             Some(status) if cached != Some(status) => Some(status.clone()),
-            _ => cached.cloned(),
+            Some(_) => {
+                written.remove(&uid);
+                cached.cloned()
+            }
+            None => cached.cloned(),
         }
     }
 
@@ -115,5 +124,17 @@ mod tests {
         );
         memory.forget(&rollout("u1"));
         assert_eq!(phase(memory.latest(&rollout("u1"), None)), None);
+        // Once the cache has caught up, the copy goes, and the cache is read from then on.
+        let succeeded = status(Phase::Succeeded);
+        memory
+            .written
+            .lock()
+            .unwrap()
+            .insert("u1".into(), succeeded.clone());
+        assert_eq!(
+            phase(memory.latest(&rollout("u1"), Some(&succeeded))),
+            Some(Phase::Succeeded)
+        );
+        assert!(memory.written.lock().unwrap().is_empty());
     }
 }

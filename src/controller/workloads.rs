@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, Patch, PatchParams};
@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::error::Error;
+use super::replica_set_summary::ReplicaSetSummary;
 use crate::api::CanaryRollout;
 use crate::engine::Workload;
 use crate::engine::revision::template_revision;
@@ -131,12 +132,12 @@ pub const REPLICA_SET_REVISION: &str = "deployment.kubernetes.io/revision";
 
 /// Among `sets`, the one `deployment` owns with the highest revision: the one running its
 /// current template.
-pub fn newest_replica_set<R: std::borrow::Borrow<ReplicaSet>>(
+pub fn newest_replica_set<R: std::borrow::Borrow<ReplicaSetSummary>>(
     deployment: &Deployment,
     sets: impl IntoIterator<Item = R>,
 ) -> Option<R> {
     let uid = deployment.uid()?;
-    let revision = |set: &ReplicaSet| {
+    let revision = |set: &ReplicaSetSummary| {
         set.annotations()
             .get(REPLICA_SET_REVISION)
             .and_then(|r| r.parse::<u64>().ok())
@@ -153,7 +154,7 @@ pub fn newest_replica_set<R: std::borrow::Borrow<ReplicaSet>>(
 
 /// The pod-template-hash of the target's newest ReplicaSet: what tells canary pods apart from
 /// stable ones without touching the user's template.
-pub fn pod_template_hash(newest: Option<&ReplicaSet>) -> Option<String> {
+pub fn pod_template_hash(newest: Option<&ReplicaSetSummary>) -> Option<String> {
     newest.and_then(|set| set.labels().get("pod-template-hash").cloned())
 }
 
@@ -188,7 +189,7 @@ pub async fn label_canary_pods(
 /// scale-down still count the pods being deleted: scaled 3 → 0 → 3, it can report 3 available
 /// replicas while none is running. The ReplicaSet's own status, once it reports the generation
 /// of its latest replica count, counts only active pods (not those being deleted).
-pub fn confirm_available(workload: Workload, newest: Option<&ReplicaSet>) -> Workload {
+pub fn confirm_available(workload: Workload, newest: Option<&ReplicaSetSummary>) -> Workload {
     if !workload.available || workload.replicas <= 0 {
         return workload;
     }
@@ -310,15 +311,14 @@ pub async fn delete_owned(client: &kube::Client, rollout: &CanaryRollout) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::ReplicaSetStatus;
+    use crate::controller::replica_set_summary::ReplicaSetSummaryStatus;
 
-    fn replica_set(generation: i64, observed: Option<i64>, ready: i32) -> ReplicaSet {
-        let mut set = ReplicaSet::default();
+    fn replica_set(generation: i64, observed: Option<i64>, ready: i32) -> ReplicaSetSummary {
+        let mut set = ReplicaSetSummary::default();
         set.metadata.generation = Some(generation);
-        set.status = Some(ReplicaSetStatus {
+        set.status = Some(ReplicaSetSummaryStatus {
             observed_generation: observed,
             ready_replicas: Some(ready),
-            ..Default::default()
         });
         set
     }
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn availability_needs_a_settled_newest_replica_set_with_enough_ready_pods() {
-        let confirmed = |set: Option<&ReplicaSet>| confirm_available(available(3), set);
+        let confirmed = |set: Option<&ReplicaSetSummary>| confirm_available(available(3), set);
         assert!(confirmed(Some(&replica_set(4, Some(4), 3))).available);
         // Not yet acted on its latest replica count: the pods it counts may be going away.
         assert!(!confirmed(Some(&replica_set(4, Some(3), 3))).available);
@@ -346,7 +346,7 @@ mod tests {
         assert!(confirm_available(available(0), None).available);
     }
 
-    fn owned_set(owner: &str, namespace: &str, revision: &str) -> ReplicaSet {
+    fn owned_set(owner: &str, namespace: &str, revision: &str) -> ReplicaSetSummary {
         serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": format!("{owner}-{revision}"), "namespace": namespace,

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use tokio::task::JoinHandle;
@@ -20,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::warn;
 
 use super::manifests::{APP, SERVICE_PORT, httproutes};
+use crate::controller::replica_set_summary::ReplicaSetSummary;
 use crate::controller::workloads;
 use crate::devenv::MetricsExporter;
 use crate::traffic::gateway_api::{ServiceNames, canary_weight};
@@ -237,7 +238,7 @@ async fn newest_pod_template_hash(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let sets: Api<ReplicaSetSummary> = Api::namespaced(client.clone(), namespace);
     let list = sets.list(&ListParams::default().labels(&selector)).await?;
     Ok(workloads::newest_replica_set(deployment, list.items)
         .and_then(|set| set.metadata.labels?.get("pod-template-hash").cloned()))
