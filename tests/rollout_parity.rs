@@ -175,7 +175,9 @@ async fn a_relative_latency_check_fails_a_canary_15_percent_slower() {
     })
     .await;
     assert!(
-        note.contains("check p99-latency = 0.23 vs stable 0.2 (+15.0 %)"),
+        note.contains("check p99-latency: canary mean 0.23 vs stable 0.2 over ")
+            && note.contains("change +15.0 % (confidence sequence at ")
+            && note.contains("established beyond maxIncrease +10.0 %"),
         "{note}"
     );
 }

@@ -144,6 +144,11 @@ pub struct Stage {
     /// before it may pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_samples: Option<u64>,
+    /// Longest time the stage may be held for want of evidence (a relative check not yet
+    /// established either way, no data, a shared failure); then `analysis.onMaxDuration`
+    /// decides. Default: no limit (the stage holds, saying why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<Duration>,
 }
 
 /// How a stage is judged.
@@ -176,6 +181,65 @@ pub struct Analysis {
     /// SLOBudget (same namespace) gating the rollout on the error budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_budget_ref: Option<LocalRef>,
+    /// Confidence of the relative checks' judgement over the whole rollout: the chance that a
+    /// canary within every maxIncrease/maxDecrease is rolled back by them, however many
+    /// evaluations the rollout takes, is at most 1 - confidence (spread over the stages and
+    /// bounds). The same confidence stands behind a relative check's pass.
+    #[serde(default = "default_confidence")]
+    #[schemars(range(min = 0.5, max = 0.999999))]
+    pub confidence: f64,
+    /// What a stage does when it reaches its `maxDuration` still held.
+    #[serde(default)]
+    pub on_max_duration: MaxDurationAction,
+    /// A check whose query has {{track}} is also run on the stable track when the canary fails
+    /// it; when stable fails too (an incident both share), the evaluation holds instead of
+    /// counting toward failureLimit.
+    #[serde(default)]
+    pub shared_failures: SharedFailures,
+}
+
+/// What a stage held until its `maxDuration` does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MaxDurationAction {
+    /// Roll back: what was not established for the canary counts against it.
+    #[default]
+    Rollback,
+    /// Pass the stage, provided no check established anything against the canary (a failing
+    /// evaluation still counts toward failureLimit as usual).
+    Promote,
+}
+
+/// How checks failing on both tracks are treated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedFailures {
+    /// Hold, rather than fail, while stable fails the same check. Default true.
+    #[serde(default = "default_true")]
+    pub hold: bool,
+    /// Longest a shared failure may hold; after it the failures count again. Default 10m.
+    #[serde(default = "default_shared_hold")]
+    pub max_hold: Duration,
+}
+
+impl Default for SharedFailures {
+    fn default() -> Self {
+        Self {
+            hold: true,
+            max_hold: default_shared_hold(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_shared_hold() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_confidence() -> f64 {
+    0.99
 }
 
 impl Default for Analysis {
@@ -189,6 +253,9 @@ impl Default for Analysis {
             checks: Vec::new(),
             parity_policy_ref: None,
             slo_budget_ref: None,
+            confidence: default_confidence(),
+            on_max_duration: MaxDurationAction::default(),
+            shared_failures: SharedFailures::default(),
         }
     }
 }
@@ -257,6 +324,7 @@ fn default_stages() -> Vec<Stage> {
             weight,
             pause: None,
             min_samples: None,
+            max_duration: None,
         })
         .collect()
 }
@@ -330,6 +398,39 @@ pub struct CanaryRolloutStatus {
     /// The phase to resume when an Invalid spec is fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted_phase: Option<Phase>,
+    /// What the relative checks have gathered at the current stage: one entry per check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_evidence: Vec<CheckEvidence>,
+    /// Since when the canary's failures have been shared by stable, while they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_failure_since: Option<Timestamp>,
+}
+
+/// A relative check's evidence at the current stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckEvidence {
+    pub name: String,
+    #[serde(flatten)]
+    pub evidence: PairedEvidence,
+}
+
+/// Running means, variances and covariance of a check's (canary, stable) pairs at one stage,
+/// kept by Welford's updates (exact to rounding however long the stage); see
+/// `engine::sequential`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedEvidence {
+    /// Evaluations that gave a number for both tracks.
+    pub pairs: u32,
+    pub canary_mean: f64,
+    pub stable_mean: f64,
+    /// Sum of squared deviations from the mean, canary.
+    pub canary_m2: f64,
+    /// Sum of squared deviations from the mean, stable.
+    pub stable_m2: f64,
+    /// Sum of products of the two tracks' deviations.
+    pub co_moment: f64,
 }
 
 /// Where a rollout is.
@@ -392,19 +493,28 @@ pub struct Evaluation {
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     pub name: String,
-    /// The observed value; absent when the query returned no data.
+    /// The observed value; absent when the query returned no data. For a relative check, the
+    /// canary's mean over the stage's evaluations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// The stable track's value, for a relative check.
+    /// The stable track's value: for a relative check its mean over the stage's evaluations,
+    /// for a shared failure its current value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f64>,
-    /// (canary - stable) / |stable|, for a relative check.
+    /// For a relative check: the estimated change, mean(canary) / mean(stable) - 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<f64>,
+    /// For a relative check: the change's confidence interval, valid at every evaluation of the
+    /// stage at once (a confidence sequence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_interval: Option<[f64; 2]>,
+    /// For a relative check: the evaluations of the stage that gave both tracks a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluations: Option<u32>,
     pub verdict: Verdict,
     /// Why, when it did not pass (query error, no data).
     #[serde(default, skip_serializing_if = "Option::is_none")]

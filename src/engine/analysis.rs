@@ -1,7 +1,12 @@
 //! Judging one evaluation: query results in, verdicts out.
 //!
 //! Rules (documented in docs/analysis.md):
-//! - a value outside [min, max] fails its check;
+//! - a value outside [min, max] fails its check, unless the stable track fails it too (a shared
+//!   failure, see `analysis.sharedFailures`): then the check holds;
+//! - a relative check (maxIncrease, maxDecrease) adds the pair (canary, stable) to the stage's
+//!   evidence and is judged on all of it by a confidence sequence ([`super::sequential`]): it
+//!   fails when a change beyond its bound is established, passes when staying within it is,
+//!   and otherwise holds;
 //! - an empty or NaN result follows `noData` (Hold → NoData, Fail → Fail, Pass → Pass);
 //! - a query that could not run (Prometheus unreachable, bad response) is always NoData, whatever
 //!   `noData` says: an outage of Prometheus neither promotes nor rolls back;
@@ -9,8 +14,10 @@
 
 use jiff::Timestamp;
 
+use super::sequential::{self, ChangeInterval};
 use crate::api::canary_rollout::{
-    Analysis, Check, CheckResult, Evaluation, NoDataPolicy, ParityVerdict, SloVerdict, Verdict,
+    Analysis, Check, CheckEvidence, CheckResult, Evaluation, NoDataPolicy, PairedEvidence,
+    ParityVerdict, SloVerdict, Verdict,
 };
 
 /// What a query gave: a number, no data, or an error message.
@@ -61,39 +68,92 @@ pub enum GateEffect {
     RollbackAndFreeze,
 }
 
+/// What an evaluation is judged with besides its query results: the stage's evidence so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageContext<'a> {
+    /// The relative checks' evidence at this stage, from the status.
+    pub evidence: &'a [CheckEvidence],
+    /// Level of each relative bound's sequential test (the rollout's 1 - confidence, spread).
+    pub alpha: f64,
+    /// Evaluations after which the confidence sequence is tightest: those a stage expects.
+    pub expected_evaluations: f64,
+    /// Whether a check failing on both tracks may hold (sharedFailures, within its maxHold).
+    pub shared_failures_hold: bool,
+}
+
 /// The judged evaluation plus what the gates demand.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Judgement {
     pub evaluation: Evaluation,
     /// Strongest gate effect demanding a rollback: (effect, reason, the gate's source).
     pub gate_rollback: Option<(GateEffect, String, GateSource)>,
+    /// The stage's evidence including this evaluation, one entry per relative check.
+    pub evidence: Vec<CheckEvidence>,
+    /// Some check failed on the canary and on stable alike (held for it, or no longer).
+    pub shared_failure: bool,
 }
 
-pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judgement {
-    let checks: Vec<CheckResult> = analysis
+/// What a check concluded, besides its result.
+struct CheckOutcome {
+    result: CheckResult,
+    evidence: Option<PairedEvidence>,
+    shared_failure: bool,
+}
+
+pub fn judge(
+    analysis: &Analysis,
+    input: &AnalysisInput,
+    stage: &StageContext,
+    now: Timestamp,
+) -> Judgement {
+    let outcomes: Vec<CheckOutcome> = analysis
         .checks
         .iter()
         .enumerate()
         .map(|(i, check)| {
             let not_run = || Err("query was not run".to_string());
             let canary = input.checks.get(i).cloned().unwrap_or_else(not_run);
-            let baseline = check.is_relative().then(|| {
-                input
-                    .baselines
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(not_run)
-            });
-            judge_check(check, &canary, baseline.as_ref(), analysis.no_data)
+            let baseline = input.baselines.get(i).cloned().flatten();
+            let baseline = match check.is_relative() {
+                true => Some(baseline.unwrap_or_else(not_run)),
+                false => baseline,
+            };
+            let prior = stage
+                .evidence
+                .iter()
+                .find(|e| e.name == check.name)
+                .map(|e| e.evidence.clone())
+                .unwrap_or_default();
+            judge_check(
+                check,
+                &canary,
+                baseline.as_ref(),
+                analysis.no_data,
+                prior,
+                stage,
+            )
         })
         .collect();
+    let shared_failure = outcomes.iter().any(|o| o.shared_failure);
+    let evidence = analysis
+        .checks
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(check, outcome)| {
+            Some(CheckEvidence {
+                name: check.name.clone(),
+                evidence: outcome.evidence.clone()?,
+            })
+        })
+        .collect();
+    let checks: Vec<CheckResult> = outcomes.into_iter().map(|o| o.result).collect();
 
     let mut verdict = combine(checks.iter().map(|c| c.verdict));
     let mut reasons: Vec<String> = checks
         .iter()
-        .filter(|c| c.verdict != Verdict::Pass)
-        .map(describe_check)
+        .zip(&analysis.checks)
+        .filter(|(c, _)| c.verdict != Verdict::Pass)
+        .map(|(c, spec)| describe_check(c, Some(spec), stage.alpha))
         .collect();
     let mut gate_rollback: Option<(GateEffect, String, GateSource)> = None;
     for gate in &input.gates {
@@ -137,7 +197,24 @@ pub fn judge(analysis: &Analysis, input: &AnalysisInput, now: Timestamp) -> Judg
     Judgement {
         evaluation,
         gate_rollback,
+        evidence,
+        shared_failure,
     }
+}
+
+/// Whether the stable track's value of an absolute `check` is wanted after the canary's gave
+/// `canary`: when the canary fails it and a shared failure may hold.
+pub fn wants_stable_value(analysis: &Analysis, check: &Check, canary: &QueryOutcome) -> bool {
+    analysis.shared_failures.hold
+        && !check.is_relative()
+        && check.query.contains("{{track}}")
+        && matches!(canary, Ok(Some(value)) if out_of_bounds(check, *value))
+}
+
+fn out_of_bounds(check: &Check, value: f64) -> bool {
+    value.is_nan()
+        || check.min.is_some_and(|min| value < min)
+        || check.max.is_some_and(|max| value > max)
 }
 
 fn judge_check(
@@ -145,7 +222,9 @@ fn judge_check(
     canary: &QueryOutcome,
     baseline: Option<&QueryOutcome>,
     no_data: NoDataPolicy,
-) -> CheckResult {
+    mut evidence: PairedEvidence,
+    stage: &StageContext,
+) -> CheckOutcome {
     let mut result = CheckResult {
         name: check.name.clone(),
         value: None,
@@ -153,55 +232,112 @@ fn judge_check(
         max: check.max,
         baseline: None,
         change: None,
+        change_interval: None,
+        evaluations: None,
         verdict: Verdict::Pass,
         message: None,
+    };
+    let relative = check.is_relative();
+    let outcome = |result, evidence: PairedEvidence, shared_failure| CheckOutcome {
+        result,
+        evidence: relative.then_some(evidence),
+        shared_failure,
     };
     let value = match value_or_verdict(canary, no_data) {
         Ok(value) => value,
         Err((verdict, message)) => {
             result.verdict = verdict;
             result.message = Some(message);
-            return result;
+            return outcome(result, evidence, false);
         }
     };
     result.value = Some(value);
-    let below = check.min.is_some_and(|min| value < min);
-    let above = check.max.is_some_and(|max| value > max);
-    if below || above || value.is_nan() {
+    let out_of_bounds = |v: f64| out_of_bounds(check, v);
+    if out_of_bounds(value) {
         result.verdict = Verdict::Fail;
-        return result;
+        let stable = baseline.and_then(|b| b.clone().ok().flatten());
+        let Some(stable) = stable.filter(|s| out_of_bounds(*s)) else {
+            return outcome(result, evidence, false);
+        };
+        // Stable fails too: an incident both tracks share, which holds while it may.
+        result.baseline = Some(stable);
+        let stable = format_value(stable);
+        result.message = Some(match stage.shared_failures_hold {
+            true => {
+                result.verdict = Verdict::NoData;
+                format!("shared failure: stable fails too ({stable})")
+            }
+            false => {
+                format!("stable fails too ({stable}), for longer than a shared failure may hold")
+            }
+        });
+        return outcome(result, evidence, true);
+    }
+    if !relative {
+        return outcome(result, evidence, false);
     }
     let Some(baseline) = baseline else {
-        return result;
+        return outcome(result, evidence, false);
     };
     let stable = match value_or_verdict(baseline, no_data) {
         Ok(stable) => stable,
         Err((verdict, message)) => {
             result.verdict = verdict;
             result.message = Some(format!("stable track: {message}"));
-            return result;
+            return outcome(result, evidence, false);
         }
     };
-    result.baseline = Some(stable);
-    let change = if stable == 0.0 {
-        if value == 0.0 {
-            0.0
-        } else {
-            // No relative change can be computed against 0; hold rather than guess.
-            result.verdict = Verdict::NoData;
-            result.message = Some("stable track is 0: no relative change".to_string());
-            return result;
-        }
-    } else {
-        (value - stable) / stable.abs()
-    };
-    result.change = Some(change);
-    let increased_too_much = check.max_increase.is_some_and(|limit| change > limit);
-    let decreased_too_much = check.max_decrease.is_some_and(|limit| change < -limit);
-    if increased_too_much || decreased_too_much {
-        result.verdict = Verdict::Fail;
+    if value.is_finite() && stable.is_finite() {
+        evidence.add(value, stable);
     }
-    result
+    judge_relative(check, &mut result, &evidence, stage);
+    outcome(result, evidence, false)
+}
+
+/// A relative check on the stage's evidence: fails when a change beyond a bound is established,
+/// passes when staying within every bound is, holds otherwise.
+fn judge_relative(
+    check: &Check,
+    result: &mut CheckResult,
+    evidence: &PairedEvidence,
+    stage: &StageContext,
+) {
+    result.value = Some(evidence.canary_mean);
+    result.baseline = Some(evidence.stable_mean);
+    result.evaluations = Some(evidence.pairs);
+    result.change = evidence.change();
+    let (lower, upper) =
+        match sequential::change_interval(evidence, stage.alpha, stage.expected_evaluations) {
+            ChangeInterval::TooFewPairs => {
+                result.verdict = Verdict::NoData;
+                result.message = Some(format!(
+                    "collecting evidence: {} of {} evaluations with both tracks",
+                    evidence.pairs,
+                    sequential::MIN_PAIRS
+                ));
+                return;
+            }
+            ChangeInterval::Unbounded => {
+                result.verdict = Verdict::NoData;
+                result.message = Some(
+                    "stable's mean is not distinguishable from 0: no relative change yet"
+                        .to_string(),
+                );
+                return;
+            }
+            ChangeInterval::Within { lower, upper } => (lower, upper),
+        };
+    result.change_interval = Some([lower, upper]);
+    let above = check.max_increase.filter(|limit| lower > *limit);
+    let below = check.max_decrease.filter(|limit| upper < -limit);
+    let within = check.max_increase.is_none_or(|limit| upper <= limit)
+        && check.max_decrease.is_none_or(|limit| lower >= -limit);
+    if above.is_some() || below.is_some() {
+        result.verdict = Verdict::Fail;
+    } else if !within {
+        result.verdict = Verdict::NoData;
+        result.message = Some("not yet established within its bounds".to_string());
+    }
 }
 
 /// A number to judge, or the verdict that missing data or an error gives.
@@ -235,29 +371,81 @@ fn combine(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
     result
 }
 
-/// "check error-rate = 0.052 > max 0.01", for events and status.
-pub fn describe_check(check: &CheckResult) -> String {
+/// "check error-rate = 0.052 > max 0.01", for events and status. A relative check names its
+/// evidence: the tracks' means over the stage, the change, its confidence sequence at
+/// `1 - alpha`, and the bound it was judged against.
+pub fn describe_check(check: &CheckResult, bounds: Option<&Check>, alpha: f64) -> String {
+    let judged_on_evidence = bounds.filter(|b| b.is_relative() && check.change_interval.is_some());
+    if let Some(spec) = judged_on_evidence {
+        let outcome = match check.verdict {
+            Verdict::Fail => "established beyond",
+            Verdict::Pass => "established within",
+            Verdict::NoData => "not yet established within",
+        };
+        return format!(
+            "check {}: {}; {outcome} {}",
+            check.name,
+            describe_evidence(check, alpha),
+            describe_bounds(spec)
+        );
+    }
     match (check.value, check.verdict) {
         (Some(value), Verdict::Fail) => {
-            let bound = match (check.min, check.max, check.change, check.baseline) {
-                (Some(min), _, _, _) if value < min => format!("< min {min}"),
-                (_, Some(max), _, _) if value > max => format!("> max {max}"),
-                (_, _, Some(change), Some(stable)) => format!(
-                    "vs stable {} ({:+.1} %)",
-                    format_value(stable),
-                    change * 100.0
-                ),
+            let bound = match (check.min, check.max) {
+                (Some(min), _) if value < min => format!("< min {min}"),
+                (_, Some(max)) if value > max => format!("> max {max}"),
                 _ => "out of bounds".to_string(),
             };
-            format!("check {} = {} {bound}", check.name, format_value(value))
+            let value = format_value(value);
+            match &check.message {
+                Some(message) => format!("check {} = {value} {bound}: {message}", check.name),
+                None => format!("check {} = {value} {bound}", check.name),
+            }
         }
-        (Some(value), _) => format!("check {} = {}", check.name, format_value(value)),
+        (Some(value), _) => match &check.message {
+            Some(message) => format!("check {} = {}: {message}", check.name, format_value(value)),
+            None => format!("check {} = {}", check.name, format_value(value)),
+        },
         (None, _) => format!(
             "check {}: {}",
             check.name,
             check.message.as_deref().unwrap_or("no data")
         ),
     }
+}
+
+/// "canary mean 0.23 vs stable 0.2 over 6 evaluations, change +15.0 % (confidence sequence at
+/// 99.75 %: +15.0 % to +15.0 %)".
+fn describe_evidence(check: &CheckResult, alpha: f64) -> String {
+    let percent = |x: f64| format!("{:+.1} %", x * 100.0);
+    let [lower, upper] = check.change_interval.unwrap_or([f64::NAN, f64::NAN]);
+    format!(
+        "canary mean {} vs stable {} over {} evaluations, change {} (confidence sequence at {}: {} to {})",
+        format_value(check.value.unwrap_or(f64::NAN)),
+        format_value(check.baseline.unwrap_or(f64::NAN)),
+        check.evaluations.unwrap_or(0),
+        check.change.map_or_else(|| "n/a".to_string(), percent),
+        format_confidence(1.0 - alpha),
+        percent(lower),
+        percent(upper),
+    )
+}
+
+fn describe_bounds(check: &Check) -> String {
+    let mut bounds = Vec::new();
+    if let Some(limit) = check.max_increase {
+        bounds.push(format!("maxIncrease +{:.1} %", limit * 100.0));
+    }
+    if let Some(limit) = check.max_decrease {
+        bounds.push(format!("maxDecrease -{:.1} %", limit * 100.0));
+    }
+    bounds.join(" and ")
+}
+
+/// 0.9975 -> "99.75 %".
+pub fn format_confidence(confidence: f64) -> String {
+    let text = format!("{:.4}", confidence * 100.0);
+    format!("{} %", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 pub fn format_value(value: f64) -> String {
@@ -270,175 +458,5 @@ pub fn format_value(value: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::canary_rollout::Check;
-
-    fn analysis(no_data: NoDataPolicy) -> Analysis {
-        Analysis {
-            no_data,
-            checks: vec![
-                Check {
-                    name: "error-rate".into(),
-                    query: "q1".into(),
-                    min: None,
-                    max: Some(0.01),
-                    max_increase: None,
-                    max_decrease: None,
-                },
-                Check {
-                    name: "success".into(),
-                    query: "q2".into(),
-                    min: Some(0.9),
-                    max: None,
-                    max_increase: None,
-                    max_decrease: None,
-                },
-            ],
-            ..Analysis::default()
-        }
-    }
-
-    fn now() -> Timestamp {
-        Timestamp::from_second(1_700_000_000).unwrap()
-    }
-
-    fn run(no_data: NoDataPolicy, a: QueryOutcome, b: QueryOutcome) -> Verdict {
-        let input = AnalysisInput {
-            samples: None,
-            checks: vec![a, b],
-            baselines: vec![],
-            gates: vec![],
-        };
-        judge(&analysis(no_data), &input, now()).evaluation.verdict
-    }
-
-    #[test]
-    fn verdict_table() {
-        use NoDataPolicy as P;
-        use Verdict as V;
-        let unreachable = || Err::<Option<f64>, String>("connection refused".into());
-        let cases: Vec<(NoDataPolicy, QueryOutcome, QueryOutcome, Verdict)> = vec![
-            (P::Hold, Ok(Some(0.002)), Ok(Some(0.99)), V::Pass),
-            (P::Hold, Ok(Some(0.05)), Ok(Some(0.99)), V::Fail),
-            (P::Hold, Ok(Some(0.002)), Ok(Some(0.5)), V::Fail),
-            (P::Hold, Ok(Some(0.01)), Ok(Some(0.9)), V::Pass), // bounds are inclusive
-            (P::Hold, Ok(None), Ok(Some(0.99)), V::NoData),
-            (P::Fail, Ok(None), Ok(Some(0.99)), V::Fail),
-            (P::Pass, Ok(None), Ok(Some(0.99)), V::Pass),
-            (P::Pass, unreachable(), Ok(Some(0.99)), V::NoData), // an outage never passes
-            (P::Fail, unreachable(), Ok(Some(0.99)), V::NoData), // ...nor fails
-            (P::Hold, Ok(None), Ok(Some(0.5)), V::Fail),         // a failure outweighs missing data
-        ];
-        for (i, (policy, a, b, expected)) in cases.into_iter().enumerate() {
-            assert_eq!(run(policy, a, b), expected, "case {i}");
-        }
-    }
-
-    #[test]
-    fn failing_check_is_described_with_value_and_bound() {
-        let input = AnalysisInput {
-            samples: Some(Ok(Some(600.0))),
-            checks: vec![Ok(Some(0.052)), Ok(Some(0.99))],
-            baselines: vec![],
-            gates: vec![],
-        };
-        let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
-        assert_eq!(
-            judgement.evaluation.message.as_deref(),
-            Some("check error-rate = 0.052 > max 0.01")
-        );
-        assert_eq!(judgement.evaluation.samples, Some(600.0));
-    }
-
-    #[test]
-    fn relative_checks_compare_the_canary_with_stable() {
-        let latency = Check {
-            name: "p99-latency".into(),
-            query: "q{{track}}".into(),
-            min: None,
-            max: None,
-            max_increase: Some(0.10),
-            max_decrease: None,
-        };
-        let success = Check {
-            name: "success".into(),
-            max_increase: None,
-            max_decrease: Some(0.03),
-            ..latency.clone()
-        };
-        let cases: Vec<(&Check, f64, QueryOutcome, Verdict)> = vec![
-            (&latency, 0.115, Ok(Some(0.100)), Verdict::Fail), // 15 % slower
-            (&latency, 0.105, Ok(Some(0.100)), Verdict::Pass), // 5 % slower
-            (&latency, 0.080, Ok(Some(0.100)), Verdict::Pass), // faster is fine
-            (&success, 0.95, Ok(Some(0.99)), Verdict::Fail),   // 4 % lower
-            (&success, 0.97, Ok(Some(0.99)), Verdict::Pass),   // 2 % lower
-            (&latency, 0.1, Ok(None), Verdict::NoData),        // no stable data holds
-            (&latency, 0.1, Err("down".into()), Verdict::NoData),
-            (&latency, 0.1, Ok(Some(0.0)), Verdict::NoData), // no relative change against 0
-            (&latency, 0.0, Ok(Some(0.0)), Verdict::Pass),
-        ];
-        for (i, (check, canary, stable, expected)) in cases.into_iter().enumerate() {
-            let analysis = Analysis {
-                checks: vec![check.clone()],
-                ..Analysis::default()
-            };
-            let input = AnalysisInput {
-                checks: vec![Ok(Some(canary))],
-                baselines: vec![Some(stable)],
-                ..Default::default()
-            };
-            let evaluation = judge(&analysis, &input, now()).evaluation;
-            assert_eq!(
-                evaluation.verdict, expected,
-                "case {i}: {:?}",
-                evaluation.checks
-            );
-        }
-        let analysis = Analysis {
-            checks: vec![latency.clone()],
-            ..Analysis::default()
-        };
-        let input = AnalysisInput {
-            checks: vec![Ok(Some(0.115))],
-            baselines: vec![Some(Ok(Some(0.1)))],
-            ..Default::default()
-        };
-        let message = judge(&analysis, &input, now()).evaluation.message.unwrap();
-        assert_eq!(message, "check p99-latency = 0.115 vs stable 0.1 (+15.0 %)");
-    }
-
-    #[test]
-    fn gates_hold_or_roll_back() {
-        let gate = |effect| GateVerdict {
-            source: GateSource::Parity,
-            effect,
-            reason: "parity Critical: 61.2 bps".into(),
-            parity: None,
-            slo: None,
-        };
-        let input = AnalysisInput {
-            samples: None,
-            checks: vec![Ok(Some(0.0)), Ok(Some(1.0))],
-            baselines: vec![],
-            gates: vec![gate(GateEffect::Hold)],
-        };
-        assert_eq!(
-            judge(&analysis(NoDataPolicy::Hold), &input, now())
-                .evaluation
-                .verdict,
-            Verdict::NoData
-        );
-        let input = AnalysisInput {
-            baselines: vec![],
-            gates: vec![gate(GateEffect::Rollback)],
-            ..input
-        };
-        let judgement = judge(&analysis(NoDataPolicy::Hold), &input, now());
-        assert_eq!(judgement.evaluation.verdict, Verdict::Fail);
-        assert_eq!(
-            judgement.gate_rollback.map(|g| g.0),
-            Some(GateEffect::Rollback)
-        );
-    }
-}
+#[path = "analysis_tests.rs"]
+mod tests;

@@ -19,6 +19,7 @@ pub mod requests;
 pub mod revision;
 pub mod rollout;
 pub mod schedule;
+pub mod sequential;
 pub mod slo;
 pub mod slo_budget;
 pub mod slo_gate;

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::analysis::{AnalysisInput, GateEffect, GateSource, judge};
+use super::analysis::{AnalysisInput, GateEffect, GateSource, StageContext, judge};
 use super::conditions::{Situation, set_kstatus};
 use super::requests::Requests;
+use super::sequential;
 use crate::api::canary_rollout::{
-    CanaryRolloutSpec, CanaryRolloutStatus, HistoryEntry, Phase, RolloutResult, Verdict,
+    CanaryRolloutSpec, CanaryRolloutStatus, HistoryEntry, MaxDurationAction, Phase, RolloutResult,
+    Stage, Verdict,
 };
 use crate::api::conditions::{Condition, FROZEN, PROMOTED, find_condition, set_condition};
 use crate::traffic::replica_split;
@@ -101,6 +103,8 @@ pub enum RollbackCause {
     Slo,
     /// The canary was not available within `progressDeadline`.
     ProgressDeadline,
+    /// A stage stayed held until its `maxDuration` (`onMaxDuration: Rollback`).
+    StageDeadline,
     /// The abort annotation.
     Manual,
 }
@@ -121,6 +125,7 @@ impl RollbackCause {
             Self::Parity => "parity",
             Self::Slo => "slo",
             Self::ProgressDeadline => "progress_deadline",
+            Self::StageDeadline => "stage_deadline",
             Self::Manual => "manual",
         }
     }
@@ -433,6 +438,8 @@ impl<'s, 'a> Planner<'s, 'a> {
         status.stage = Some(0);
         status.stage_started_at = None;
         status.stage_samples = None;
+        status.stage_evidence.clear();
+        status.shared_failure_since = None;
         status.rollout_started_at = Some(self.s.now);
         status.failed_evaluations = 0;
         status.conditions.retain(|c| c.type_ != FROZEN);
@@ -496,7 +503,12 @@ impl<'s, 'a> Planner<'s, 'a> {
 
         let mut held_by: Option<String> = None;
         if let Some(input) = self.s.analysis {
-            let judgement = judge(&self.s.spec.analysis, input, self.s.now);
+            let stage_context = self.stage_context(&stage);
+            let judgement = judge(&self.s.spec.analysis, input, &stage_context, self.s.now);
+            self.status.stage_evidence = judgement.evidence;
+            self.status.shared_failure_since = judgement
+                .shared_failure
+                .then(|| self.status.shared_failure_since.unwrap_or(self.s.now));
             let evaluation = judgement.evaluation;
             let previous_verdict = self.status.last_evaluation.as_ref().map(|e| e.verdict);
             if let Some(samples) = evaluation.samples {
@@ -565,13 +577,43 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status.phase = Some(Phase::Progressing);
         }
 
-        match self.stage_complete(&stage, stage_started_at) {
+        let mut complete = self.stage_complete(&stage, stage_started_at);
+        if let Err(waiting_for) = &complete
+            && let Some(max) = stage.max_duration
+            && elapsed(stage_started_at, self.s.now) >= max.as_std()
+        {
+            let why = held_by
+                .clone()
+                .unwrap_or_else(|| format!("waiting for {waiting_for}"));
+            match self.s.spec.analysis.on_max_duration {
+                MaxDurationAction::Rollback => {
+                    return self.rollback(
+                        format!("{position} still held after its maxDuration {max}: {why}"),
+                        false,
+                        RollbackCause::StageDeadline,
+                    );
+                }
+                MaxDurationAction::Promote if !self.latest_evaluation_failed(stage_started_at) => {
+                    self.event(
+                        true,
+                        "StageDeadline",
+                        format!("{position} passes at its maxDuration {max} with nothing established against the canary ({why})"),
+                    );
+                    complete = Ok(());
+                }
+                // A failing evaluation is left to failureLimit.
+                MaxDurationAction::Promote => {}
+            }
+        }
+        match complete {
             Ok(()) if stage_index + 1 < self.s.spec.stages.len() => {
                 let next = stage_index + 1;
                 let next_weight = self.s.spec.stages[next].weight;
                 self.status.stage = Some(next as u32);
                 self.status.stage_started_at = Some(self.s.now);
                 self.status.stage_samples = None;
+                self.status.stage_evidence.clear();
+                self.status.shared_failure_since = None;
                 let message =
                     format!("stage {next} ({next_weight}%) started after {position} passed");
                 self.event(false, "StageAdvanced", message.clone());
@@ -637,12 +679,45 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.finish(Situation::WaitingForCanary, message, desired)
     }
 
+    /// The evidence and levels an evaluation at `stage` is judged with. `1 - confidence` is
+    /// spread over every relative bound at every stage, so that over the whole rollout the
+    /// chance of any of them failing a canary within its bounds stays at most that.
+    fn stage_context(&self, stage: &Stage) -> StageContext<'_> {
+        let analysis = &self.s.spec.analysis;
+        let bounds: usize = analysis
+            .checks
+            .iter()
+            .map(|c| usize::from(c.max_increase.is_some()) + usize::from(c.max_decrease.is_some()))
+            .sum();
+        let tests = bounds * self.s.spec.stages.len();
+        let interval = analysis.interval.as_std().as_secs_f64().max(1.0);
+        let pause = stage
+            .pause
+            .unwrap_or(analysis.interval)
+            .as_std()
+            .as_secs_f64();
+        let shared_for = self
+            .status
+            .shared_failure_since
+            .map(|since| elapsed(since, self.s.now));
+        StageContext {
+            evidence: &self.status.stage_evidence,
+            alpha: sequential::split_alpha(1.0 - analysis.confidence, tests),
+            expected_evaluations: (pause / interval).max(f64::from(sequential::MIN_PAIRS) * 2.0),
+            shared_failures_hold: analysis.shared_failures.hold
+                && shared_for.is_none_or(|held| held < analysis.shared_failures.max_hold.as_std()),
+        }
+    }
+
+    fn latest_evaluation_failed(&self, stage_started_at: Timestamp) -> bool {
+        self.status
+            .last_evaluation
+            .as_ref()
+            .is_some_and(|e| e.time >= stage_started_at && e.verdict == Verdict::Fail)
+    }
+
     /// Ok when the stage may pass; else what it still waits for.
-    fn stage_complete(
-        &self,
-        stage: &crate::api::canary_rollout::Stage,
-        started: Timestamp,
-    ) -> Result<(), String> {
+    fn stage_complete(&self, stage: &Stage, started: Timestamp) -> Result<(), String> {
         let pause = stage
             .pause
             .unwrap_or(self.s.spec.analysis.interval)

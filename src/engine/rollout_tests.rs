@@ -719,3 +719,6 @@ fn queries_run_only_for_a_valid_spec_on_the_candidate_being_judged_when_due() {
     world.advance(1);
     assert!(!wanted(&world, &[], "rev2"), "an interval has not passed");
 }
+
+#[path = "rollout_judge_tests.rs"]
+mod judge;

@@ -38,6 +38,14 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
                 stage.weight
             ));
         }
+        let pause = stage.pause.unwrap_or(spec.analysis.interval);
+        if let Some(max) = stage.max_duration
+            && max.as_std() < pause.as_std()
+        {
+            problems.push(format!(
+                "spec.stages[{i}].maxDuration {max} is shorter than the stage's pause {pause}"
+            ));
+        }
         if stage.min_samples.is_some_and(|n| n > 0) && spec.analysis.sample_count_query.is_none() {
             problems.push(format!(
                 "spec.stages[{i}].minSamples needs spec.analysis.sampleCountQuery"
@@ -50,6 +58,12 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
     }
     if spec.progress_deadline.is_zero() {
         problems.push("spec.progressDeadline must be longer than 0s".to_string());
+    }
+    let confidence = spec.analysis.confidence;
+    if !(0.5..1.0).contains(&confidence) {
+        problems.push(format!(
+            "spec.analysis.confidence {confidence} must be at least 0.5 and below 1"
+        ));
     }
     if spec.analysis.failure_limit == 0 {
         problems.push("spec.analysis.failureLimit must be at least 1".to_string());
@@ -159,6 +173,14 @@ trafficRouting: {replicas: {}}
             (
                 "analysis: {interval: 0s}",
                 "interval must be longer than 0s",
+            ),
+            (
+                "stages: [{weight: 5, pause: 10m, maxDuration: 5m}]",
+                "spec.stages[0].maxDuration 5m is shorter than the stage's pause 10m",
+            ),
+            (
+                "analysis: {confidence: 1.0}",
+                "spec.analysis.confidence 1 must be at least 0.5 and below 1",
             ),
         ];
         for (extra, expected) in cases {

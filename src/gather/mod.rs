@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
-use crate::engine::analysis::{AnalysisInput, QueryOutcome};
+use crate::engine::analysis::{self, AnalysisInput, QueryOutcome};
 use crate::engine::parity::ParityReport;
 use crate::engine::{parity_gate, slo_gate};
 use crate::metrics::{MetricsSource, PrometheusPool, QueryError, TemplateVars, render};
@@ -112,7 +112,7 @@ async fn run_analysis(
             .iter()
             .map(|check| run_query(source.as_ref(), &check.query, &vars)),
     );
-    let baselines = join_all(analysis.checks.iter().map(|check| async {
+    let relative_baselines = join_all(analysis.checks.iter().map(|check| async {
         match check.is_relative() {
             true => Some(run_query(source.as_ref(), &check.query, &stable_vars).await),
             false => None,
@@ -135,7 +135,27 @@ async fn run_analysis(
             None => None,
         }
     };
-    let (samples, checks, baselines, parity) = futures::join!(samples, checks, baselines, parity);
+    let (samples, checks, mut baselines, parity) =
+        futures::join!(samples, checks, relative_baselines, parity);
+    // A check the canary fails is asked of stable too, to tell a shared incident apart.
+    let shared = join_all(
+        analysis
+            .checks
+            .iter()
+            .zip(&checks)
+            .map(|(check, canary)| async {
+                match analysis::wants_stable_value(analysis, check, canary) {
+                    true => Some(run_query(source.as_ref(), &check.query, &stable_vars).await),
+                    false => None,
+                }
+            }),
+    )
+    .await;
+    for (baseline, stable) in baselines.iter_mut().zip(shared) {
+        if stable.is_some() {
+            *baseline = stable;
+        }
+    }
     let (gates, report) = match parity {
         Some((gate, report)) => (vec![gate], Some(report)),
         None => (Vec::new(), None),

@@ -241,6 +241,8 @@ mod tests {
                 max: Some(0.01),
                 baseline: None,
                 change: None,
+                change_interval: None,
+                evaluations: None,
                 verdict: Verdict::Fail,
                 message: None,
             }],

@@ -1,0 +1,310 @@
+use super::*;
+
+fn analysis(no_data: NoDataPolicy) -> Analysis {
+    Analysis {
+        no_data,
+        checks: vec![
+            Check {
+                name: "error-rate".into(),
+                query: "q1".into(),
+                min: None,
+                max: Some(0.01),
+                max_increase: None,
+                max_decrease: None,
+            },
+            Check {
+                name: "success".into(),
+                query: "q2".into(),
+                min: Some(0.9),
+                max: None,
+                max_increase: None,
+                max_decrease: None,
+            },
+        ],
+        ..Analysis::default()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_700_000_000).unwrap()
+}
+
+fn run(no_data: NoDataPolicy, a: QueryOutcome, b: QueryOutcome) -> Verdict {
+    let input = AnalysisInput {
+        samples: None,
+        checks: vec![a, b],
+        baselines: vec![],
+        gates: vec![],
+    };
+    judge(&analysis(no_data), &input, &stage(), now())
+        .evaluation
+        .verdict
+}
+
+#[test]
+fn verdict_table() {
+    use NoDataPolicy as P;
+    use Verdict as V;
+    let unreachable = || Err::<Option<f64>, String>("connection refused".into());
+    let cases: Vec<(NoDataPolicy, QueryOutcome, QueryOutcome, Verdict)> = vec![
+        (P::Hold, Ok(Some(0.002)), Ok(Some(0.99)), V::Pass),
+        (P::Hold, Ok(Some(0.05)), Ok(Some(0.99)), V::Fail),
+        (P::Hold, Ok(Some(0.002)), Ok(Some(0.5)), V::Fail),
+        (P::Hold, Ok(Some(0.01)), Ok(Some(0.9)), V::Pass), // bounds are inclusive
+        (P::Hold, Ok(None), Ok(Some(0.99)), V::NoData),
+        (P::Fail, Ok(None), Ok(Some(0.99)), V::Fail),
+        (P::Pass, Ok(None), Ok(Some(0.99)), V::Pass),
+        (P::Pass, unreachable(), Ok(Some(0.99)), V::NoData), // an outage never passes
+        (P::Fail, unreachable(), Ok(Some(0.99)), V::NoData), // ...nor fails
+        (P::Hold, Ok(None), Ok(Some(0.5)), V::Fail),         // a failure outweighs missing data
+    ];
+    for (i, (policy, a, b, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(run(policy, a, b), expected, "case {i}");
+    }
+}
+
+#[test]
+fn failing_check_is_described_with_value_and_bound() {
+    let input = AnalysisInput {
+        samples: Some(Ok(Some(600.0))),
+        checks: vec![Ok(Some(0.052)), Ok(Some(0.99))],
+        baselines: vec![],
+        gates: vec![],
+    };
+    let judgement = judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now());
+    assert_eq!(
+        judgement.evaluation.message.as_deref(),
+        Some("check error-rate = 0.052 > max 0.01")
+    );
+    assert_eq!(judgement.evaluation.samples, Some(600.0));
+}
+
+const NO_EVIDENCE: &[CheckEvidence] = &[];
+
+fn stage() -> StageContext<'static> {
+    StageContext {
+        evidence: NO_EVIDENCE,
+        alpha: 0.0025,
+        expected_evaluations: 10.0,
+        shared_failures_hold: true,
+    }
+}
+
+/// Judges `evaluations` evaluations of `check` with the same two values, threading the
+/// evidence from one to the next as the rollout's status does.
+fn judge_repeatedly(
+    check: &Check,
+    canary: f64,
+    stable: QueryOutcome,
+    evaluations: u32,
+) -> Evaluation {
+    let analysis = Analysis {
+        checks: vec![check.clone()],
+        ..Analysis::default()
+    };
+    let input = AnalysisInput {
+        checks: vec![Ok(Some(canary))],
+        baselines: vec![Some(stable)],
+        ..Default::default()
+    };
+    let mut evidence = Vec::new();
+    let mut last = None;
+    for _ in 0..evaluations {
+        let context = StageContext {
+            evidence: &evidence,
+            ..stage()
+        };
+        let judgement = judge(&analysis, &input, &context, now());
+        evidence = judgement.evidence;
+        last = Some(judgement.evaluation);
+    }
+    last.expect("at least one evaluation")
+}
+
+fn latency_check() -> Check {
+    Check {
+        name: "p99-latency".into(),
+        query: "q{{track}}".into(),
+        min: None,
+        max: None,
+        max_increase: Some(0.10),
+        max_decrease: None,
+    }
+}
+
+#[test]
+fn relative_checks_compare_the_tracks_over_the_stage() {
+    let latency = latency_check();
+    let success = Check {
+        name: "success".into(),
+        max_increase: None,
+        max_decrease: Some(0.03),
+        ..latency.clone()
+    };
+    let cases: Vec<(&Check, f64, QueryOutcome, Verdict)> = vec![
+        (&latency, 0.115, Ok(Some(0.100)), Verdict::Fail), // 15 % slower
+        (&latency, 0.105, Ok(Some(0.100)), Verdict::Pass), // 5 % slower
+        (&latency, 0.080, Ok(Some(0.100)), Verdict::Pass), // faster is fine
+        (&success, 0.95, Ok(Some(0.99)), Verdict::Fail),   // 4 % lower
+        (&success, 0.97, Ok(Some(0.99)), Verdict::Pass),   // 2 % lower
+        (&latency, 0.1, Ok(None), Verdict::NoData),        // no stable data holds
+        (&latency, 0.1, Err("down".into()), Verdict::NoData),
+        (&latency, 0.1, Ok(Some(0.0)), Verdict::NoData), // no relative change against 0
+        (&latency, 0.0, Ok(Some(0.0)), Verdict::Pass),
+    ];
+    for (i, (check, canary, stable, expected)) in cases.into_iter().enumerate() {
+        let evaluation = judge_repeatedly(check, canary, stable.clone(), sequential::MIN_PAIRS);
+        assert_eq!(
+            evaluation.verdict, expected,
+            "case {i}: {:?}",
+            evaluation.checks
+        );
+        // Before the evidence is there, nothing is decided either way.
+        let early = judge_repeatedly(check, canary, stable, sequential::MIN_PAIRS - 1);
+        assert_eq!(
+            early.verdict,
+            Verdict::NoData,
+            "case {i} early: {:?}",
+            early.checks
+        );
+    }
+}
+
+#[test]
+fn a_relative_failure_names_the_evidence_and_the_sequence() {
+    let evaluation = judge_repeatedly(&latency_check(), 0.115, Ok(Some(0.1)), 6);
+    let check = &evaluation.checks[0];
+    assert_eq!(check.evaluations, Some(6));
+    assert_eq!(check.value, Some(0.115));
+    assert_eq!(check.baseline, Some(0.1));
+    let [lower, upper] = check.change_interval.expect("an interval");
+    assert!((lower - 0.15).abs() < 1e-9 && (upper - 0.15).abs() < 1e-9);
+    assert_eq!(
+        evaluation.message.as_deref(),
+        Some(
+            "check p99-latency: canary mean 0.115 vs stable 0.1 over 6 evaluations, change +15.0 % \
+             (confidence sequence at 99.75 %: +15.0 % to +15.0 %); established beyond maxIncrease +10.0 %"
+        )
+    );
+    let early = judge_repeatedly(&latency_check(), 0.115, Ok(Some(0.1)), 2);
+    assert_eq!(
+        early.message.as_deref(),
+        Some("check p99-latency = 0.115: collecting evidence: 2 of 5 evaluations with both tracks")
+    );
+}
+
+/// Two versions that behave the same look different at any one instant; on the stage's
+/// evidence they are not told apart, and the check never fails.
+#[test]
+fn noisy_instants_of_equal_tracks_do_not_fail_a_relative_check() {
+    let analysis = Analysis {
+        checks: vec![Check {
+            max_increase: Some(0.15),
+            ..latency_check()
+        }],
+        ..Analysis::default()
+    };
+    let mut evidence = Vec::new();
+    let mut verdicts = Vec::new();
+    for i in 0..60 {
+        let wobble = |phase: f64| 0.1 * (1.0 + 0.25 * (f64::from(i) * phase).sin());
+        let input = AnalysisInput {
+            checks: vec![Ok(Some(wobble(1.7)))],
+            baselines: vec![Some(Ok(Some(wobble(2.3))))],
+            ..Default::default()
+        };
+        let context = StageContext {
+            evidence: &evidence,
+            ..stage()
+        };
+        let judgement = judge(&analysis, &input, &context, now());
+        evidence = judgement.evidence;
+        verdicts.push(judgement.evaluation.verdict);
+    }
+    assert!(!verdicts.contains(&Verdict::Fail), "{verdicts:?}");
+    assert_eq!(verdicts.last(), Some(&Verdict::Pass), "{verdicts:?}");
+}
+
+#[test]
+fn a_failure_stable_shares_holds_instead_of_failing() {
+    let tracked = Analysis {
+        checks: vec![Check {
+            query: "errors{track=\"{{track}}\"}".into(),
+            ..analysis(NoDataPolicy::Hold).checks[0].clone()
+        }],
+        ..Analysis::default()
+    };
+    let canary = Ok(Some(0.3));
+    assert!(wants_stable_value(&tracked, &tracked.checks[0], &canary));
+    assert!(!wants_stable_value(
+        &tracked,
+        &tracked.checks[0],
+        &Ok(Some(0.001))
+    ));
+    assert!(!wants_stable_value(
+        &analysis(NoDataPolicy::Hold),
+        &analysis(NoDataPolicy::Hold).checks[0],
+        &canary
+    ));
+    let with_stable = |stable: f64, hold: bool| {
+        let input = AnalysisInput {
+            checks: vec![canary.clone()],
+            baselines: vec![Some(Ok(Some(stable)))],
+            ..Default::default()
+        };
+        let context = StageContext {
+            shared_failures_hold: hold,
+            ..stage()
+        };
+        judge(&tracked, &input, &context, now())
+    };
+    let shared = with_stable(0.28, true);
+    assert!(shared.shared_failure);
+    assert_eq!(shared.evaluation.verdict, Verdict::NoData);
+    assert_eq!(
+        shared.evaluation.message.as_deref(),
+        Some("check error-rate = 0.3: shared failure: stable fails too (0.28)")
+    );
+    // Stable healthy: the canary alone fails.
+    let alone = with_stable(0.001, true);
+    assert!(!alone.shared_failure);
+    assert_eq!(alone.evaluation.verdict, Verdict::Fail);
+    // Holding switched off, or held for too long: the failure counts, and says it is shared.
+    let counted = with_stable(0.28, false);
+    assert!(counted.shared_failure);
+    assert_eq!(counted.evaluation.verdict, Verdict::Fail);
+}
+
+#[test]
+fn gates_hold_or_roll_back() {
+    let gate = |effect| GateVerdict {
+        source: GateSource::Parity,
+        effect,
+        reason: "parity Critical: 61.2 bps".into(),
+        parity: None,
+        slo: None,
+    };
+    let input = AnalysisInput {
+        samples: None,
+        checks: vec![Ok(Some(0.0)), Ok(Some(1.0))],
+        baselines: vec![],
+        gates: vec![gate(GateEffect::Hold)],
+    };
+    assert_eq!(
+        judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now())
+            .evaluation
+            .verdict,
+        Verdict::NoData
+    );
+    let input = AnalysisInput {
+        baselines: vec![],
+        gates: vec![gate(GateEffect::Rollback)],
+        ..input
+    };
+    let judgement = judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now());
+    assert_eq!(judgement.evaluation.verdict, Verdict::Fail);
+    assert_eq!(
+        judgement.gate_rollback.map(|g| g.0),
+        Some(GateEffect::Rollback)
+    );
+}

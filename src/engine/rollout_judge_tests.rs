@@ -1,0 +1,160 @@
+//! Stage deadlines, shared failures and relative checks judged on the stage's evidence, through
+//! the state machine.
+
+use super::*;
+
+const HELD: &str = "
+targetRef: {name: checkout}
+service: {name: checkout, port: 80}
+trafficRouting: {gatewayAPI: {httpRoutes: [checkout]}}
+stages: [{weight: 1, pause: 1m, maxDuration: 5m}, {weight: 100, pause: 1m}]
+analysis:
+  interval: 30s
+  failureLimit: 2
+  checks: [{name: error-rate, query: 'sum(x{track=\"{{track}}\"})', max: 0.01}]
+";
+
+/// Adopted, then a new template whose canary is available: stage 0 has started.
+fn at_stage_zero(yaml: &str) -> World {
+    let mut world = World::adopted(yaml);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    assert!(world.status.stage_started_at.is_some());
+    world
+}
+
+/// Runs in 10-second reconciles, evaluating when due with `canary` and `stable` values.
+fn run_tracks(world: &mut World, secs: i64, canary: Option<f64>, stable: Option<f64>) {
+    for _ in 0..secs / 10 {
+        world.advance(10);
+        let due = evaluation_due(&world.spec, &world.status, world.now);
+        let input = due.then(|| AnalysisInput {
+            checks: vec![Ok(canary)],
+            baselines: vec![stable.map(|s| Ok(Some(s)))],
+            ..Default::default()
+        });
+        world.step(input);
+    }
+}
+
+#[test]
+fn a_stage_held_until_its_max_duration_rolls_back_by_default() {
+    let mut world = at_stage_zero(HELD);
+    world.run_for(280, None); // no data: held
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.stage, Some(0));
+    world.run_for(30, None);
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    let note = &world.status.history.last().expect("history").reason;
+    assert!(
+        note.contains("stage 0 (1%) still held after its maxDuration 5m"),
+        "{note}"
+    );
+    assert_eq!(world.target.replicas, 0);
+}
+
+#[test]
+fn on_max_duration_promote_passes_a_stage_nothing_was_established_against() {
+    let yaml = HELD.replace(
+        "failureLimit: 2",
+        "failureLimit: 2\n  onMaxDuration: Promote",
+    );
+    let mut world = at_stage_zero(&yaml);
+    world.run_for(310, None);
+    assert_eq!(world.status.stage, Some(1), "{:?}", world.status.message);
+    let event = world
+        .events
+        .iter()
+        .find(|e| e.reason == "StageDeadline")
+        .expect("StageDeadline event");
+    assert!(event.warning && event.note.contains("passes at its maxDuration 5m"));
+}
+
+#[test]
+fn on_max_duration_promote_leaves_a_failing_evaluation_to_the_failure_limit() {
+    let yaml = HELD.replace(
+        "failureLimit: 2",
+        "failureLimit: 3\n  onMaxDuration: Promote",
+    );
+    let mut world = at_stage_zero(&yaml);
+    world.run_for(280, None);
+    run_tracks(&mut world, 30, Some(0.2), Some(0.001)); // fails once, stable healthy
+    assert_eq!(world.status.failed_evaluations, 1);
+    assert_eq!(
+        world.status.stage,
+        Some(0),
+        "a failing stage does not pass at its deadline"
+    );
+}
+
+#[test]
+fn a_failure_stable_shares_holds_until_max_hold_then_counts() {
+    let yaml = HELD.replace("maxDuration: 5m", "maxDuration: 1h").replace(
+        "failureLimit: 2",
+        "failureLimit: 2\n  sharedFailures: {maxHold: 3m}",
+    );
+    let mut world = at_stage_zero(&yaml);
+    run_tracks(&mut world, 170, Some(0.3), Some(0.25));
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.failed_evaluations, 0);
+    assert!(world.status.shared_failure_since.is_some());
+    let message = world
+        .status
+        .last_evaluation
+        .as_ref()
+        .and_then(|e| e.message.clone());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("shared failure: stable fails too (0.25)")),
+        "{message:?}"
+    );
+    // Past maxHold the failures count again, and failureLimit decides.
+    run_tracks(&mut world, 70, Some(0.3), Some(0.25));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    let note = &world.status.history.last().expect("history").reason;
+    assert!(
+        note.contains("for longer than a shared failure may hold"),
+        "{note}"
+    );
+}
+
+#[test]
+fn relative_evidence_belongs_to_its_stage() {
+    let yaml = HELD.replace(
+        "max: 0.01}]",
+        "max: 0.01}, {name: latency, query: 'l{track=\"{{track}}\"}', maxIncrease: 0.1}]",
+    );
+    let mut world = at_stage_zero(&yaml);
+    let evaluate = |world: &mut World, secs: i64| {
+        for _ in 0..secs / 10 {
+            world.advance(10);
+            let due = evaluation_due(&world.spec, &world.status, world.now);
+            let input = due.then(|| AnalysisInput {
+                checks: vec![Ok(Some(0.001)), Ok(Some(0.2))],
+                baselines: vec![None, Some(Ok(Some(0.2)))],
+                ..Default::default()
+            });
+            world.step(input);
+        }
+    };
+    evaluate(&mut world, 60);
+    assert_eq!(
+        world.status.stage,
+        Some(0),
+        "5 pairs are needed before a pass"
+    );
+    assert_eq!(world.status.stage_evidence[0].evidence.pairs, 2);
+    evaluate(&mut world, 100);
+    assert_eq!(world.status.stage, Some(1), "{:?}", world.status.message);
+    assert!(
+        world
+            .status
+            .stage_evidence
+            .iter()
+            .all(|e| e.evidence.pairs <= 1),
+        "a new stage gathers its own evidence: {:?}",
+        world.status.stage_evidence
+    );
+}
