@@ -14,6 +14,7 @@ pub mod devenv;
 pub mod engine;
 pub mod gather;
 pub mod metrics;
+pub mod noise;
 pub mod plugin;
 pub mod simulate;
 pub mod telemetry;

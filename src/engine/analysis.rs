@@ -91,6 +91,9 @@ pub struct Judgement {
     pub evidence: Vec<CheckEvidence>,
     /// Some check failed on the canary and on stable alike (held for it, or no longer).
     pub shared_failure: bool,
+    /// Every check measured the canary and none failed, though some may still hold for want
+    /// of evidence: a failure streak ends here, as it would at a passing evaluation.
+    pub measured_without_failure: bool,
 }
 
 /// What a check concluded, besides its result.
@@ -194,11 +197,17 @@ pub fn judge(
             Some(reasons.join("; "))
         },
     };
+    let measured_without_failure = !shared_failure
+        && evaluation
+            .checks
+            .iter()
+            .all(|c| c.verdict != Verdict::Fail && c.value.is_some());
     Judgement {
         evaluation,
         gate_rollback,
         evidence,
         shared_failure,
+        measured_without_failure,
     }
 }
 
@@ -256,7 +265,7 @@ fn judge_check(
     if out_of_bounds(value) {
         result.verdict = Verdict::Fail;
         let stable = baseline.and_then(|b| b.clone().ok().flatten());
-        let Some(stable) = stable.filter(|s| out_of_bounds(*s)) else {
+        let Some(stable) = stable.filter(|s| !s.is_nan() && out_of_bounds(*s)) else {
             return outcome(result, evidence, false);
         };
         // Stable fails too: an incident both tracks share, which holds while it may.

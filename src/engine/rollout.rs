@@ -537,6 +537,9 @@ impl<'s, 'a> Planner<'s, 'a> {
                 }
                 Verdict::Pass => self.status.failed_evaluations = 0,
                 Verdict::NoData => {
+                    if judgement.measured_without_failure {
+                        self.status.failed_evaluations = 0;
+                    }
                     if previous_verdict != Some(Verdict::NoData) {
                         self.event(
                             true,
@@ -776,6 +779,8 @@ impl<'s, 'a> Planner<'s, 'a> {
         let revision = target.revision.clone();
         self.status.phase = Some(Phase::Promoting);
         self.status.stage_started_at = Some(self.s.now);
+        self.status.stage_evidence.clear();
+        self.status.shared_failure_since = None;
         let message =
             format!("promoting revision {revision}: the stable Deployment takes its template");
         self.event(false, "PromotionStarted", message.clone());
@@ -868,6 +873,8 @@ impl<'s, 'a> Planner<'s, 'a> {
         } else {
             Phase::RolledBack
         });
+        self.status.stage_evidence.clear();
+        self.status.shared_failure_since = None;
         self.status.stage_started_at = None;
         let message =
             format!("revision {revision} rolled back at stage {stage} ({weight}%): {reason}");

@@ -158,3 +158,42 @@ fn relative_evidence_belongs_to_its_stage() {
         world.status.stage_evidence
     );
 }
+
+/// Failures far apart, with evaluations in between in which every check measured the canary and
+/// only a relative check held for evidence, are not "in a row".
+#[test]
+fn a_failure_streak_ends_where_the_checks_measured_and_passed() {
+    let yaml = HELD.replace(
+        "max: 0.01}]",
+        "max: 0.01}, {name: latency, query: 'l{track=\"{{track}}\"}', maxIncrease: 0.1}]",
+    );
+    let mut world = at_stage_zero(&yaml);
+    let evaluate = |world: &mut World, error_ratio: f64, noisy_latency: f64| {
+        loop {
+            world.advance(10);
+            if evaluation_due(&world.spec, &world.status, world.now) {
+                let input = AnalysisInput {
+                    checks: vec![Ok(Some(error_ratio)), Ok(Some(noisy_latency))],
+                    baselines: vec![Some(Ok(Some(0.001))), Some(Ok(Some(0.2)))],
+                    ..Default::default()
+                };
+                world.step(Some(input));
+                return;
+            }
+            world.step(None);
+        }
+    };
+    for latency in [0.1, 0.3, 0.15, 0.25, 0.1, 0.3] {
+        evaluate(&mut world, 0.001, latency); // latency too noisy to decide: holds
+    }
+    evaluate(&mut world, 0.2, 0.2);
+    assert_eq!(world.status.failed_evaluations, 1);
+    evaluate(&mut world, 0.001, 0.3);
+    assert_eq!(
+        world.status.failed_evaluations, 0,
+        "measured and not failing"
+    );
+    evaluate(&mut world, 0.2, 0.1);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(world.status.failed_evaluations, 1);
+}

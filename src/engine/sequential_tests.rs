@@ -1,23 +1,5 @@
 use super::*;
-
-/// A small deterministic generator (xorshift64*), so the simulations replay exactly.
-struct Noise(u64);
-
-impl Noise {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
-        (bits as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
+use crate::noise::Noise;
 
 #[test]
 fn width_matches_an_independent_evaluation_of_the_formula() {
@@ -69,7 +51,7 @@ fn running_moments_equal_a_two_pass_computation() {
 /// condition itself rather than by the quadratic formula.
 #[test]
 fn interval_ends_are_the_roots_of_the_boundary_condition() {
-    let mut noise = Noise(7);
+    let mut noise = Noise::new(7);
     let mut evidence = PairedEvidence::default();
     for _ in 0..40 {
         let shared = noise.normal() * 0.01;
@@ -148,7 +130,7 @@ fn false_alarms_over_many_looks_stay_at_or_below_alpha() {
     for (alpha, stages, families) in [(0.01, 2000, &families[..]), (0.0025, 10000, &families[..1])]
     {
         for (seed, family) in (11_u64..).zip(families.iter().copied()) {
-            let mut noise = Noise(seed);
+            let mut noise = Noise::new(seed);
             let mut alarms = 0;
             for _ in 0..stages {
                 let mut evidence = PairedEvidence::default();
@@ -193,7 +175,7 @@ fn false_alarms_over_many_looks_stay_at_or_below_alpha() {
 #[test]
 fn decides_both_ways_once_the_evidence_is_there() {
     let decided_after = |true_change: f64, above: bool| {
-        let mut noise = Noise(99);
+        let mut noise = Noise::new(99);
         let mut evidence = PairedEvidence::default();
         for look in 1..=500 {
             evidence.add(

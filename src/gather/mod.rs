@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
-use crate::engine::analysis::{self, AnalysisInput, QueryOutcome};
+use crate::engine::analysis::{AnalysisInput, QueryOutcome, wants_stable_value};
 use crate::engine::parity::ParityReport;
 use crate::engine::{parity_gate, slo_gate};
 use crate::metrics::{MetricsSource, PrometheusPool, QueryError, TemplateVars, render};
@@ -144,7 +144,7 @@ async fn run_analysis(
             .iter()
             .zip(&checks)
             .map(|(check, canary)| async {
-                match analysis::wants_stable_value(analysis, check, canary) {
+                match wants_stable_value(analysis, check, canary) {
                     true => Some(run_query(source.as_ref(), &check.query, &stable_vars).await),
                     false => None,
                 }

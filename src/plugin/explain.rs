@@ -285,7 +285,8 @@ impl Explained<'_> {
     }
 }
 
-/// "max 0.01", "min 0.9, max 1.1", or for a relative check "stable 0.2, change +5.0% (max +10.0%)".
+/// "max 0.01", "min 0.9, max 1.1", or for a relative check "stable 0.2, change +5.0% (max
+/// +10.0%), interval +1.2% to +8.8%, 12 evaluations" (stage means and the confidence sequence).
 fn check_bounds(result: &CheckResult, spec: Option<&Check>) -> String {
     let mut parts = vec![];
     if let Some(min) = result.min {
@@ -311,6 +312,16 @@ fn check_bounds(result: &CheckResult, spec: Option<&Check>) -> String {
             format!(" ({})", limits.join(", "))
         };
         parts.push(format!("change {:+.1}%{limits}", change * 100.0));
+    }
+    if let Some([lower, upper]) = result.change_interval {
+        parts.push(format!(
+            "interval {:+.1}% to {:+.1}%",
+            lower * 100.0,
+            upper * 100.0
+        ));
+    }
+    if let Some(evaluations) = result.evaluations {
+        parts.push(format!("{evaluations} evaluations"));
     }
     or_dash((!parts.is_empty()).then(|| parts.join(", ")))
 }

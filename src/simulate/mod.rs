@@ -9,6 +9,7 @@
 //! engine decided. See docs/simulate.md.
 
 pub mod clock;
+pub mod corpus;
 pub mod error;
 pub mod generate;
 pub mod inputs;

@@ -118,6 +118,26 @@ fn check_line(check: &CheckResult) -> String {
         "check {} = {value}{bounds}: {:?}",
         check.name, check.verdict
     );
+    if let (Some(baseline), Some(change)) = (check.baseline, check.change) {
+        let _ = write!(
+            line,
+            " (stable {}, change {:+.1} %",
+            format_value(baseline),
+            change * 100.0
+        );
+        if let Some([lower, upper]) = check.change_interval {
+            let _ = write!(
+                line,
+                ", interval {:+.1} % to {:+.1} %",
+                lower * 100.0,
+                upper * 100.0
+            );
+        }
+        if let Some(evaluations) = check.evaluations {
+            let _ = write!(line, ", {evaluations} evaluations");
+        }
+        line.push(')');
+    }
     if let Some(message) = &check.message {
         let _ = write!(line, " ({message})");
     }
