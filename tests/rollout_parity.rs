@@ -192,3 +192,65 @@ async fn a_relative_latency_check_passes_a_canary_5_percent_slower() {
     let history = rollout.status.unwrap().history;
     assert_eq!(history.len(), 1);
 }
+
+/// An incident both tracks share (stable failing the same check) holds the stage instead of
+/// counting against the canary; once stable recovers, the canary's own failure rolls it back.
+#[tokio::test]
+async fn a_failure_stable_shares_holds_until_stable_recovers() {
+    let rollout = rollout_yaml(
+        GATEWAY,
+        "[{weight: 1, pause: 2s}, {weight: 100, pause: 2s}]",
+        "",
+    );
+    let service = Service::start("shared-failure", &rollout).await;
+    let set = |track: &str, value: f64| {
+        let labels = [("namespace", service.ns.name()), ("track", track)];
+        service.exporter.set(ERROR_METRIC, &labels, value);
+    };
+    set("stable", 0.3);
+    set("canary", 0.3);
+    service
+        .exporter
+        .wait_until_scraped(
+            ERROR_METRIC,
+            &[("namespace", service.ns.name()), ("track", "stable")],
+        )
+        .await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    eventually(Duration::from_secs(30), "stage 0 at 1%", async || {
+        service.canary_weight_on_route().await == Some(1)
+    })
+    .await;
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(8) {
+        let status = service.status().await;
+        assert_eq!(
+            status.phase,
+            Some(Phase::Progressing),
+            "{:?}",
+            status.message
+        );
+        assert_eq!(status.failed_evaluations, 0, "{:?}", status.message);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = service.status().await;
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("shared failure: stable fails too (0.3)")),
+        "{:?}",
+        status.message
+    );
+    assert!(status.shared_failure_since.is_some());
+    set("stable", 0.001);
+    service
+        .wait_phase(Phase::RolledBack, Duration::from_secs(40))
+        .await;
+    let note = eventually(Duration::from_secs(10), "RolledBack event", async || {
+        service.warning("RolledBack").await
+    })
+    .await;
+    assert!(note.contains("check error-rate = 0.3 > max 0.01"), "{note}");
+    assert!(!note.contains("shared"), "{note}");
+}
