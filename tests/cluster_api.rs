@@ -63,8 +63,17 @@ async fn checkout_examples_apply_and_read_back() {
     );
     // The Rust types read what users write.
     let typed = ns.api::<CanaryRollout>().get("checkout").await.unwrap();
-    assert_eq!(typed.spec.analysis.checks.len(), 2);
+    assert_eq!(typed.spec.analysis.checks.len(), 3);
+    assert_eq!(typed.spec.analysis.checks[2].max_increase, Some(0.2));
     assert_eq!(typed.spec.analysis.interval.to_string(), "30s");
+    assert_eq!(typed.spec.analysis.confidence, 0.99);
+    assert_eq!(
+        typed.spec.stages[1]
+            .max_duration
+            .map(|d| d.to_string())
+            .as_deref(),
+        Some("30m")
+    );
 
     let parity = get_json(&ns, "paritypolicy/checkout-parity").await;
     assert_eq!(parity["spec"]["thresholds"]["criticalBps"], 50);
