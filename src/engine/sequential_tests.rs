@@ -21,6 +21,52 @@ fn width_matches_an_independent_evaluation_of_the_formula() {
 }
 
 #[test]
+fn small_sample_factor_matches_scipy() {
+    // scipy.stats.t.ppf(1 - a/2, n - 1) / scipy.stats.norm.ppf(1 - a/2), scipy 1.17.1.
+    let cases = [
+        (5.0, 0.01, 1.7874223517088683),
+        (10.0, 0.0025, 1.3712605443601318),
+        (30.0, 0.01, 1.070096492757862),
+        (200.0, 0.00125, 1.0145295266204726),
+    ];
+    for (n, alpha, expected) in cases {
+        let got = small_sample_factor(n, alpha);
+        assert!(
+            (got - expected).abs() < 1e-8,
+            "factor({n}, {alpha}) = {got}"
+        );
+    }
+}
+
+/// The interval of eight latency pairs, against the roots of the boundary condition found with
+/// scipy.optimize.brentq (sample variance of `canary - (1 + r) * stable` from Python's
+/// statistics module, width and factor as above).
+#[test]
+fn interval_matches_scipy_roots() {
+    let pairs = [
+        (0.231, 0.198),
+        (0.262, 0.205),
+        (0.219, 0.201),
+        (0.247, 0.190),
+        (0.255, 0.212),
+        (0.238, 0.196),
+        (0.271, 0.207),
+        (0.226, 0.199),
+    ];
+    let mut evidence = PairedEvidence::default();
+    for (c, s) in pairs {
+        evidence.add(c, s);
+    }
+    let estimate = evidence.change().expect("an estimate");
+    assert!((estimate - 0.21206467661691542).abs() < 1e-12);
+    let ChangeInterval::Within { lower, upper } = change_interval(&evidence, 0.0025, 20.0) else {
+        panic!("an interval");
+    };
+    assert!((lower - 0.038707704433464836).abs() < 1e-8, "lower {lower}");
+    assert!((upper - 0.38459904021053654).abs() < 1e-8, "upper {upper}");
+}
+
+#[test]
 fn running_moments_equal_a_two_pass_computation() {
     let pairs: Vec<(f64, f64)> = (0..50)
         .map(|i| {
