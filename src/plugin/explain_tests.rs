@@ -48,9 +48,9 @@ Revisions:  canary 7f9c6d5a01, stable 6d8f7c9b02 (rollout started 3m10s ago)
 Last evaluation: Pass, 8s ago (2026-11-18T11:06:32Z)
   all checks passed
   canary samples this interval: 320
-  CHECK         VALUE   BOUNDS                                  VERDICT
-  error-rate    0.002   max 0.01                                Pass
-  p99-latency   0.21    stable 0.2, change +5.0% (max +10.0%)   Pass
+  CHECK         VALUE   BOUNDS                                                                           VERDICT
+  error-rate    0.002   max 0.01                                                                         Pass
+  p99-latency   0.21    stable 0.2, change +5.0% (max +10.0%), interval +1.0% to +9.0%, 12 evaluations   Pass
   Parity (checkout-parity): Pass
     tracking error 12.4 bps, mean difference 3.1 bps, 24 samples, 0 breaches in a row
     attribution (policy evaluation 20s ago): fees 2.0 bps (65.0%), slippage 0.8 bps (26.0%), residual 0.3 bps
@@ -100,6 +100,8 @@ fn a_failing_check_shows_its_value_bounds_and_why() {
         evaluation.checks[0].verdict = Verdict::Fail;
         evaluation.checks[1].value = None;
         evaluation.checks[1].change = None;
+        evaluation.checks[1].change_interval = None;
+        evaluation.checks[1].evaluations = None;
         evaluation.checks[1].verdict = Verdict::NoData;
         evaluation.checks[1].message = Some("query returned no series".into());
         s.failed_evaluations = 1;

@@ -47,7 +47,7 @@ status:
     message: all checks passed
     checks:
     - {name: error-rate, value: 0.002, max: 0.01, verdict: Pass}
-    - {name: p99-latency, value: 0.21, baseline: 0.2, change: 0.05, verdict: Pass}
+    - {name: p99-latency, value: 0.21, baseline: 0.2, change: 0.05, changeInterval: [0.01, 0.09], evaluations: 12, verdict: Pass}
     parity: {trackingErrorBps: 12.4, meanDifferenceBps: 3.1, samples: 24, level: Pass, consecutiveBreaches: 0}
     slo: {budgetRemaining: 0.82, level: Meeting}
   conditions:

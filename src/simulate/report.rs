@@ -344,6 +344,27 @@ outcome: rolled back at 2026-01-01T01:01:32Z (+01:01:32) at stage 0 (1%), 1h1m32
     }
 
     #[test]
+    fn a_relative_check_shows_its_evidence_and_interval() {
+        let check = CheckResult {
+            name: "p99-latency".into(),
+            value: Some(0.23),
+            min: None,
+            max: None,
+            baseline: Some(0.2),
+            change: Some(0.15),
+            change_interval: Some([0.121, 0.179]),
+            evaluations: Some(6),
+            verdict: Verdict::Fail,
+            message: None,
+        };
+        assert_eq!(
+            check_line(&check),
+            "check p99-latency = 0.23: Fail (stable 0.2, change +15.0 %, interval +12.1 % to \
+             +17.9 %, 6 evaluations)"
+        );
+    }
+
+    #[test]
     fn what_if_prints_a_line_per_variant() {
         let mut promoted = replay();
         promoted.outcome.result = Ending::Promoted;
