@@ -194,10 +194,7 @@ async fn failing_canary_is_rolled_back_with_an_event_naming_the_check() {
         status.history.last().map(|h| h.result),
         Some(RolloutResult::RolledBack)
     );
-    let note = eventually(Duration::from_secs(10), "RolledBack warning", async || {
-        service.warning("RolledBack").await
-    })
-    .await;
+    let note = service.awaited_warning("RolledBack").await;
     assert!(note.contains("check error-rate = 0.2 > max 0.01"), "{note}");
     assert!(note.contains("(5%)"), "{note}");
     let stalled = status

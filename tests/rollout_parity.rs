@@ -22,10 +22,7 @@ async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {
     let rollout = service
         .wait_phase(Phase::RolledBack, Duration::from_secs(45))
         .await;
-    let note = eventually(Duration::from_secs(10), "RolledBack event", async || {
-        service.warning("RolledBack").await
-    })
-    .await;
+    let note = service.awaited_warning("RolledBack").await;
     assert!(note.contains("parity Critical"), "{note}");
     assert!(note.contains("rms 60.0 bps"), "{note}");
     let parity = rollout
@@ -170,10 +167,7 @@ async fn a_relative_latency_check_fails_a_canary_15_percent_slower() {
     service
         .wait_phase(Phase::RolledBack, Duration::from_secs(40))
         .await;
-    let note = eventually(Duration::from_secs(10), "RolledBack event", async || {
-        service.warning("RolledBack").await
-    })
-    .await;
+    let note = service.awaited_warning("RolledBack").await;
     assert!(
         note.contains("check p99-latency: canary mean 0.23 vs stable 0.2 over ")
             && note.contains("change +15.0 % (confidence sequence at ")
@@ -247,10 +241,7 @@ async fn a_failure_stable_shares_holds_until_stable_recovers() {
     service
         .wait_phase(Phase::RolledBack, Duration::from_secs(40))
         .await;
-    let note = eventually(Duration::from_secs(10), "RolledBack event", async || {
-        service.warning("RolledBack").await
-    })
-    .await;
+    let note = service.awaited_warning("RolledBack").await;
     assert!(note.contains("check error-rate = 0.3 > max 0.01"), "{note}");
     assert!(!note.contains("shared"), "{note}");
 }

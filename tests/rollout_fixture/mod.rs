@@ -418,6 +418,15 @@ impl Service {
         WeightLog { seen, task }
     }
 
+    /// The note of the Warning event with this reason, once it is listed (within 10 s).
+    pub async fn awaited_warning(&self, reason: &str) -> String {
+        let what = format!("{reason} warning");
+        eventually(Duration::from_secs(10), &what, async || {
+            self.warning(reason).await
+        })
+        .await
+    }
+
     pub async fn warning(&self, reason: &str) -> Option<String> {
         self.ns
             .events()
