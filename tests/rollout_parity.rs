@@ -245,3 +245,54 @@ async fn a_failure_stable_shares_holds_until_stable_recovers() {
     assert!(note.contains("check error-rate = 0.3 > max 0.01"), "{note}");
     assert!(!note.contains("shared"), "{note}");
 }
+
+/// A check with no data holds the stage; `maxDuration` ends the hold as `onMaxDuration` says.
+fn held_rollout(on_max_duration: &str) -> String {
+    let check = "    - name: queue-depth\n      query: 'max(sluice_test_not_exported{namespace=\"{{namespace}}\",track=\"{{track}}\"})'\n      max: 10\n";
+    rollout_yaml(
+        GATEWAY,
+        "[{weight: 1, pause: 2s, maxDuration: 8s}, {weight: 100, pause: 2s, maxDuration: 8s}]",
+        &format!("    onMaxDuration: {on_max_duration}\n"),
+    )
+    .replace("      max: 0.01\n", &format!("      max: 0.01\n{check}"))
+}
+
+#[tokio::test]
+async fn a_stage_held_past_its_max_duration_rolls_back() {
+    let service = Service::start("deadline-rollback", &held_rollout("Rollback")).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    eventually(Duration::from_secs(30), "stage 0 at 1%", async || {
+        service.canary_weight_on_route().await == Some(1)
+    })
+    .await;
+    service
+        .wait_phase(Phase::RolledBack, Duration::from_secs(40))
+        .await;
+    let note = service.awaited_warning("RolledBack").await;
+    assert!(
+        note.contains("stage 0 (1%) still held after its maxDuration 8s"),
+        "{note}"
+    );
+    assert_eq!(service.replicas("checkout").await, 0);
+    assert_eq!(service.canary_weight_on_route().await, Some(0));
+}
+
+#[tokio::test]
+async fn on_max_duration_promote_passes_held_stages() {
+    let service = Service::start("deadline-promote", &held_rollout("Promote")).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(60))
+        .await;
+    let notes = service.warnings("StageDeadline").await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("stage 0 (1%) passes at its maxDuration 8s")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        service.image("checkout-stable").await,
+        "registry.example/checkout:2.0.0"
+    );
+}
