@@ -238,7 +238,8 @@ impl Caches {
             K: reflector::Lookup + Clone + 'static,
             K::DynamicType: Eq + std::hash::Hash + Clone,
         {
-            store.wait_until_ready().now_or_never().is_some()
+            // A store whose writer is gone (its watch ended) never catches up again.
+            matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
         }
         ready(&self.rollouts)
             && ready(&self.deployments)
@@ -250,9 +251,9 @@ impl Caches {
     }
 
     /// The route as the cache holds it; Unknown while the route store has not synced (the
-    /// HTTPRoute CRD may be missing), so the caller reads it instead.
+    /// HTTPRoute CRD may be missing) or has no watch behind it, so the caller reads it instead.
     pub fn cached_route(&self, namespace: &str, name: &str) -> CachedRoute {
-        if self.routes.wait_until_ready().now_or_never().is_none() {
+        if !matches!(self.routes.wait_until_ready().now_or_never(), Some(Ok(()))) {
             return CachedRoute::Unknown;
         }
         let reference =
@@ -286,5 +287,22 @@ impl Caches {
             .iter()
             .map(|pod| pod.name_any())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stores without a watch behind them (a context built for one-off writes) are neither
+    /// synced nor trusted for routes: a caller reads the route from the apiserver instead.
+    #[test]
+    fn stores_without_a_watch_are_not_synced() {
+        let caches = Caches::empty();
+        assert!(!caches.synced());
+        assert!(matches!(
+            caches.cached_route("shop", "checkout"),
+            CachedRoute::Unknown
+        ));
     }
 }
