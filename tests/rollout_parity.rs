@@ -143,20 +143,9 @@ fn relative_latency_rollout() -> String {
 
 async fn with_latency(prefix: &str, canary_seconds: f64) -> Service {
     let service = Service::start(prefix, &relative_latency_rollout()).await;
-    for (track, value) in [("stable", 0.200), ("canary", canary_seconds)] {
-        service.exporter.set(
-            LATENCY,
-            &[("namespace", service.ns.name()), ("track", track)],
-            value,
-        );
-    }
-    service
-        .exporter
-        .wait_until_scraped(
-            LATENCY,
-            &[("namespace", service.ns.name()), ("track", "canary")],
-        )
-        .await;
+    service.set_track_metric(LATENCY, "stable", 0.200);
+    service.set_track_metric(LATENCY, "canary", canary_seconds);
+    service.wait_track_scraped(LATENCY, "canary").await;
     service
 }
 
@@ -197,19 +186,9 @@ async fn a_failure_stable_shares_holds_until_stable_recovers() {
         "",
     );
     let service = Service::start("shared-failure", &rollout).await;
-    let set = |track: &str, value: f64| {
-        let labels = [("namespace", service.ns.name()), ("track", track)];
-        service.exporter.set(ERROR_METRIC, &labels, value);
-    };
-    set("stable", 0.3);
-    set("canary", 0.3);
-    service
-        .exporter
-        .wait_until_scraped(
-            ERROR_METRIC,
-            &[("namespace", service.ns.name()), ("track", "stable")],
-        )
-        .await;
+    service.set_track_metric(ERROR_METRIC, "stable", 0.3);
+    service.set_track_metric(ERROR_METRIC, "canary", 0.3);
+    service.wait_track_scraped(ERROR_METRIC, "stable").await;
     service.set_image("registry.example/checkout:2.0.0").await;
     eventually(Duration::from_secs(30), "stage 0 at 1%", async || {
         service.canary_weight_on_route().await == Some(1)
@@ -237,7 +216,7 @@ async fn a_failure_stable_shares_holds_until_stable_recovers() {
         status.message
     );
     assert!(status.shared_failure_since.is_some());
-    set("stable", 0.001);
+    service.set_track_metric(ERROR_METRIC, "stable", 0.001);
     service
         .wait_phase(Phase::RolledBack, Duration::from_secs(40))
         .await;

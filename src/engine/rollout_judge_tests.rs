@@ -24,18 +24,50 @@ fn at_stage_zero(yaml: &str) -> World {
     world
 }
 
-/// Runs in 10-second reconciles, evaluating when due with `canary` and `stable` values.
-fn run_tracks(world: &mut World, secs: i64, canary: Option<f64>, stable: Option<f64>) {
+/// HELD with a relative latency check besides the error rate.
+fn held_with_latency() -> String {
+    HELD.replace(
+        "max: 0.01}]",
+        "max: 0.01}, {name: latency, query: 'l{track=\"{{track}}\"}', maxIncrease: 0.1}]",
+    )
+}
+
+/// The query results of one evaluation: each check's canary value and its stable value.
+fn tracks(values: &[(Option<f64>, Option<f64>)]) -> AnalysisInput {
+    AnalysisInput {
+        checks: values.iter().map(|(canary, _)| Ok(*canary)).collect(),
+        baselines: values
+            .iter()
+            .map(|(_, stable)| stable.map(|s| Ok(Some(s))))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Runs in 10-second reconciles, evaluating with `input` whenever an evaluation is due.
+fn run_with(world: &mut World, secs: i64, input: &AnalysisInput) {
     for _ in 0..secs / 10 {
         world.advance(10);
         let due = evaluation_due(&world.spec, &world.status, world.now);
-        let input = due.then(|| AnalysisInput {
-            checks: vec![Ok(canary)],
-            baselines: vec![stable.map(|s| Ok(Some(s)))],
-            ..Default::default()
-        });
-        world.step(input);
+        world.step(due.then(|| input.clone()));
     }
+}
+
+/// Reconciles every 10 seconds until one evaluation has run with `input`.
+fn evaluate_once(world: &mut World, input: &AnalysisInput) {
+    loop {
+        world.advance(10);
+        if evaluation_due(&world.spec, &world.status, world.now) {
+            world.step(Some(input.clone()));
+            return;
+        }
+        world.step(None);
+    }
+}
+
+/// Runs with one check's `canary` and `stable` values.
+fn run_tracks(world: &mut World, secs: i64, canary: Option<f64>, stable: Option<f64>) {
+    run_with(world, secs, &tracks(&[(canary, stable)]));
 }
 
 #[test]
@@ -122,31 +154,16 @@ fn a_failure_stable_shares_holds_until_max_hold_then_counts() {
 
 #[test]
 fn relative_evidence_belongs_to_its_stage() {
-    let yaml = HELD.replace(
-        "max: 0.01}]",
-        "max: 0.01}, {name: latency, query: 'l{track=\"{{track}}\"}', maxIncrease: 0.1}]",
-    );
-    let mut world = at_stage_zero(&yaml);
-    let evaluate = |world: &mut World, secs: i64| {
-        for _ in 0..secs / 10 {
-            world.advance(10);
-            let due = evaluation_due(&world.spec, &world.status, world.now);
-            let input = due.then(|| AnalysisInput {
-                checks: vec![Ok(Some(0.001)), Ok(Some(0.2))],
-                baselines: vec![None, Some(Ok(Some(0.2)))],
-                ..Default::default()
-            });
-            world.step(input);
-        }
-    };
-    evaluate(&mut world, 60);
+    let mut world = at_stage_zero(&held_with_latency());
+    let alike = tracks(&[(Some(0.001), None), (Some(0.2), Some(0.2))]);
+    run_with(&mut world, 60, &alike);
     assert_eq!(
         world.status.stage,
         Some(0),
         "5 pairs are needed before a pass"
     );
     assert_eq!(world.status.stage_evidence[0].evidence.pairs, 2);
-    evaluate(&mut world, 100);
+    run_with(&mut world, 100, &alike);
     assert_eq!(world.status.stage, Some(1), "{:?}", world.status.message);
     assert!(
         world
@@ -163,25 +180,13 @@ fn relative_evidence_belongs_to_its_stage() {
 /// only a relative check held for evidence, are not "in a row".
 #[test]
 fn a_failure_streak_ends_where_the_checks_measured_and_passed() {
-    let yaml = HELD.replace(
-        "max: 0.01}]",
-        "max: 0.01}, {name: latency, query: 'l{track=\"{{track}}\"}', maxIncrease: 0.1}]",
-    );
-    let mut world = at_stage_zero(&yaml);
+    let mut world = at_stage_zero(&held_with_latency());
     let evaluate = |world: &mut World, error_ratio: f64, noisy_latency: f64| {
-        loop {
-            world.advance(10);
-            if evaluation_due(&world.spec, &world.status, world.now) {
-                let input = AnalysisInput {
-                    checks: vec![Ok(Some(error_ratio)), Ok(Some(noisy_latency))],
-                    baselines: vec![Some(Ok(Some(0.001))), Some(Ok(Some(0.2)))],
-                    ..Default::default()
-                };
-                world.step(Some(input));
-                return;
-            }
-            world.step(None);
-        }
+        let input = tracks(&[
+            (Some(error_ratio), Some(0.001)),
+            (Some(noisy_latency), Some(0.2)),
+        ]);
+        evaluate_once(world, &input);
     };
     for latency in [0.1, 0.3, 0.15, 0.25, 0.1, 0.3] {
         evaluate(&mut world, 0.001, latency); // latency too noisy to decide: holds

@@ -173,11 +173,19 @@ impl Service {
     }
 
     pub fn set_canary_error_ratio(&self, value: f64) {
-        self.exporter.set(
-            ERROR_METRIC,
-            &[("namespace", self.ns.name()), ("track", "canary")],
-            value,
-        );
+        self.set_track_metric(ERROR_METRIC, "canary", value);
+    }
+
+    /// Sets `metric{namespace=<this namespace>, track}` on the exporter.
+    pub fn set_track_metric(&self, metric: &str, track: &str, value: f64) {
+        let labels = [("namespace", self.ns.name()), ("track", track)];
+        self.exporter.set(metric, &labels, value);
+    }
+
+    /// Waits until Prometheus has scraped `metric{namespace=<this namespace>, track}`.
+    pub async fn wait_track_scraped(&self, metric: &str, track: &str) {
+        let labels = [("namespace", self.ns.name()), ("track", track)];
+        self.exporter.wait_until_scraped(metric, &labels).await;
     }
 
     pub async fn rollout(&self) -> CanaryRollout {

@@ -32,13 +32,7 @@ pub async fn with_parity(prefix: &str, stages: &str, stable: f64, canary: f64) -
         .wait_phase(Phase::Idle, Duration::from_secs(60))
         .await;
     publish_order_values(&service, stable, canary);
-    service
-        .exporter
-        .wait_until_scraped(
-            ORDER_VALUE,
-            &[("namespace", service.ns.name()), ("track", "canary")],
-        )
-        .await;
+    service.wait_track_scraped(ORDER_VALUE, "canary").await;
     service
 }
 
