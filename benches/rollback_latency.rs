@@ -11,11 +11,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::{CanaryRolloutStatus, Phase};
+use sluice::controller::deployment_summary::DeploymentSummary;
 use sluice::controller::rollout::{Observed, carry_out};
 use sluice::controller::{Context, workloads};
 use sluice::engine::analysis::AnalysisInput;
@@ -47,7 +47,7 @@ async fn main() {
         PrometheusPool::new(env.prometheus_url.clone()),
     );
     let rollouts: Api<CanaryRollout> = ns.api();
-    let deployments: Api<Deployment> = ns.api();
+    let deployments: Api<DeploymentSummary> = ns.api();
     let rollout = rollouts.get("checkout").await.expect("rollout");
     let names = ServiceNames::for_service("checkout", 80);
     let routes = vec!["checkout".to_string()];
@@ -78,7 +78,7 @@ async fn main() {
             .await
             .expect("scale up");
         let target = deployments.get("checkout").await.expect("target");
-        let revision = workloads::target_revision(&target).expect("revision");
+        let revision = workloads::target_revision(&target);
         let observed = workloads::observe(&target, revision.clone());
         let status = CanaryRolloutStatus {
             phase: Some(Phase::Progressing),

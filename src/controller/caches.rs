@@ -9,16 +9,18 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
+use super::deployment_summary::DeploymentSummary;
 use super::replica_set_summary::ReplicaSetSummary;
 use super::scoped;
-use super::workloads::{self, MANAGED_BY_LABEL, REPLICA_SET_REVISION, ROLLOUT_LABEL, TRACK_LABEL};
+use super::workloads::{
+    self, MANAGED_BY_LABEL, REPLICA_SET_REVISION, REVISION_ANNOTATION, ROLLOUT_LABEL, TRACK_LABEL,
+};
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
@@ -28,8 +30,9 @@ use crate::traffic::gateway_api::{self, CachedRoute};
 #[derive(Clone)]
 pub struct Caches {
     pub rollouts: Store<CanaryRollout>,
-    /// Every Deployment in scope: targets are the user's and carry no label of Sluice's.
-    pub deployments: Store<Deployment>,
+    /// Every Deployment in scope, summarised: targets are the user's and carry no label of
+    /// Sluice's.
+    pub deployments: Store<DeploymentSummary>,
     /// ReplicaSets of Deployments (those with a `pod-template-hash`), without their templates.
     pub replica_sets: Store<ReplicaSetSummary>,
     /// Metadata of Deployment pods that carry no track label yet: canary pods to be labelled.
@@ -48,7 +51,7 @@ type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
 /// changed or went, for the controller to map to rollouts.
 pub struct Feeds {
     pub rollouts: Feed<CanaryRollout>,
-    pub deployments: Feed<Deployment>,
+    pub deployments: Feed<DeploymentSummary>,
     pub replica_sets: Feed<ReplicaSetSummary>,
     pub services: Feed<Service>,
     pub routes: Feed<DynamicObject>,
@@ -103,17 +106,24 @@ pub fn watch(
     let (deployments, deployment_feed) = feed(
         scoped(client, namespace),
         all(),
-        |deployment: &mut Deployment| {
+        |deployment: &mut DeploymentSummary| {
             trim(deployment);
-            if let Some(status) = deployment.status.as_mut() {
-                status.conditions = None;
+            let meta = &mut deployment.metadata;
+            // A stable Deployment is known by its label, then by its owner and revision
+            // annotation; its template, a copy of a target's, is never read. No other label or
+            // annotation of a Deployment is read.
+            let stable = meta
+                .labels
+                .take()
+                .is_some_and(|l| l.contains_key(ROLLOUT_LABEL));
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.retain(|key, _| key == REVISION_ANNOTATION);
+                if annotations.is_empty() {
+                    meta.annotations = None;
+                }
             }
-            // A stable Deployment is known by its revision annotation; its template, a copy of
-            // a target's, is never read.
-            if deployment.labels().contains_key(ROLLOUT_LABEL)
-                && let Some(spec) = deployment.spec.as_mut()
-            {
-                spec.template = Default::default();
+            if stable && let Some(spec) = deployment.spec.as_mut() {
+                spec.template = None;
             }
         },
     );
@@ -211,7 +221,7 @@ impl Caches {
         }
     }
 
-    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<DeploymentSummary>> {
         self.deployments
             .get(&ObjectRef::new(name).within(namespace))
     }
@@ -263,7 +273,10 @@ impl Caches {
 
     /// The Deployment's ReplicaSet with the highest revision: the one running its current
     /// template.
-    pub fn newest_replica_set(&self, deployment: &Deployment) -> Option<Arc<ReplicaSetSummary>> {
+    pub fn newest_replica_set(
+        &self,
+        deployment: &DeploymentSummary,
+    ) -> Option<Arc<ReplicaSetSummary>> {
         let uid = deployment.uid()?;
         let owned = self
             .replica_sets

@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod caches;
+pub mod deployment_summary;
 pub mod error;
 pub mod leader;
 pub mod metrics;
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
@@ -41,6 +41,7 @@ use crate::api::slo_budget::{SLOBudget, SLOBudgetStatus};
 use crate::metrics::{PrometheusAuth, PrometheusPool};
 use backoff::ErrorBackoff;
 use caches::Caches;
+use deployment_summary::DeploymentSummary;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use parity_feed::ParityFeed;
@@ -323,7 +324,7 @@ async fn run_rollouts(
     let rollouts = caches.rollouts.clone();
     let by_deployment = {
         let store = rollouts.clone();
-        move |deployment: Deployment| owned_or_targeted(&store, &deployment)
+        move |deployment: DeploymentSummary| owned_or_targeted(&store, &deployment)
     };
     let by_replica_set = {
         let store = rollouts.clone();
@@ -422,7 +423,7 @@ async fn run_rollouts(
 /// The rollout owning a stable Deployment, and the rollouts targeting a Deployment.
 fn owned_or_targeted(
     rollouts: &reflector::Store<CanaryRollout>,
-    deployment: &Deployment,
+    deployment: &DeploymentSummary,
 ) -> Vec<ObjectRef<CanaryRollout>> {
     let owner = deployment
         .owner_references()

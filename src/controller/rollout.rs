@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::Context;
 use super::backoff::FAILING_AFTER;
 use super::caches::Caches;
+use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::objects;
 use super::replica_set_summary::ReplicaSetSummary;
@@ -111,8 +112,8 @@ async fn report_failing(ctx: Arc<Context>, rollout: Arc<CanaryRollout>, message:
 
 /// The objects a rollout refers to, as the caches hold them.
 struct Dereferenced {
-    target: Option<Arc<Deployment>>,
-    stable: Option<Arc<Deployment>>,
+    target: Option<Arc<DeploymentSummary>>,
+    stable: Option<Arc<DeploymentSummary>>,
     parity_policy: Option<Arc<ParityPolicy>>,
     slo_budget: Option<Arc<SLOBudget>>,
     /// The target's newest ReplicaSet: its pod-template-hash marks the canary's pods.
@@ -193,10 +194,10 @@ async fn validate(
 }
 
 /// The two workloads as the engine sees them.
-fn observe(objects: &Dereferenced) -> Result<(Option<Workload>, Option<Workload>), Error> {
+fn observe(objects: &Dereferenced) -> (Option<Workload>, Option<Workload>) {
     let target = match &objects.target {
         Some(target) => {
-            let observed = workloads::observe(target, workloads::target_revision(target)?);
+            let observed = workloads::observe(target, workloads::target_revision(target));
             Some(workloads::confirm_available(
                 observed,
                 objects.target_replica_set.as_deref(),
@@ -208,7 +209,7 @@ fn observe(objects: &Dereferenced) -> Result<(Option<Workload>, Option<Workload>
         .stable
         .as_deref()
         .map(|s| workloads::observe(s, workloads::stable_revision(s)));
-    Ok((target, stable))
+    (target, stable)
 }
 
 async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> {
@@ -221,7 +222,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         .slo_budget
         .as_deref()
         .and_then(slo_gate::freeze_reason);
-    let (target_observed, stable_observed) = observe(&objects)?;
+    let (target_observed, stable_observed) = observe(&objects);
     let canary_hash = match &objects.target {
         Some(_)
             if status.phase.is_some_and(|p| {
@@ -320,8 +321,8 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
 
 /// What the cluster holds of the workloads a plan changes, as the caches show them.
 pub struct Observed<'a> {
-    pub target: &'a Deployment,
-    pub stable: Option<&'a Deployment>,
+    pub target: &'a DeploymentSummary,
+    pub stable: Option<&'a DeploymentSummary>,
     pub stable_workload: Option<&'a Workload>,
 }
 
@@ -344,7 +345,7 @@ pub async fn carry_out(
     if let Some(change) = &plan.stable {
         let stable = observed.stable_workload;
         if change.copy_target_template || stable.is_none() {
-            let revision = workloads::target_revision(target)?;
+            let revision = workloads::target_revision(target);
             let in_place = observed.stable.is_some_and(|deployment| {
                 workloads::stable_revision(deployment) == revision
                     && deployment.spec.as_ref().and_then(|s| s.replicas) == Some(change.replicas)
@@ -427,7 +428,7 @@ async fn hand_back(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Err
     let target = ctx.caches.deployment(&namespace, &spec.target_ref.name);
     let observed = match &target {
         Some(target) => {
-            let observed = workloads::observe(target, workloads::target_revision(target)?);
+            let observed = workloads::observe(target, workloads::target_revision(target));
             let newest = ctx.caches.newest_replica_set(target);
             Some(workloads::confirm_available(observed, newest.as_deref()))
         }

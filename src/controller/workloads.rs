@@ -13,6 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::replica_set_summary::ReplicaSetSummary;
 use crate::api::CanaryRollout;
@@ -29,13 +30,16 @@ pub fn stable_name(target: &str) -> String {
     format!("{target}-stable")
 }
 
-pub fn target_revision(target: &Deployment) -> Result<String, Error> {
-    let template = serde_json::to_value(target.spec.as_ref().map(|s| &s.template))?;
-    Ok(template_revision(&template))
+/// The revision of the target's pod template (see [`super::deployment_summary::TemplateJson`]).
+pub fn target_revision(target: &DeploymentSummary) -> String {
+    match target.spec.as_ref().and_then(|s| s.template.as_ref()) {
+        Some(template) => template.revision().to_string(),
+        None => template_revision(&serde_json::Value::Null),
+    }
 }
 
 /// What the engine needs to know of a Deployment.
-pub fn observe(deployment: &Deployment, revision: String) -> Workload {
+pub fn observe(deployment: &DeploymentSummary, revision: String) -> Workload {
     let replicas = deployment
         .spec
         .as_ref()
@@ -56,7 +60,7 @@ pub fn observe(deployment: &Deployment, revision: String) -> Workload {
     }
 }
 
-pub fn stable_revision(stable: &Deployment) -> String {
+pub fn stable_revision(stable: &DeploymentSummary) -> String {
     stable
         .annotations()
         .get(REVISION_ANNOTATION)
@@ -75,7 +79,7 @@ fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Val
     }))
 }
 
-pub fn match_labels(target: &Deployment) -> BTreeMap<String, String> {
+pub fn match_labels(target: &DeploymentSummary) -> BTreeMap<String, String> {
     target
         .spec
         .as_ref()
@@ -87,13 +91,16 @@ pub fn match_labels(target: &Deployment) -> BTreeMap<String, String> {
 pub async fn apply_stable(
     api: &Api<Deployment>,
     rollout: &CanaryRollout,
-    target: &Deployment,
+    target: &DeploymentSummary,
     revision: &str,
     replicas: i32,
 ) -> Result<(), Error> {
     let name = stable_name(&target.name_any());
     let spec = target.spec.clone().unwrap_or_default();
-    let mut template = serde_json::to_value(&spec.template)?;
+    let mut template = match &spec.template {
+        Some(template) => template.to_value()?,
+        None => serde_json::json!({}),
+    };
     template["metadata"]["labels"][TRACK_LABEL] = json!("stable");
     let mut selector = serde_json::to_value(&spec.selector)?;
     selector["matchLabels"][TRACK_LABEL] = json!("stable");
@@ -133,7 +140,7 @@ pub const REPLICA_SET_REVISION: &str = "deployment.kubernetes.io/revision";
 /// Among `sets`, the one `deployment` owns with the highest revision: the one running its
 /// current template.
 pub fn newest_replica_set<R: std::borrow::Borrow<ReplicaSetSummary>>(
-    deployment: &Deployment,
+    deployment: &impl Resource,
     sets: impl IntoIterator<Item = R>,
 ) -> Option<R> {
     let uid = deployment.uid()?;
@@ -217,7 +224,7 @@ pub fn confirm_available(workload: Workload, newest: Option<&ReplicaSetSummary>)
 pub async fn apply_services(
     client: &kube::Client,
     rollout: &CanaryRollout,
-    target: &Deployment,
+    target: &DeploymentSummary,
     canary_hash: Option<&str>,
     observed: impl Fn(&str) -> Option<std::sync::Arc<Service>>,
 ) -> Result<(), Error> {

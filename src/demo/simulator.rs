@@ -233,8 +233,12 @@ async fn newest_pod_template_hash(
     namespace: &str,
     deployment: &Deployment,
 ) -> anyhow::Result<Option<String>> {
-    let selector = workloads::match_labels(deployment)
-        .iter()
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.selector.match_labels.as_ref())
+        .into_iter()
+        .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");

@@ -5,7 +5,6 @@ use std::io::Write;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::WatchStreamExt;
@@ -21,6 +20,7 @@ use super::requests::{Request, paused_patch, paused_summary};
 use super::table::{TableOptions, rollout_table};
 use super::watch::{Progress, Settled, settled};
 use crate::api::{CanaryRollout, ParityPolicy, SLOBudget};
+use crate::controller::deployment_summary::DeploymentSummary;
 use crate::controller::workloads::target_revision;
 
 /// A client for the chosen kubeconfig and context, and the namespace to work in.
@@ -279,10 +279,10 @@ async fn patch_rollout(
 pub async fn watch(session: &Session, args: &WatchArgs) -> Result<Exit, PluginError> {
     let name = args.name.as_str();
     let rollout = session.rollout(name).await?;
-    let target: Option<Deployment> = session
+    let target: Option<DeploymentSummary> = session
         .referenced(Some(&rollout.spec.target_ref.name))
         .await?;
-    let revision = target.as_ref().and_then(|d| target_revision(d).ok());
+    let revision = target.as_ref().map(target_revision);
     let last_phase = Cell::new(rollout.status.as_ref().and_then(|s| s.phase));
 
     let follow = async {
