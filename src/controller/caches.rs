@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -18,6 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::deployment_summary::DeploymentSummary;
 use super::replica_set_summary::ReplicaSetSummary;
 use super::scoped;
+use super::service_summary::ServiceSummary;
 use super::workloads::{
     self, MANAGED_BY_LABEL, REPLICA_SET_REVISION, REVISION_ANNOTATION, ROLLOUT_LABEL, TRACK_LABEL,
 };
@@ -38,7 +39,7 @@ pub struct Caches {
     /// Metadata of Deployment pods that carry no track label yet: canary pods to be labelled.
     pub unlabelled_pods: Store<PartialObjectMeta<Pod>>,
     /// The Services Sluice manages.
-    pub services: Store<Service>,
+    pub services: Store<ServiceSummary>,
     /// HTTPRoutes; a store that is not ready means the HTTPRoute CRD is missing or still syncing.
     pub routes: Store<DynamicObject>,
     pub parity_policies: Store<ParityPolicy>,
@@ -53,7 +54,7 @@ pub struct Feeds {
     pub rollouts: Feed<CanaryRollout>,
     pub deployments: Feed<DeploymentSummary>,
     pub replica_sets: Feed<ReplicaSetSummary>,
-    pub services: Feed<Service>,
+    pub services: Feed<ServiceSummary>,
     pub routes: Feed<DynamicObject>,
     pub parity_policies: Feed<ParityPolicy>,
     pub slo_budgets: Feed<SLOBudget>,
@@ -226,7 +227,7 @@ impl Caches {
             .get(&ObjectRef::new(name).within(namespace))
     }
 
-    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<ServiceSummary>> {
         self.services.get(&ObjectRef::new(name).within(namespace))
     }
 

@@ -13,6 +13,7 @@ pub mod replica_set_summary;
 pub mod rollout;
 mod rollout_metrics;
 pub mod server;
+pub mod service_summary;
 pub mod slo_budget;
 pub mod status_memory;
 pub mod workloads;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -47,6 +47,7 @@ use metrics::Metrics;
 use parity_feed::ParityFeed;
 use replica_set_summary::ReplicaSetSummary;
 use server::ServerState;
+use service_summary::ServiceSummary;
 use status_memory::StatusMemory;
 
 pub struct RunConfig {
@@ -344,7 +345,7 @@ async fn run_rollouts(
     };
     let by_service = {
         let store = rollouts.clone();
-        move |service: Service| {
+        move |service: ServiceSummary| {
             let owner = service.labels().get(workloads::ROLLOUT_LABEL).cloned();
             referencing(&store, &service, |r, _| {
                 owner.as_deref() == Some(&r.name_any())

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::replica_set_summary::ReplicaSetSummary;
+use super::service_summary::ServiceSummary;
 use crate::api::CanaryRollout;
 use crate::engine::Workload;
 use crate::engine::revision::template_revision;
@@ -226,7 +227,7 @@ pub async fn apply_services(
     rollout: &CanaryRollout,
     target: &DeploymentSummary,
     canary_hash: Option<&str>,
-    observed: impl Fn(&str) -> Option<std::sync::Arc<Service>>,
+    observed: impl Fn(&str) -> Option<std::sync::Arc<ServiceSummary>>,
 ) -> Result<(), Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
@@ -269,7 +270,7 @@ pub async fn apply_services(
 
 /// Whether an existing Service already says what [`apply_services`] would write.
 fn service_matches(
-    existing: &Service,
+    existing: &ServiceSummary,
     rollout: &CanaryRollout,
     selector: &BTreeMap<String, String>,
     port: i32,
