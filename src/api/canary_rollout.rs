@@ -431,6 +431,21 @@ pub struct PairedEvidence {
     pub stable_m2: f64,
     /// Sum of products of the two tracks' deviations.
     pub co_moment: f64,
+    /// The same moments of the values' natural logarithms, over the pairs in which both values
+    /// were positive, for the test of the spread (`engine::dispersion`).
+    #[serde(default)]
+    pub logs: LogMoments,
+}
+
+/// Running means and sums of squared deviations of the logarithms of positive pairs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogMoments {
+    pub pairs: u32,
+    pub canary_mean: f64,
+    pub stable_mean: f64,
+    pub canary_m2: f64,
+    pub stable_m2: f64,
 }
 
 /// Where a rollout is.

@@ -6,7 +6,8 @@
 //! - a relative check (maxIncrease, maxDecrease) adds the pair (canary, stable) to the stage's
 //!   evidence and is judged on all of it by a confidence sequence ([`super::sequential`]): it
 //!   fails when a change beyond its bound is established, passes when staying within it is,
-//!   and otherwise holds;
+//!   and otherwise holds; one that bounds an increase also fails when the canary's values are
+//!   established to vary more than its traffic share explains ([`super::dispersion`]);
 //! - an empty or NaN result follows `noData` (Hold → NoData, Fail → Fail, Pass → Pass);
 //! - a query that could not run (Prometheus unreachable, bad response) is always NoData, whatever
 //!   `noData` says: an outage of Prometheus neither promotes nor rolls back;
@@ -14,6 +15,7 @@
 
 use jiff::Timestamp;
 
+use super::dispersion::{self, DispersionTest};
 use super::sequential::{self, ChangeInterval};
 use crate::api::canary_rollout::{
     Analysis, Check, CheckEvidence, CheckResult, Evaluation, NoDataPolicy, PairedEvidence,
@@ -79,6 +81,9 @@ pub struct StageContext<'a> {
     pub expected_evaluations: f64,
     /// Whether a check failing on both tracks may hold (sharedFailures, within its maxHold).
     pub shared_failures_hold: bool,
+    /// The stage's canary weight: how much noisier than stable's its traffic share makes the
+    /// canary's values ([`dispersion::explained_ratio`]).
+    pub canary_percent: u32,
 }
 
 /// The judged evaluation plus what the gates demand.
@@ -315,6 +320,17 @@ fn judge_relative(
     result.baseline = Some(evidence.stable_mean);
     result.evaluations = Some(evidence.pairs);
     result.change = evidence.change();
+    let erratic = check
+        .max_increase
+        .and_then(|_| {
+            let null = dispersion::TOLERANCE * dispersion::explained_ratio(stage.canary_percent);
+            dispersion::test(evidence, null)
+        })
+        .filter(|test| test.rejects(stage.alpha));
+    if let Some(test) = erratic {
+        result.verdict = Verdict::Fail;
+        result.message = Some(describe_dispersion(&test, evidence.pairs, stage));
+    }
     let (lower, upper) =
         match sequential::change_interval(evidence, stage.alpha, stage.expected_evaluations) {
             ChangeInterval::TooFewPairs => {
@@ -326,6 +342,7 @@ fn judge_relative(
                 ));
                 return;
             }
+            ChangeInterval::Unbounded if erratic.is_some() => return,
             ChangeInterval::Unbounded => {
                 result.verdict = Verdict::NoData;
                 result.message = Some(
@@ -343,9 +360,35 @@ fn judge_relative(
         && check.max_decrease.is_none_or(|limit| lower >= -limit);
     if above.is_some() || below.is_some() {
         result.verdict = Verdict::Fail;
-    } else if !within {
+        result.message = None;
+    } else if !within && erratic.is_none() {
         result.verdict = Verdict::NoData;
         result.message = Some("not yet established within its bounds".to_string());
+    }
+}
+
+/// "spread 2510.3 times stable's (variance of the logarithms) over 7 evaluations, beyond the
+/// 396 times that 1 % of the traffic explains with a tolerance of 4 (sequential F test:
+/// e-value 1709 >= 1/alpha 1600)".
+fn describe_dispersion(test: &DispersionTest, pairs: u32, stage: &StageContext) -> String {
+    let ratio = format!("{:.1}", test.ratio);
+    format!(
+        "spread {ratio} times stable's (variance of the logarithms) over {pairs} evaluations, \
+         beyond the {} times that {} % of the traffic explains with a tolerance of {} \
+         (sequential F test: e-value {} >= 1/alpha {})",
+        format_value(test.null_ratio),
+        stage.canary_percent,
+        format_value(dispersion::TOLERANCE),
+        format_large(test.log_e_value.exp()),
+        format_large(1.0 / stage.alpha),
+    )
+}
+
+/// 1234.5 -> "1235", 2.5e7 -> "2.50e7".
+fn format_large(value: f64) -> String {
+    match value < 1e6 {
+        true => format!("{value:.0}"),
+        false => format!("{value:.2e}"),
     }
 }
 
@@ -386,6 +429,12 @@ fn combine(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
 pub fn describe_check(check: &CheckResult, bounds: Option<&Check>, alpha: f64) -> String {
     let judged_on_evidence = bounds.filter(|b| b.is_relative() && check.change_interval.is_some());
     if let Some(spec) = judged_on_evidence {
+        let [lower, upper] = check.change_interval.unwrap_or([f64::NAN, f64::NAN]);
+        let beyond = spec.max_increase.is_some_and(|limit| lower > limit)
+            || spec.max_decrease.is_some_and(|limit| upper < -limit);
+        if let (Verdict::Fail, false, Some(message)) = (check.verdict, beyond, &check.message) {
+            return format!("check {}: {message}", check.name);
+        }
         let outcome = match check.verdict {
             Verdict::Fail => "established beyond",
             Verdict::Pass => "established within",

@@ -87,6 +87,7 @@ fn stage() -> StageContext<'static> {
         alpha: 0.0025,
         expected_evaluations: 10.0,
         shared_failures_hold: true,
+        canary_percent: 5,
     }
 }
 
@@ -307,4 +308,64 @@ fn gates_hold_or_roll_back() {
         judgement.gate_rollback.map(|g| g.0),
         Some(GateEffect::Rollback)
     );
+}
+
+/// Judges evaluations whose canary and stable values come from `values`, threading the
+/// evidence; returns the last evaluation.
+fn judge_series(
+    check: &Check,
+    canary_percent: u32,
+    values: impl Iterator<Item = (f64, f64)>,
+) -> Evaluation {
+    let analysis = Analysis {
+        checks: vec![check.clone()],
+        ..Analysis::default()
+    };
+    let mut evidence = Vec::new();
+    let mut last = None;
+    for (canary, stable) in values {
+        let input = AnalysisInput {
+            checks: vec![Ok(Some(canary))],
+            baselines: vec![Some(Ok(Some(stable)))],
+            ..Default::default()
+        };
+        let context = StageContext {
+            evidence: &evidence,
+            canary_percent,
+            ..stage()
+        };
+        let judgement = judge(&analysis, &input, &context, now());
+        evidence = judgement.evidence;
+        last = Some(judgement.evaluation);
+    }
+    last.expect("at least one evaluation")
+}
+
+/// Same mean, but the canary's values swing far more than its share of the traffic explains:
+/// the check fails and names the test; the same swing at 1 % of the traffic is explained.
+#[test]
+fn a_canary_more_erratic_than_its_traffic_explains_fails_on_its_spread() {
+    let swings = |amplitude: f64| {
+        (0..12).map(move |i| {
+            let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+            (
+                0.2 + sign * amplitude,
+                0.2 + sign * 0.001 * f64::from(i % 3),
+            )
+        })
+    };
+    let erratic = judge_series(&latency_check(), 50, swings(0.05));
+    assert_eq!(erratic.verdict, Verdict::Fail, "{:?}", erratic.message);
+    let message = erratic.message.expect("a reason");
+    assert!(
+        message.starts_with("check p99-latency: spread ")
+            && message.contains(
+                "times stable's (variance of the logarithms) over 12 evaluations, beyond the 4 \
+                 times that 50 % of the traffic explains"
+            )
+            && message.contains("(sequential F test: e-value "),
+        "{message}"
+    );
+    let explained = judge_series(&latency_check(), 1, swings(0.0015));
+    assert_ne!(explained.verdict, Verdict::Fail, "{:?}", explained.message);
 }

@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod dispersion;
 pub mod hand_back;
 pub mod parity;
 pub mod parity_gate;

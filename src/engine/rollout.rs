@@ -683,14 +683,18 @@ impl<'s, 'a> Planner<'s, 'a> {
     }
 
     /// The evidence and levels an evaluation at `stage` is judged with. `1 - confidence` is
-    /// spread over every relative bound at every stage, so that over the whole rollout the
-    /// chance of any of them failing a canary within its bounds stays at most that.
+    /// spread over every sequential test at every stage (each relative bound, and the spread
+    /// of each check bounding an increase), so that over the whole rollout the chance of any of
+    /// them failing a canary within its bounds stays at most that.
     fn stage_context(&self, stage: &Stage) -> StageContext<'_> {
         let analysis = &self.s.spec.analysis;
         let bounds: usize = analysis
             .checks
             .iter()
-            .map(|c| usize::from(c.max_increase.is_some()) + usize::from(c.max_decrease.is_some()))
+            .map(|c| {
+                // An increase bound has two tests: of the mean and of the spread.
+                2 * usize::from(c.max_increase.is_some()) + usize::from(c.max_decrease.is_some())
+            })
             .sum();
         let tests = bounds * self.s.spec.stages.len();
         let interval = analysis.interval.as_std().as_secs_f64().max(1.0);
@@ -709,6 +713,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             expected_evaluations: (pause / interval).max(f64::from(sequential::MIN_PAIRS) * 2.0),
             shared_failures_hold: analysis.shared_failures.hold
                 && shared_for.is_none_or(|held| held < analysis.shared_failures.max_hold.as_std()),
+            canary_percent: stage.weight,
         }
     }
 

@@ -25,7 +25,7 @@
 //! decided before [`MIN_PAIRS`] pairs. The property tests in `sequential_tests.rs` measure the
 //! false-alarm rate over many looks.
 
-pub use crate::api::canary_rollout::PairedEvidence;
+pub use crate::api::canary_rollout::{LogMoments, PairedEvidence};
 
 /// Pairs needed before an interval is given.
 pub const MIN_PAIRS: u32 = 5;
@@ -41,12 +41,28 @@ impl PairedEvidence {
         self.canary_m2 += dc * (canary - self.canary_mean);
         self.stable_m2 += ds * (stable - self.stable_mean);
         self.co_moment += dc * (stable - self.stable_mean);
+        if canary > 0.0 && stable > 0.0 {
+            self.logs.add(canary.ln(), stable.ln());
+        }
     }
 
     /// The point estimate of the relative change, `mean(canary) / mean(stable) - 1`.
     pub fn change(&self) -> Option<f64> {
         (self.pairs > 0 && self.stable_mean > 0.0)
             .then(|| self.canary_mean / self.stable_mean - 1.0)
+    }
+}
+
+impl LogMoments {
+    fn add(&mut self, canary: f64, stable: f64) {
+        self.pairs += 1;
+        let n = f64::from(self.pairs);
+        let dc = canary - self.canary_mean;
+        let ds = stable - self.stable_mean;
+        self.canary_mean += dc / n;
+        self.stable_mean += ds / n;
+        self.canary_m2 += dc * (canary - self.canary_mean);
+        self.stable_m2 += ds * (stable - self.stable_mean);
     }
 }
 
