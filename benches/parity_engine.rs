@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use sluice::api::parity_policy::{ParityLevel, ParityPolicySpec, StatisticsSpec};
+use sluice::api::parity_policy::{ParityLevel, ParityPolicySpec, StatisticsMethod, StatisticsSpec};
 use sluice::engine::parity::{ComponentSeries, ParityInput, evaluate};
 
 type Series = Vec<(f64, f64)>;
@@ -28,6 +28,7 @@ fn main() {
     let mut spec: ParityPolicySpec =
         serde_saphyr::from_str("query: 'x{track=\"{{track}}\"}'\nminSamples: 20\n").expect("spec");
     spec.statistics = Some(StatisticsSpec {
+        method: StatisticsMethod::FixedHorizon,
         confidence: 0.98,
         tolerance: 0.25,
         level: ParityLevel::Critical,

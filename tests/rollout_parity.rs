@@ -6,10 +6,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rollout_fixture::parity::{publish_order_values, with_parity};
+use rollout_fixture::parity::{
+    PARITY_POLICY, policy_status, publish_order_values, with_parity, with_parity_policy,
+};
 use rollout_fixture::*;
 use sluice::api::canary_rollout::Phase;
-use sluice::api::parity_policy::{ParityLevel, ParityPolicy};
+use sluice::api::parity_policy::ParityLevel;
 use support::eventually;
 
 const LATENCY: &str = "sluice_test_latency_seconds";
@@ -42,13 +44,7 @@ async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {
         Duration::from_secs(10),
         "the rollout's evaluation in the policy's status",
         async || {
-            let policy = service
-                .ns
-                .api::<ParityPolicy>()
-                .get("checkout-parity")
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = policy.status.unwrap_or_default();
+            let status = policy_status(&service).await?;
             status
                 .last_evaluation
                 .filter(|e| e.level == ParityLevel::Critical && !status.history.is_empty())
@@ -60,6 +56,52 @@ async fn a_canary_60_bps_off_is_rolled_back_naming_the_parity_level() {
         (last.mean_difference_bps.unwrap() - 60.0).abs() < 0.5,
         "{last:?}"
     );
+}
+
+/// A canary 15 bps off passes every threshold (warning at 20 bps), but the sequential
+/// statistics establish its mean active difference beyond a tolerance of 10 bps: the level is
+/// raised to Critical, the rollout rolls back, and the reason names the confidence sequence.
+#[tokio::test]
+async fn a_shift_established_by_the_sequential_statistics_rolls_back() {
+    let stages = "[{weight: 1, pause: 30s}, {weight: 100, pause: 3s}]";
+    let policy = format!("{PARITY_POLICY}  statistics: {{tolerance: 0.001}}\n");
+    let service = with_parity_policy("parity-sequential", stages, &policy, 100.0, 100.15).await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    let rollout = service
+        .wait_phase(Phase::RolledBack, Duration::from_secs(45))
+        .await;
+    let note = service.awaited_warning("RolledBack").await;
+    assert!(
+        note.contains("parity Critical: mean active difference +15.0 bps over ")
+            && note.contains("beyond tolerance ±10.0 bps"),
+        "{note}"
+    );
+    let status = rollout.status.expect("a status");
+    // The policy's status shows the comparison the rollout ran: the shift, its samples (the
+    // stage's evidence, which the rollback cleared from the rollout's status) and its interval.
+    let sequential = eventually(
+        Duration::from_secs(10),
+        "the sequential comparison in the policy's status",
+        async || {
+            let last = policy_status(&service).await?.last_evaluation;
+            let sequential = last.as_ref().and_then(|e| e.sequential.clone());
+            sequential
+                .filter(|s| s.failed)
+                .ok_or(format!("not yet: {last:?}"))
+        },
+    )
+    .await;
+    let shift = sequential.shift.expect("the shift compared");
+    assert!(shift.samples >= 5, "{shift:?}");
+    assert!((shift.estimate - 0.0015).abs() < 1e-6, "{shift:?}");
+    let [lower, _] = shift.interval.expect("an interval");
+    assert!(lower > 0.001, "{shift:?}");
+    let parity = status
+        .last_evaluation
+        .and_then(|e| e.parity)
+        .expect("parity verdict in lastEvaluation");
+    assert_eq!(parity.level, ParityLevel::Critical);
+    assert!(parity.tracking_error_bps.unwrap() < 20.0, "{parity:?}");
 }
 
 #[tokio::test]

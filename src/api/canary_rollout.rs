@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
 use super::duration::Duration;
+pub use super::evidence::{CheckEvidence, LogMoments, PairedEvidence};
 use super::parity_policy::ParityLevel;
 pub use super::prometheus::PrometheusRef;
 use super::slo_budget::ObjectiveState;
@@ -404,48 +405,6 @@ pub struct CanaryRolloutStatus {
     /// Since when the canary's failures have been shared by stable, while they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_failure_since: Option<Timestamp>,
-}
-
-/// A relative check's evidence at the current stage.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckEvidence {
-    pub name: String,
-    #[serde(flatten)]
-    pub evidence: PairedEvidence,
-}
-
-/// Running means, variances and covariance of a check's (canary, stable) pairs at one stage,
-/// kept by Welford's updates (exact to rounding however long the stage); see
-/// `engine::sequential`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PairedEvidence {
-    /// Evaluations that gave a number for both tracks.
-    pub pairs: u32,
-    pub canary_mean: f64,
-    pub stable_mean: f64,
-    /// Sum of squared deviations from the mean, canary.
-    pub canary_m2: f64,
-    /// Sum of squared deviations from the mean, stable.
-    pub stable_m2: f64,
-    /// Sum of products of the two tracks' deviations.
-    pub co_moment: f64,
-    /// The same moments of the values' natural logarithms, over the pairs in which both values
-    /// were positive, for the test of the spread (`engine::dispersion`).
-    #[serde(default)]
-    pub logs: LogMoments,
-}
-
-/// Running means and sums of squared deviations of the logarithms of positive pairs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LogMoments {
-    pub pairs: u32,
-    pub canary_mean: f64,
-    pub stable_mean: f64,
-    pub canary_m2: f64,
-    pub stable_m2: f64,
 }
 
 /// Where a rollout is.

@@ -3,6 +3,7 @@
 pub mod canary_rollout;
 pub mod conditions;
 pub mod duration;
+pub mod evidence;
 pub mod parity_policy;
 pub mod prometheus;
 pub mod slo_budget;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
 use super::duration::Duration;
+use super::evidence::CheckEvidence;
 use super::prometheus::PrometheusRef;
 
 /// Parity between a candidate and its baseline, judged in basis points.
@@ -80,8 +81,11 @@ pub struct ParityPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusRef>,
     /// A statistical comparison of the candidate and baseline samples, besides the thresholds
-    /// (off unless set): Mann-Whitney U with a Hodges-Lehmann shift and its confidence interval,
-    /// and optionally a test on error proportions.
+    /// (off unless set). Sequential by default: confidence sequences on the mean active
+    /// difference and, with `good` and `total`, on the bad proportions, over every evaluation
+    /// of a rollout's stage (or every scheduled evaluation since the spec last changed).
+    /// `method: FixedHorizon` runs Mann-Whitney U with a Hodges-Lehmann shift and a
+    /// two-proportion z-test on each evaluation's window alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<StatisticsSpec>,
 }
@@ -90,13 +94,19 @@ pub struct ParityPolicySpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatisticsSpec {
+    /// Sequential (anytime-valid over a rollout) or FixedHorizon (each evaluation on its own).
+    #[serde(default)]
+    pub method: StatisticsMethod,
     /// Confidence of the shift's interval (Kayenta's judge uses 0.98); the tests are significant
-    /// below p = 1 - confidence.
+    /// below p = 1 - confidence. Sequential: `1 - confidence` bounds the chance of a false
+    /// failure over the whole rollout (every stage, every evaluation).
     #[serde(default = "default_confidence")]
     #[schemars(range(min = 0.5, max = 0.9999))]
     pub confidence: f64,
     /// Tolerated shift, as a fraction of the baseline's median (Kayenta uses 0.25): the
-    /// comparison fails when the whole interval lies beyond it.
+    /// comparison fails when the whole interval lies beyond it. Sequential: the tolerated mean
+    /// active difference (0.25 = 2 500 bps), and the tolerated relative increase of the bad
+    /// proportion.
     #[serde(default = "default_tolerance")]
     #[schemars(range(min = 0))]
     pub tolerance: f64,
@@ -109,6 +119,19 @@ pub struct StatisticsSpec {
     /// All events per track ({{track}}), for a two-proportion test with `good`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<String>,
+}
+
+/// How the statistical comparison looks at the evidence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum StatisticsMethod {
+    /// Confidence sequences over all evaluations: looking at every evaluation keeps the
+    /// false-failure rate at `1 - confidence` over the whole rollout.
+    #[default]
+    Sequential,
+    /// Mann-Whitney U, Hodges-Lehmann and a two-proportion z-test on each evaluation's window:
+    /// each look errs with probability `1 - confidence`, so a long rollout's chance of a false
+    /// failure grows with its evaluations.
+    FixedHorizon,
 }
 
 fn default_confidence() -> f64 {
@@ -271,6 +294,10 @@ pub struct ParityPolicyStatus {
     pub history: Vec<ParityEvaluation>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// What the sequential statistics of scheduled evaluations have gathered since the spec
+    /// last changed (generation `observedGeneration`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statistics_evidence: Vec<CheckEvidence>,
 }
 
 /// Parity level.
@@ -326,9 +353,41 @@ pub struct ParityEvaluation {
     /// Mean difference not explained by the components, bps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residual_bps: Option<f64>,
-    /// The statistical comparison, when `spec.statistics` is set.
+    /// The fixed-horizon statistical comparison, when `spec.statistics` sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<StatisticsResult>,
+    /// The sequential statistical comparison, when `spec.statistics` sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialStatistics>,
+}
+
+/// Outcome of the sequential comparison over the evidence so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialStatistics {
+    /// The mean active difference, as a fraction (x 10 000 for bps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<SequentialComparison>,
+    /// The relative change of the bad proportion (1 - good/total), candidate over baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proportions: Option<SequentialComparison>,
+    /// Confidence of each interval (the policy's, spread over stages and tests).
+    pub confidence: f64,
+    pub tolerance: f64,
+    /// Whether an interval lies wholly beyond the tolerance.
+    pub failed: bool,
+}
+
+/// One sequential comparison: its estimate, interval and evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialComparison {
+    pub estimate: f64,
+    /// The confidence sequence's interval now; none while the evidence is too thin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    /// Paired samples (shift) or windows (proportions) counted.
+    pub samples: u32,
 }
 
 /// Outcome of the statistical comparison.

@@ -353,6 +353,7 @@ mod tests {
             }],
             residual_bps: Some(21.0),
             statistics: None,
+            sequential: None,
         };
         metrics.record_parity("shop", "checkout-parity", &evaluation);
         let page = metrics.render();

@@ -41,6 +41,7 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
                 &namespace,
                 spec,
                 current.consecutive_breaches,
+                &parity_policy::sequential_context(&snapshot),
                 snapshot.now,
             )
             .await,

@@ -48,6 +48,8 @@ pub struct GateVerdict {
     pub reason: String,
     pub parity: Option<ParityVerdict>,
     pub slo: Option<SloVerdict>,
+    /// The evidence the policy's sequential tests keep in the stage's evidence.
+    pub evidence: Vec<CheckEvidence>,
 }
 
 /// The kind of policy behind a gate.
@@ -151,8 +153,10 @@ pub fn judge(
             Some(CheckEvidence {
                 name: check.name.clone(),
                 evidence: outcome.evidence.clone()?,
+                through: None,
             })
         })
+        .chain(input.gates.iter().flat_map(|g| g.evidence.iter().cloned()))
         .collect();
     let checks: Vec<CheckResult> = outcomes.into_iter().map(|o| o.result).collect();
 

@@ -284,6 +284,7 @@ fn gates_hold_or_roll_back() {
         reason: "parity Critical: 61.2 bps".into(),
         parity: None,
         slo: None,
+        evidence: Vec::new(),
     };
     let input = AnalysisInput {
         samples: None,

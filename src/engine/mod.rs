@@ -15,6 +15,7 @@ pub mod hand_back;
 pub mod parity;
 pub mod parity_gate;
 pub mod parity_policy;
+pub mod parity_sequential;
 pub mod prometheus_rule;
 pub mod requests;
 pub mod revision;

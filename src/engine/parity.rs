@@ -41,10 +41,12 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
+use super::parity_sequential::{self, SequentialContext};
 use super::statistics::{Proportion, compare_tracks, two_proportion_test};
+use crate::api::evidence::CheckEvidence;
 use crate::api::parity_policy::{
     ComponentAttribution, Measure, ParityEvaluation, ParityLevel, ParityPolicySpec,
-    ProportionResult, StatisticsResult, StatisticsSpec, Thresholds,
+    ProportionResult, StatisticsMethod, StatisticsResult, StatisticsSpec, Thresholds,
 };
 use crate::metrics::template::validate_promql;
 
@@ -413,6 +415,8 @@ pub struct ParityReport {
     pub component_gaps: Vec<(String, u32)>,
     /// Why there is no figure at all.
     pub error: Option<ParityError>,
+    /// The sequential statistics' evidence after this evaluation (empty without them).
+    pub evidence: Vec<CheckEvidence>,
 }
 
 impl ParityReport {
@@ -451,6 +455,23 @@ pub fn evaluate(
     previous_consecutive: u32,
     now: Timestamp,
 ) -> ParityReport {
+    evaluate_with(spec, input, previous_consecutive, None, now)
+}
+
+/// [`evaluate`], with the evidence the sequential statistics have gathered so far; without it
+/// a policy whose statistics are sequential runs none.
+pub fn evaluate_with(
+    spec: &ParityPolicySpec,
+    input: &ParityInput<'_>,
+    previous_consecutive: u32,
+    sequential: Option<&SequentialContext<'_>>,
+    now: Timestamp,
+) -> ParityReport {
+    let carried = || {
+        sequential
+            .map(SequentialContext::carried)
+            .unwrap_or_default()
+    };
     let paired = match pair_differences(input.candidate, input.baseline) {
         Ok(paired) => paired,
         Err(error) => {
@@ -470,6 +491,7 @@ pub fn evaluate(
                     components: Vec::new(),
                     residual_bps: None,
                     statistics: None,
+                    sequential: None,
                 },
                 figures: ParityFigures::default(),
                 unpaired: count(input.candidate.len()),
@@ -478,6 +500,7 @@ pub fn evaluate(
                 decided_by: LevelSource::Thresholds,
                 component_gaps: Vec::new(),
                 error: Some(error),
+                evidence: carried(),
             };
         }
     };
@@ -493,13 +516,27 @@ pub fn evaluate(
         spec.min_samples,
         &spec.thresholds,
     );
-    let statistics = spec
-        .statistics
-        .as_ref()
-        .and_then(|settings| compare(settings, input));
+    let (mut statistics, mut sequential_result, mut evidence) = (None, None, carried());
+    match (&spec.statistics, sequential) {
+        (Some(settings), _) if settings.method == StatisticsMethod::FixedHorizon => {
+            statistics = compare(settings, input);
+        }
+        (Some(settings), Some(context)) => {
+            let measured = parity_sequential::Measured {
+                timestamps: &paired.timestamps,
+                active_bps: &paired.values_bps,
+                proportions: input.proportions,
+            };
+            let outcome = parity_sequential::compare(settings, &measured, context, now);
+            (sequential_result, evidence) = (Some(outcome.result), outcome.evidence);
+        }
+        _ => {}
+    }
+    let failed = statistics.as_ref().is_some_and(|s| s.failed)
+        || sequential_result.as_ref().is_some_and(|s| s.failed);
     let mut decided_by = LevelSource::Thresholds;
-    if let (Some(result), Some(settings)) = (&statistics, &spec.statistics)
-        && result.failed
+    if let Some(settings) = &spec.statistics
+        && failed
         && observed != ParityLevel::Insufficient
         && severity(settings.level) > severity(observed)
     {
@@ -540,6 +577,7 @@ pub fn evaluate(
             components,
             residual_bps,
             statistics,
+            sequential: sequential_result,
         },
         figures,
         unpaired: paired.unpaired,
@@ -548,6 +586,7 @@ pub fn evaluate(
         decided_by,
         component_gaps,
         error: None,
+        evidence,
     }
 }
 

@@ -4,12 +4,17 @@
 //! statistic, p-value and interval when `spec.statistics` raised the level above what the
 //! thresholds give. Pure: running the queries belongs to `gather::parity`.
 
-use crate::api::canary_rollout::{CanaryRolloutStatus, ParityVerdict};
+use crate::api::canary_rollout::{CanaryRolloutSpec, CanaryRolloutStatus, ParityVerdict};
+use crate::api::evidence::CheckEvidence;
 use crate::api::parity_policy::{
-    ParityAction, ParityLevel, ParityPolicy, ParityPolicySpec, StatisticsResult,
+    ParityAction, ParityLevel, ParityPolicy, ParityPolicySpec, SequentialStatistics,
+    StatisticsResult,
 };
+use crate::engine::analysis::format_confidence;
 use crate::engine::analysis::{GateEffect, GateSource, GateVerdict};
 use crate::engine::parity::{self, LevelSource, ParityReport};
+use crate::engine::parity_sequential::{self, SequentialContext};
+use crate::engine::sequential;
 
 /// Problems that make a rollout referencing this policy invalid.
 pub fn problems(policy: &ParityPolicy) -> Vec<String> {
@@ -41,14 +46,33 @@ pub fn previous_breaches(status: &CanaryRolloutStatus) -> u32 {
         .map_or(0, |p| p.consecutive_breaches)
 }
 
-/// A gate whose queries could not run at all (no Prometheus client): the stage holds.
-pub fn unavailable(error: &str) -> GateVerdict {
+/// What the policy's sequential statistics are judged with at the rollout's current stage:
+/// the stage's evidence, samples from the stage's start, and `1 - confidence` spread over the
+/// rollout's stages, so that over the whole rollout a false failure stays that unlikely.
+pub fn sequential_context<'a>(
+    rollout: &CanaryRolloutSpec,
+    status: Option<&'a CanaryRolloutStatus>,
+    policy: &ParityPolicySpec,
+) -> SequentialContext<'a> {
+    let confidence = policy.statistics.as_ref().map_or(1.0, |s| s.confidence);
+    SequentialContext {
+        evidence: status.map_or(&[][..], |s| &s.stage_evidence),
+        since: status.and_then(|s| s.stage_started_at),
+        alpha: sequential::split_alpha(1.0 - confidence, rollout.stages.len()),
+        window: policy.window.as_std(),
+    }
+}
+
+/// A gate whose queries could not run at all (no Prometheus client): the stage holds, and the
+/// policy's entries of `stage_evidence` are kept as they are.
+pub fn unavailable(error: &str, stage_evidence: &[CheckEvidence]) -> GateVerdict {
     GateVerdict {
         source: GateSource::Parity,
         effect: GateEffect::Hold,
         reason: format!("parity Insufficient: {error}"),
         parity: None,
         slo: None,
+        evidence: parity_sequential::of_policy(stage_evidence),
     }
 }
 
@@ -126,6 +150,7 @@ pub fn gate_verdict(
         reason,
         parity: Some(verdict),
         slo: None,
+        evidence: report.evidence.clone(),
     }
 }
 
@@ -135,10 +160,53 @@ fn statistics_reason(spec: &ParityPolicySpec, report: &ParityReport) -> Option<S
     if report.decided_by != LevelSource::Statistics {
         return None;
     }
+    if let Some(sequential) = &report.evaluation.sequential {
+        let tests = failed_sequential_tests(sequential);
+        return (!tests.is_empty()).then(|| tests.join("; "));
+    }
     let result = report.evaluation.statistics.as_ref()?;
     let tolerance = spec.statistics.as_ref().map_or(0.0, |s| s.tolerance);
     let tests = failed_tests(result, tolerance);
     (!tests.is_empty()).then(|| tests.join("; "))
+}
+
+/// E.g. "mean active difference +412.0 bps over 240 samples (confidence sequence at 99.5 %:
+/// +380.1 to +443.9 bps) beyond tolerance ±250.0 bps".
+fn failed_sequential_tests(result: &SequentialStatistics) -> Vec<String> {
+    let confidence = format_confidence(result.confidence);
+    let tolerance = result.tolerance;
+    let mut tests = Vec::new();
+    if let Some(shift) = &result.shift
+        && let Some([lower, upper]) = shift.interval
+        && (lower > tolerance || upper < -tolerance)
+    {
+        let bps = |x: f64| format!("{:+.1}", x * 10_000.0);
+        tests.push(format!(
+            "mean active difference {} bps over {} samples (confidence sequence at {confidence}: \
+             {} to {} bps) beyond tolerance ±{:.1} bps",
+            bps(shift.estimate),
+            shift.samples,
+            bps(lower),
+            bps(upper),
+            tolerance * 10_000.0
+        ));
+    }
+    if let Some(proportions) = &result.proportions
+        && let Some([lower, upper]) = proportions.interval
+        && lower > tolerance
+    {
+        let percent = |x: f64| format!("{:+.1} %", x * 100.0);
+        tests.push(format!(
+            "bad proportion {} relative to baseline over {} windows (confidence sequence at \
+             {confidence}: {} to {}) beyond tolerance +{:.1} %",
+            percent(proportions.estimate),
+            proportions.samples,
+            percent(lower),
+            percent(upper),
+            tolerance * 100.0
+        ));
+    }
+    tests
 }
 
 /// Each test of the comparison that failed, with its figures.

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use super::*;
-use crate::api::parity_policy::StatisticsSpec;
+use crate::api::parity_policy::{StatisticsMethod, StatisticsSpec};
 use crate::engine::parity::{BPS, ParityInput, evaluate};
 use crate::engine::statistics::Proportion;
 
@@ -29,6 +29,7 @@ fn noisy(shift: f64, seed: usize) -> Vec<(f64, f64)> {
 
 fn statistics(tolerance: f64) -> StatisticsSpec {
     StatisticsSpec {
+        method: StatisticsMethod::FixedHorizon,
         confidence: 0.98,
         tolerance,
         level: ParityLevel::Critical,
@@ -156,4 +157,45 @@ fn breaches_of_an_earlier_rollout_do_not_count() {
     let mut earlier = status.clone();
     earlier.rollout_started_at = Some("2023-11-14T22:14:00Z".parse().unwrap());
     assert_eq!(previous_breaches(&earlier), 0);
+}
+
+/// Sequential statistics in a rollout: the stage's evidence goes into the gate (for the
+/// status), and a shift established beyond tolerance raises the level and is named with its
+/// confidence sequence; without the rollout's context a sequential policy runs no test.
+#[test]
+fn a_level_raised_by_the_sequential_shift_names_its_confidence_sequence() {
+    let mut spec = spec(&format!("{QUERY}consecutiveBreaches: 1\n"));
+    spec.statistics = Some(StatisticsSpec {
+        method: StatisticsMethod::Sequential,
+        ..statistics(0.001)
+    });
+    let rollout: crate::api::canary_rollout::CanaryRolloutSpec = serde_saphyr::from_str(
+        "targetRef: {name: checkout}\nservice: {name: checkout, port: 80}\ntrafficRouting: {replicas: {}}\n",
+    )
+    .expect("rollout spec");
+    let status = CanaryRolloutStatus::default();
+    let context = sequential_context(&rollout, Some(&status), &spec);
+    assert!(
+        (context.alpha - 0.02 / 4.0).abs() < 1e-12,
+        "four default stages"
+    );
+    let input = ParityInput {
+        candidate: &noisy(0.0012, 1),
+        baseline: &noisy(0.0, 2),
+        components: &[],
+        proportions: None,
+    };
+    let report = parity::evaluate_with(&spec, &input, 0, Some(&context), now());
+    assert_eq!(report.decided_by, LevelSource::Statistics);
+    assert_eq!(report.evaluation.statistics, None, "no fixed-horizon test");
+    let gate = gate_verdict(&spec, &report, None);
+    assert_eq!(gate.evidence.len(), 1);
+    assert_eq!(gate.evidence[0].evidence.pairs, 200);
+    assert_eq!(
+        gate.reason,
+        "parity Critical: mean active difference +12.0 bps over 200 samples (confidence sequence at 99.5 %: +10.6 to +13.4 bps) beyond tolerance ±10.0 bps (1 evaluations in a row; action Rollback)"
+    );
+    let without_context = evaluate(&spec, &input, 0, now());
+    assert_eq!(without_context.decided_by, LevelSource::Thresholds);
+    assert_eq!(without_context.evaluation.sequential, None);
 }

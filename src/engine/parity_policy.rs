@@ -11,6 +11,7 @@ use jiff::Timestamp;
 
 use super::PlannedEvent;
 use super::parity::{self, ParityReport};
+use super::parity_sequential::SequentialContext;
 use super::schedule;
 use crate::api::conditions::{Condition, READY, RECONCILING, STALLED, set_condition};
 use crate::api::parity_policy::{ParityLevel, ParityPolicySpec, ParityPolicyStatus};
@@ -47,6 +48,22 @@ pub struct ParityPolicyPlan {
     pub requeue: Option<Duration>,
 }
 
+/// What a scheduled evaluation's sequential statistics are judged with: the evidence of the
+/// scheduled evaluations since the spec last changed, at the policy's `1 - confidence`.
+pub fn sequential_context<'a>(snapshot: &PolicySnapshot<'a>) -> SequentialContext<'a> {
+    let spec = snapshot.spec;
+    let current = snapshot.status.observed_generation == snapshot.generation;
+    SequentialContext {
+        evidence: match current {
+            true => &snapshot.status.statistics_evidence,
+            false => &[],
+        },
+        since: None,
+        alpha: 1.0 - spec.statistics.as_ref().map_or(1.0, |s| s.confidence),
+        window: spec.window.as_std(),
+    }
+}
+
 /// Whether the shell should evaluate the policy now: it is valid, has a schedule, and a run of
 /// the schedule has come since the last evaluation (or the policy's creation).
 pub fn evaluation_due(snapshot: &PolicySnapshot<'_>) -> bool {
@@ -72,6 +89,10 @@ pub fn plan(
 ) -> ParityPolicyPlan {
     let (spec, old, now) = (snapshot.spec, snapshot.status, snapshot.now);
     let mut status = old.clone();
+    if old.observed_generation != snapshot.generation {
+        // Evidence gathered under another spec does not count under this one.
+        status.statistics_evidence.clear();
+    }
     status.observed_generation = snapshot.generation;
     let mut events = Vec::new();
 
@@ -118,6 +139,7 @@ pub fn plan(
         Some(Ok(report)) => {
             let previous_level = old.last_evaluation.as_ref().map(|e| e.level);
             record(&mut status, report);
+            status.statistics_evidence = report.evidence.clone();
             let summary = summary(spec, report);
             set_conditions(&mut status, true, "Evaluated", &summary, now);
             if previous_level != Some(report.counted_level) {

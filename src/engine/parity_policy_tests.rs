@@ -164,3 +164,45 @@ fn reports_measured_by_rollouts_are_folded_in_time_order_once() {
     // Folding the same reports again changes nothing.
     assert_eq!(fold_measured(status.clone(), [&first, &second]), status);
 }
+
+/// Scheduled evaluations with sequential statistics add to the evidence in the status; a new
+/// generation of the spec starts it afresh.
+#[test]
+fn scheduled_sequential_evidence_accumulates_until_the_spec_changes() {
+    let spec = spec(&format!("{SCHEDULED}statistics: {{tolerance: 0.01}}\n"));
+    let evaluate_at = |status: &ParityPolicyStatus, generation: i64, now: Timestamp| {
+        let snapshot = PolicySnapshot {
+            generation: Some(generation),
+            ..snapshot(&spec, status, now)
+        };
+        let context = sequential_context(&snapshot);
+        let baseline: Vec<(f64, f64)> = (0..10)
+            .map(|i| ((now.as_second() - 600 + i * 60) as f64, 100.0))
+            .collect();
+        let candidate: Vec<(f64, f64)> = baseline.iter().map(|&(t, v)| (t, v * 1.001)).collect();
+        let input = ParityInput {
+            candidate: &candidate,
+            baseline: &baseline,
+            components: &[],
+            proportions: None,
+        };
+        let report = parity::evaluate_with(&spec, &input, 0, Some(&context), now);
+        plan(&snapshot, Some(Ok(&report))).status
+    };
+    let first = evaluate_at(
+        &ParityPolicyStatus::default(),
+        1,
+        at("2026-11-21T06:00:00Z"),
+    );
+    assert_eq!(first.statistics_evidence.len(), 1);
+    assert_eq!(first.statistics_evidence[0].evidence.pairs, 10);
+    let sequential = first
+        .last_evaluation
+        .as_ref()
+        .and_then(|e| e.sequential.clone());
+    assert_eq!(sequential.map(|s| s.confidence), Some(0.98));
+    let second = evaluate_at(&first, 1, at("2026-11-21T18:00:00Z"));
+    assert_eq!(second.statistics_evidence[0].evidence.pairs, 20);
+    let changed = evaluate_at(&second, 2, at("2026-11-22T06:00:00Z"));
+    assert_eq!(changed.statistics_evidence[0].evidence.pairs, 10);
+}

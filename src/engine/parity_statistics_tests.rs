@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::*;
-use crate::api::parity_policy::StatisticsSpec;
+use crate::api::parity_policy::{StatisticsMethod, StatisticsSpec};
 
 fn spec(tolerance: f64) -> ParityPolicySpec {
     let mut spec: ParityPolicySpec = serde_saphyr::from_str(
@@ -12,6 +12,7 @@ fn spec(tolerance: f64) -> ParityPolicySpec {
     )
     .unwrap();
     spec.statistics = Some(StatisticsSpec {
+        method: StatisticsMethod::FixedHorizon,
         confidence: 0.98,
         tolerance,
         level: ParityLevel::Critical,

@@ -7,6 +7,7 @@ use super::*;
 use crate::api::canary_rollout::{
     CanaryRolloutSpec, CanaryRolloutStatus, Phase, RolloutResult, Verdict,
 };
+use crate::api::parity_policy::StatisticsMethod;
 use crate::engine::analysis::{AnalysisInput, GateEffect, GateSource, GateVerdict};
 
 struct World {
@@ -543,6 +544,7 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
         reason: "parity Emergency: rms 140.2 bps".into(),
         parity: None,
         slo: None,
+        evidence: Vec::new(),
     };
     let plan = world.step(Some(AnalysisInput {
         samples: None,
@@ -584,6 +586,7 @@ fn a_rollback_decided_by_the_statistical_comparison_is_a_parity_rollback_naming_
         serde_saphyr::from_str("query: 'x{track=\"{{track}}\"}'\nconsecutiveBreaches: 1\n")
             .expect("test spec parses");
     spec.statistics = Some(StatisticsSpec {
+        method: StatisticsMethod::FixedHorizon,
         confidence: 0.98,
         tolerance: 0.001,
         level: ParityLevel::Critical,

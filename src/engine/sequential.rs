@@ -125,6 +125,21 @@ pub fn change_interval(evidence: &PairedEvidence, alpha: f64, n_opt: f64) -> Cha
     }
 }
 
+/// The confidence sequence's interval for the mean of the canary values alone (for evidence
+/// whose stable side is unused); none before [`MIN_PAIRS`] values.
+pub fn mean_interval(evidence: &PairedEvidence, alpha: f64, n_opt: f64) -> Option<[f64; 2]> {
+    if evidence.pairs < MIN_PAIRS {
+        return None;
+    }
+    let n = f64::from(evidence.pairs);
+    let deviation = (evidence.canary_m2 / (n - 1.0)).max(0.0).sqrt();
+    let half = match deviation > 0.0 {
+        true => width(n, alpha, n_opt) * small_sample_factor(n, alpha) * deviation,
+        false => 0.0,
+    };
+    Some([evidence.canary_mean - half, evidence.canary_mean + half])
+}
+
 /// How much wider a Student t quantile is than the normal one at the same level, for `n`
 /// observations: the sample variance of a few observations is itself uncertain, which the CLT
 /// behind the confidence sequence ignores. Tends to 1 as `n` grows.

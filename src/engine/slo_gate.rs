@@ -118,6 +118,7 @@ pub fn unavailable(budget: &SLOBudget, error: &str) -> GateVerdict {
         reason: format!("SLOBudget {}: {error}", super::name_of(&budget.metadata)),
         parity: None,
         slo: Some(verdict(budget.status.as_ref())),
+        evidence: Vec::new(),
     }
 }
 
@@ -172,6 +173,7 @@ pub fn gate_verdict(
         reason: format!("SLOBudget {name}: {reason}"),
         parity: None,
         slo: Some(verdict(status)),
+        evidence: Vec::new(),
     }
 }
 

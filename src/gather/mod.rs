@@ -91,7 +91,11 @@ async fn run_analysis(
                     .map(|c| c.is_relative().then(failed))
                     .collect(),
                 gates: parity_policy
-                    .map(|_| parity_gate::unavailable(&error.to_string()))
+                    .map(|_| {
+                        let status = rollout.status.as_ref();
+                        let evidence = status.map_or(&[][..], |s| &s.stage_evidence);
+                        parity_gate::unavailable(&error.to_string(), evidence)
+                    })
                     .into_iter()
                     .collect(),
             };

@@ -12,6 +12,7 @@ use crate::api::parity_policy::{ParityPolicy, ParityPolicySpec};
 use crate::engine::analysis::GateVerdict;
 use crate::engine::parity::{self, ComponentSeries, ParityInput, ParityReport};
 use crate::engine::parity_gate;
+use crate::engine::parity_sequential::SequentialContext;
 use crate::engine::statistics::Proportion;
 use crate::metrics::{MetricsSource, TemplateVars, render};
 
@@ -80,7 +81,8 @@ pub async fn evaluate_for_rollout(
         components: &components,
         proportions,
     };
-    let report = parity::evaluate(spec, &input, previous_breaches, now);
+    let context = parity_gate::sequential_context(&rollout.spec, rollout.status.as_ref(), spec);
+    let report = parity::evaluate_with(spec, &input, previous_breaches, Some(&context), now);
     let gate = parity_gate::gate_verdict(spec, &report, query_error);
     (gate, report)
 }
@@ -94,6 +96,7 @@ pub async fn evaluate_scheduled(
     namespace: &str,
     spec: &ParityPolicySpec,
     previous_breaches: u32,
+    sequential: &SequentialContext<'_>,
     now: Timestamp,
 ) -> Result<ParityReport, String> {
     let source = sources
@@ -147,7 +150,13 @@ pub async fn evaluate_scheduled(
         components: &components,
         proportions,
     };
-    Ok(parity::evaluate(spec, &input, previous_breaches, now))
+    Ok(parity::evaluate_with(
+        spec,
+        &input,
+        previous_breaches,
+        Some(sequential),
+        now,
+    ))
 }
 
 type Points = Vec<(f64, f64)>;

@@ -1,0 +1,53 @@
+//! What the sequential tests have gathered: running moments of (canary, stable) pairs, kept in
+//! the status of a CanaryRollout (per stage) and of a ParityPolicy (scheduled evaluations).
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One sequential test's evidence: a relative check's at the current stage, or a statistic of a
+/// ParityPolicy's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckEvidence {
+    pub name: String,
+    #[serde(flatten)]
+    pub evidence: PairedEvidence,
+    /// For evidence taken from series (a ParityPolicy's statistics): the newest sample, or
+    /// window, already counted, so that overlapping windows never count a sample twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<Timestamp>,
+}
+
+/// Running means, variances and covariance of a check's (canary, stable) pairs at one stage,
+/// kept by Welford's updates (exact to rounding however long the stage); see
+/// `engine::sequential`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedEvidence {
+    /// Evaluations that gave a number for both tracks.
+    pub pairs: u32,
+    pub canary_mean: f64,
+    pub stable_mean: f64,
+    /// Sum of squared deviations from the mean, canary.
+    pub canary_m2: f64,
+    /// Sum of squared deviations from the mean, stable.
+    pub stable_m2: f64,
+    /// Sum of products of the two tracks' deviations.
+    pub co_moment: f64,
+    /// The same moments of the values' natural logarithms, over the pairs in which both values
+    /// were positive, for the test of the spread (`engine::dispersion`).
+    #[serde(default)]
+    pub logs: LogMoments,
+}
+
+/// Running means and sums of squared deviations of the logarithms of positive pairs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogMoments {
+    pub pairs: u32,
+    pub canary_mean: f64,
+    pub stable_mean: f64,
+    pub canary_m2: f64,
+    pub stable_m2: f64,
+}
