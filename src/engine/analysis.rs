@@ -454,14 +454,19 @@ pub fn describe_check(check: &CheckResult, bounds: Option<&Check>, alpha: f64) -
     match (check.value, check.verdict) {
         (Some(value), Verdict::Fail) => {
             let bound = match (check.min, check.max) {
-                (Some(min), _) if value < min => format!("< min {min}"),
-                (_, Some(max)) if value > max => format!("> max {max}"),
-                _ => "out of bounds".to_string(),
+                (Some(min), _) if value < min => Some(format!("< min {min}")),
+                (_, Some(max)) if value > max => Some(format!("> max {max}")),
+                _ => None,
             };
-            let value = format_value(value);
-            match &check.message {
-                Some(message) => format!("check {} = {value} {bound}: {message}", check.name),
-                None => format!("check {} = {value} {bound}", check.name),
+            let (name, value) = (&check.name, format_value(value));
+            match (bound, &check.message) {
+                (Some(bound), Some(message)) => {
+                    format!("check {name} = {value} {bound}: {message}")
+                }
+                (Some(bound), None) => format!("check {name} = {value} {bound}"),
+                // Failed for another reason than its bounds (the spread of a relative check).
+                (None, Some(message)) => format!("check {name} = {value}: {message}"),
+                (None, None) => format!("check {name} = {value} out of bounds"),
             }
         }
         (Some(value), _) => match &check.message {

@@ -370,3 +370,34 @@ fn a_canary_more_erratic_than_its_traffic_explains_fails_on_its_spread() {
     let explained = judge_series(&latency_check(), 1, swings(0.0015));
     assert_ne!(explained.verdict, Verdict::Fail, "{:?}", explained.message);
 }
+
+/// A check that failed for another reason than its bounds says that reason, not "out of
+/// bounds"; one that failed its bounds names them.
+#[test]
+fn a_failure_not_of_the_bounds_names_its_reason() {
+    let result = CheckResult {
+        name: "errors-vs-stable".into(),
+        value: Some(0.5),
+        min: None,
+        max: Some(1.0),
+        baseline: None,
+        change: None,
+        change_interval: None,
+        evaluations: Some(9),
+        verdict: Verdict::Fail,
+        message: Some("spread 400.0 times stable's".into()),
+    };
+    assert_eq!(
+        describe_check(&result, Some(&latency_check()), 0.01),
+        "check errors-vs-stable = 0.5: spread 400.0 times stable's"
+    );
+    let beyond = CheckResult {
+        value: Some(1.5),
+        message: None,
+        ..result
+    };
+    assert_eq!(
+        describe_check(&beyond, None, 0.01),
+        "check errors-vs-stable = 1.5 > max 1"
+    );
+}
