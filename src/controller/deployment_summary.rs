@@ -4,9 +4,6 @@
 //! container 2.1 KB more, and the cache holds two Deployments per rollout. The template is
 //! decoded once, while the watch event is read, and kept as its compact JSON with its revision.
 
-use std::borrow::Cow;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::DeploymentStrategy;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -98,29 +95,7 @@ impl Serialize for TemplateJson {
     }
 }
 
-impl kube::Resource for DeploymentSummary {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Deployment".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "apps".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "deployments".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+summary_resource!(DeploymentSummary, "Deployment", "apps", "v1", "deployments");
 
 #[cfg(test)]
 mod tests {

@@ -4,9 +4,6 @@
 //! 2.3 KB before its strings even with its template empty, and the cache holds several per
 //! rollout.
 
-use std::borrow::Cow;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -27,29 +24,7 @@ pub struct ReplicaSetSummaryStatus {
     pub ready_replicas: Option<i32>,
 }
 
-impl kube::Resource for ReplicaSetSummary {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "ReplicaSet".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "apps".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "replicasets".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+summary_resource!(ReplicaSetSummary, "ReplicaSet", "apps", "v1", "replicasets");
 
 #[cfg(test)]
 mod tests {

@@ -2,10 +2,8 @@
 //! Service endpoints as its own type, so that the cache holds neither the cluster IPs, IP
 //! families and other defaults the apiserver fills in, nor the status.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -26,29 +24,7 @@ pub struct ServiceSummarySpec {
     pub ports: Option<Vec<ServicePort>>,
 }
 
-impl kube::Resource for ServiceSummary {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Service".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "services".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+summary_resource!(ServiceSummary, "Service", "", "v1", "services");
 
 #[cfg(test)]
 mod tests {

@@ -34,12 +34,8 @@ impl PairedEvidence {
     pub fn add(&mut self, canary: f64, stable: f64) {
         self.pairs += 1;
         let n = f64::from(self.pairs);
-        let dc = canary - self.canary_mean;
-        let ds = stable - self.stable_mean;
-        self.canary_mean += dc / n;
-        self.stable_mean += ds / n;
-        self.canary_m2 += dc * (canary - self.canary_mean);
-        self.stable_m2 += ds * (stable - self.stable_mean);
+        let dc = welford(&mut self.canary_mean, &mut self.canary_m2, n, canary);
+        welford(&mut self.stable_mean, &mut self.stable_m2, n, stable);
         self.co_moment += dc * (stable - self.stable_mean);
         if canary > 0.0 && stable > 0.0 {
             self.logs.add(canary.ln(), stable.ln());
@@ -57,13 +53,18 @@ impl LogMoments {
     fn add(&mut self, canary: f64, stable: f64) {
         self.pairs += 1;
         let n = f64::from(self.pairs);
-        let dc = canary - self.canary_mean;
-        let ds = stable - self.stable_mean;
-        self.canary_mean += dc / n;
-        self.stable_mean += ds / n;
-        self.canary_m2 += dc * (canary - self.canary_mean);
-        self.stable_m2 += ds * (stable - self.stable_mean);
+        welford(&mut self.canary_mean, &mut self.canary_m2, n, canary);
+        welford(&mut self.stable_mean, &mut self.stable_m2, n, stable);
     }
+}
+
+/// Welford's update of a running mean and sum of squared deviations with the `n`-th value;
+/// returns the value's deviation from the previous mean.
+fn welford(mean: &mut f64, m2: &mut f64, n: f64, value: f64) -> f64 {
+    let delta = value - *mean;
+    *mean += delta / n;
+    *m2 += delta * (value - *mean);
+    delta
 }
 
 /// Where the relative change lies, with confidence `1 - alpha` over the whole stage.
