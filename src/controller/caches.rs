@@ -244,14 +244,6 @@ impl Caches {
     /// Whether every store a reconcile reads has had its first full list (the route store may
     /// never: the HTTPRoute CRD is optional).
     pub fn synced(&self) -> bool {
-        fn ready<K>(store: &Store<K>) -> bool
-        where
-            K: reflector::Lookup + Clone + 'static,
-            K::DynamicType: Eq + std::hash::Hash + Clone,
-        {
-            // A store whose writer is gone (its watch ended) never catches up again.
-            matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
-        }
         ready(&self.rollouts)
             && ready(&self.deployments)
             && ready(&self.replica_sets)
@@ -264,7 +256,7 @@ impl Caches {
     /// The route as the cache holds it; Unknown while the route store has not synced (the
     /// HTTPRoute CRD may be missing) or has no watch behind it, so the caller reads it instead.
     pub fn cached_route(&self, namespace: &str, name: &str) -> CachedRoute {
-        if !matches!(self.routes.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        if !ready(&self.routes) {
             return CachedRoute::Unknown;
         }
         let reference =
@@ -302,6 +294,16 @@ impl Caches {
             .map(|pod| pod.name_any())
             .collect()
     }
+}
+
+/// Whether the store has had its first full list. A store whose writer is gone (its watch
+/// ended, or there never was one) never catches up again, so it is not ready either.
+fn ready<K>(store: &Store<K>) -> bool
+where
+    K: reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
 #[cfg(test)]

@@ -10,10 +10,9 @@ use crate::api::parity_policy::{
     ParityAction, ParityLevel, ParityPolicy, ParityPolicySpec, SequentialStatistics,
     StatisticsResult,
 };
-use crate::engine::analysis::format_confidence;
-use crate::engine::analysis::{GateEffect, GateSource, GateVerdict};
+use crate::engine::analysis::{GateEffect, GateSource, GateVerdict, format_confidence};
 use crate::engine::parity::{self, LevelSource, ParityReport};
-use crate::engine::parity_sequential::{self, SequentialContext};
+use crate::engine::parity_sequential::{self, SequentialContext, proportions_beyond, shift_beyond};
 use crate::engine::sequential;
 
 /// Problems that make a rollout referencing this policy invalid.
@@ -176,11 +175,10 @@ fn failed_sequential_tests(result: &SequentialStatistics) -> Vec<String> {
     let confidence = format_confidence(result.confidence);
     let tolerance = result.tolerance;
     let mut tests = Vec::new();
-    if let Some(shift) = &result.shift
+    if let Some(shift) = result.shift.as_ref().filter(|s| shift_beyond(s, tolerance))
         && let Some([lower, upper]) = shift.interval
-        && (lower > tolerance || upper < -tolerance)
     {
-        let bps = |x: f64| format!("{:+.1}", x * 10_000.0);
+        let bps = |x: f64| format!("{:+.1}", x * parity::BPS);
         tests.push(format!(
             "mean active difference {} bps over {} samples (confidence sequence at {confidence}: \
              {} to {} bps) beyond tolerance ±{:.1} bps",
@@ -188,12 +186,12 @@ fn failed_sequential_tests(result: &SequentialStatistics) -> Vec<String> {
             shift.samples,
             bps(lower),
             bps(upper),
-            tolerance * 10_000.0
+            tolerance * parity::BPS
         ));
     }
-    if let Some(proportions) = &result.proportions
+    if let Some(proportions) =
+        (result.proportions.as_ref()).filter(|p| proportions_beyond(p, tolerance))
         && let Some([lower, upper]) = proportions.interval
-        && lower > tolerance
     {
         let percent = |x: f64| format!("{:+.1} %", x * 100.0);
         tests.push(format!(

@@ -104,8 +104,7 @@ pub fn compare(
     let shift_result = comparison_of_mean(&shift.evidence, alpha);
     let mut failed = shift_result
         .as_ref()
-        .and_then(|c| c.interval)
-        .is_some_and(|[lower, upper]| lower > tolerance || upper < -tolerance);
+        .is_some_and(|c| shift_beyond(c, tolerance));
     let mut evidence = vec![shift];
 
     let mut proportions_result = None;
@@ -115,8 +114,7 @@ pub fn compare(
         let compared = comparison_of_change(&proportions.evidence, alpha);
         failed |= compared
             .as_ref()
-            .and_then(|c| c.interval)
-            .is_some_and(|[lower, _]| lower > tolerance);
+            .is_some_and(|c| proportions_beyond(c, tolerance));
         proportions_result = compared;
         evidence.push(proportions);
     }
@@ -130,6 +128,21 @@ pub fn compare(
         },
         evidence,
     }
+}
+
+/// Whether the shift's interval lies wholly beyond `±tolerance`.
+pub fn shift_beyond(shift: &SequentialComparison, tolerance: f64) -> bool {
+    shift
+        .interval
+        .is_some_and(|[lower, upper]| lower > tolerance || upper < -tolerance)
+}
+
+/// Whether the candidate's bad proportion is established above `1 + tolerance` times the
+/// baseline's.
+pub fn proportions_beyond(proportions: &SequentialComparison, tolerance: f64) -> bool {
+    proportions
+        .interval
+        .is_some_and(|[lower, _]| lower > tolerance)
 }
 
 /// Adds the active differences of the samples newer than those counted (and than `since`).
