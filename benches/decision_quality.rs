@@ -112,6 +112,7 @@ fn run(spec: &CanaryRolloutSpec, family: Family, seed: u64) -> Outcome {
             problems: &problems,
             analysis: input.as_ref(),
             freeze: None,
+            pipeline: None,
             now,
         };
         let planned = plan(&snapshot);

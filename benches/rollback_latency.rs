@@ -104,6 +104,7 @@ async fn main() {
             problems: &[],
             analysis: Some(&failing),
             freeze: None,
+            pipeline: None,
             now: jiff::Timestamp::now(),
         };
         let decided = plan(&snapshot);

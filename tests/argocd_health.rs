@@ -15,7 +15,7 @@ fn expected_health(phase: Phase) -> &'static str {
     match phase {
         Phase::Idle | Phase::Succeeded => "Healthy",
         Phase::Progressing | Phase::Promoting => "Progressing",
-        Phase::Paused | Phase::Frozen => "Suspended",
+        Phase::Paused | Phase::Frozen | Phase::Waiting => "Suspended",
         Phase::RolledBack | Phase::Invalid => "Degraded",
     }
 }

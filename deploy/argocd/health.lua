@@ -32,9 +32,11 @@ local health = {
   Succeeded = "Healthy",
   Progressing = "Progressing",
   Promoting = "Progressing",
-  -- Held on purpose (spec.paused, an error-budget freeze or a parity emergency): stable serves.
+  -- Held on purpose (spec.paused, an error-budget freeze, a parity emergency, or a
+  -- ReleasePipeline waiting for the environment before): stable serves.
   Paused = "Suspended",
   Frozen = "Suspended",
+  Waiting = "Suspended",
   -- The candidate failed, or the spec cannot run: a person has to act.
   RolledBack = "Degraded",
   Invalid = "Degraded",

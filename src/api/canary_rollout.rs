@@ -424,6 +424,9 @@ pub enum Phase {
     RolledBack,
     /// No rollout may start (error budget or parity emergency).
     Frozen,
+    /// The candidate waits for its ReleasePipeline: the release has not cleared the
+    /// environment before (see the Waiting condition).
+    Waiting,
     /// The spec or what it refers to is wrong; see the Stalled condition.
     Invalid,
 }

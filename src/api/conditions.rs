@@ -12,6 +12,8 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const PROMOTED: &str = "Promoted";
 pub const FROZEN: &str = "Frozen";
+/// True while a CanaryRollout's candidate waits for its ReleasePipeline's upstream environment.
+pub const WAITING: &str = "Waiting";
 /// True while the operator's reconciles of the object keep failing (API errors, timeouts);
 /// removed by the next reconcile that succeeds.
 pub const RECONCILE_FAILING: &str = "ReconcileFailing";

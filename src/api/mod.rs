@@ -6,6 +6,7 @@ pub mod duration;
 pub mod evidence;
 pub mod parity_policy;
 pub mod prometheus;
+pub mod release_pipeline;
 pub mod slo_budget;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -14,11 +15,17 @@ use kube::CustomResourceExt;
 pub use canary_rollout::{CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus};
 pub use duration::Duration;
 pub use parity_policy::{ParityPolicy, ParityPolicySpec, ParityPolicyStatus};
+pub use release_pipeline::{ReleasePipeline, ReleasePipelineSpec, ReleasePipelineStatus};
 pub use slo_budget::{SLOBudget, SLOBudgetSpec, SLOBudgetStatus};
 
 /// All CRDs, in the order they are written to crds/.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![CanaryRollout::crd(), ParityPolicy::crd(), SLOBudget::crd()]
+    vec![
+        CanaryRollout::crd(),
+        ParityPolicy::crd(),
+        SLOBudget::crd(),
+        ReleasePipeline::crd(),
+    ]
 }
 
 /// Each CRD as (file name under crds/, YAML), as `sluice crd --out-dir` writes them.

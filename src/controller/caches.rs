@@ -24,7 +24,9 @@ use super::workloads::{
 };
 use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
+use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
+use crate::engine::pipeline_gates;
 use crate::traffic::gateway_api::{self, CachedRoute};
 
 /// Read-only views of the watched objects, shared by every reconcile of one scope.
@@ -44,6 +46,7 @@ pub struct Caches {
     pub routes: Store<DynamicObject>,
     pub parity_policies: Store<ParityPolicy>,
     pub slo_budgets: Store<SLOBudget>,
+    pub pipelines: Store<ReleasePipeline>,
 }
 
 type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
@@ -58,6 +61,7 @@ pub struct Feeds {
     pub routes: Feed<DynamicObject>,
     pub parity_policies: Feed<ParityPolicy>,
     pub slo_budgets: Feed<SLOBudget>,
+    pub pipelines: Feed<ReleasePipeline>,
     /// Fills the pod store; pods trigger nothing (the rollouts requeue while a canary runs).
     pub pods: futures::future::BoxFuture<'static, ()>,
 }
@@ -145,6 +149,7 @@ pub fn watch(
     );
     let (parity_policies, policy_feed) = feed(scoped(client, namespace), all(), trim);
     let (slo_budgets, budget_feed) = feed(scoped(client, namespace), all(), trim);
+    let (pipelines, pipeline_feed) = feed(scoped(client, namespace), all(), trim);
 
     let pod_api: Api<PartialObjectMeta<Pod>> = scoped(client, namespace);
     let (unlabelled_pods, pod_writer) = reflector::store();
@@ -193,6 +198,7 @@ pub fn watch(
         routes,
         parity_policies,
         slo_budgets,
+        pipelines,
     };
     let feeds = Feeds {
         rollouts: rollout_feed,
@@ -202,6 +208,7 @@ pub fn watch(
         routes: route_feed,
         parity_policies: policy_feed,
         slo_budgets: budget_feed,
+        pipelines: pipeline_feed,
         pods,
     };
     (caches, feeds)
@@ -219,6 +226,7 @@ impl Caches {
             routes: reflector::store::Writer::new(gateway_api::http_route_resource()).as_reader(),
             parity_policies: reflector::store().0,
             slo_budgets: reflector::store().0,
+            pipelines: reflector::store().0,
         }
     }
 
@@ -251,6 +259,25 @@ impl Caches {
             && ready(&self.services)
             && ready(&self.parity_policies)
             && ready(&self.slo_budgets)
+            && ready(&self.pipelines)
+    }
+
+    /// The pipelines whose environments include the rollout, with the environment's index.
+    pub fn pipelines_claiming(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Vec<(Arc<ReleasePipeline>, usize)> {
+        self.pipelines
+            .state()
+            .into_iter()
+            .filter_map(|pipeline| {
+                let home = pipeline.metadata.namespace.clone().unwrap_or_default();
+                let index =
+                    pipeline_gates::claimed_environment(&pipeline.spec, &home, namespace, name)?;
+                Some((pipeline, index))
+            })
+            .collect()
     }
 
     /// The route as the cache holds it; Unknown while the route store has not synced (the

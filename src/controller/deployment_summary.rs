@@ -4,6 +4,8 @@
 //! container 2.1 KB more, and the cache holds two Deployments per rollout. The template is
 //! decoded once, while the watch event is read, and kept as its compact JSON with its revision.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::DeploymentStrategy;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -72,6 +74,26 @@ impl TemplateJson {
 
     pub fn revision(&self) -> &str {
         &self.revision
+    }
+
+    /// Image per container name (init containers excluded).
+    pub fn images(&self) -> BTreeMap<String, String> {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&self.json) else {
+            return BTreeMap::new();
+        };
+        let containers = value["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        containers
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c["name"].as_str()?.to_string(),
+                    c["image"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
     }
 
     /// The template as JSON, to be written into another object.

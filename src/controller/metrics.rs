@@ -17,6 +17,7 @@ use crate::api::parity_policy::{ParityEvaluation, ParityLevel};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus};
 use crate::metrics::QueryTelemetry;
 
+use super::pipeline_metrics::PipelineMetrics;
 use super::rollout_metrics::RolloutMetrics;
 
 type Labels = Vec<(String, String)>;
@@ -72,6 +73,7 @@ pub struct Metrics {
     reconcile_errors: Family<Labels, Counter>,
     leader: Gauge,
     pub rollouts: RolloutMetrics,
+    pub pipelines: PipelineMetrics,
     /// Handed to the Prometheus pool, which times every query.
     pub queries: QueryTelemetry,
 }
@@ -86,9 +88,12 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let rollouts = RolloutMetrics::new(&mut registry);
+        let pipelines = PipelineMetrics::default();
+        pipelines.register(&mut registry);
         let metrics = Self {
             registry: Registry::default(),
             rollouts,
+            pipelines,
             queries: QueryTelemetry::default(),
             leader: Gauge::default(),
             parity_tracking_error: Family::default(),

@@ -41,6 +41,9 @@ pub mod metrics;
 pub mod objects;
 pub mod parity_feed;
 pub mod parity_policy;
+mod pipeline_metrics;
+pub mod pipeline_nudges;
+pub mod release_pipeline;
 pub mod replica_set_summary;
 pub mod rollout;
 mod rollout_metrics;
@@ -69,6 +72,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::CanaryRolloutStatus;
 use crate::api::parity_policy::{ParityPolicy, ParityPolicyStatus};
+use crate::api::release_pipeline::{ReleasePipeline, ReleasePipelineStatus};
 use crate::api::slo_budget::{SLOBudget, SLOBudgetStatus};
 use crate::metrics::{PrometheusAuth, PrometheusPool};
 use backoff::ErrorBackoff;
@@ -77,6 +81,7 @@ use deployment_summary::DeploymentSummary;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use parity_feed::ParityFeed;
+use pipeline_nudges::PipelineNudges;
 use replica_set_summary::ReplicaSetSummary;
 use server::ServerState;
 use service_summary::ServiceSummary;
@@ -111,10 +116,13 @@ pub struct Context {
     pub statuses: StatusMemory<CanaryRolloutStatus>,
     pub policy_statuses: StatusMemory<ParityPolicyStatus>,
     pub budget_statuses: StatusMemory<SLOBudgetStatus>,
+    pub pipeline_statuses: StatusMemory<ReleasePipelineStatus>,
     /// Retry delays of objects whose reconciles fail.
     pub backoff: ErrorBackoff,
     /// Parity measured by rollouts, for the ParityPolicy reconcile to write.
     pub parity_feed: ParityFeed,
+    /// Pipelines to reconcile now because one of their rollouts moved.
+    pub pipeline_nudges: PipelineNudges,
 }
 
 impl Context {
@@ -175,8 +183,10 @@ impl Context {
             statuses: StatusMemory::default(),
             policy_statuses: StatusMemory::default(),
             budget_statuses: StatusMemory::default(),
+            pipeline_statuses: StatusMemory::default(),
             backoff: ErrorBackoff::default(),
             parity_feed: ParityFeed::default(),
+            pipeline_nudges: PipelineNudges::default(),
         }
     }
 }
@@ -275,7 +285,10 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
     let settings = kube::runtime::controller::Config::default().concurrency(config.concurrency);
     let controllers = scopes.into_iter().flat_map(|namespace| {
         let (caches, feeds) = caches::watch(client, &namespace, selected());
-        let context = Arc::new(context.for_scope(caches));
+        let (nudges, nudged) = PipelineNudges::channel();
+        let mut scope = context.for_scope(caches);
+        scope.pipeline_nudges = nudges;
+        let context = Arc::new(scope);
         [
             run_rollouts(feeds, settings.clone(), context.clone()).boxed(),
             run_parity_policies(
@@ -288,10 +301,19 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
             .boxed(),
             run_slo_budgets(
                 client.clone(),
+                namespace.clone(),
+                selected(),
+                settings.clone(),
+                context.clone(),
+            )
+            .boxed(),
+            run_pipelines(
+                client.clone(),
                 namespace,
                 selected(),
                 settings.clone(),
                 context,
+                nudged,
             )
             .boxed(),
         ]
@@ -420,6 +442,26 @@ async fn run_rollouts(
             })
         }
     };
+    let by_pipeline = {
+        let store = rollouts.clone();
+        move |pipeline: ReleasePipeline| {
+            let home = pipeline.namespace().unwrap_or_default();
+            store
+                .state_filter(|r| {
+                    let namespace = r.namespace().unwrap_or_default();
+                    crate::engine::pipeline_gates::claimed_environment(
+                        &pipeline.spec,
+                        &home,
+                        &namespace,
+                        &r.name_any(),
+                    )
+                    .is_some()
+                })
+                .iter()
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
     let controller = Controller::for_stream(trigger, rollouts)
         .with_config(settings)
         .watches_stream(feeds.deployments, by_deployment)
@@ -431,6 +473,7 @@ async fn run_rollouts(
             crate::traffic::gateway_api::http_route_resource(),
         )
         .watches_stream(feeds.parity_policies, by_policy)
+        .watches_stream(feeds.pipelines, by_pipeline)
         .watches_stream(
             budget_changes(feeds.slo_budgets, caches.slo_budgets.clone()),
             by_budget,
@@ -536,6 +579,47 @@ async fn run_slo_budgets(
             }
         })
         .await;
+}
+
+/// The ReleasePipeline controller over a namespace (or all): its own watch of the pipelines,
+/// and a reconcile whenever one of their rollouts moves.
+async fn run_pipelines(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
+    context: Arc<Context>,
+    nudged: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ReleasePipeline>>,
+) {
+    let pipelines: Api<ReleasePipeline> = scoped(&client, &namespace);
+    Controller::new(pipelines, selected)
+        .with_config(settings)
+        .reconcile_on(tokio_stream_from(nudged))
+        .shutdown_on_signal()
+        .run(
+            |pipeline, ctx| {
+                traced(
+                    "release_pipeline",
+                    pipeline,
+                    ctx,
+                    release_pipeline::reconcile,
+                )
+            },
+            release_pipeline::error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("release pipeline controller: {error}");
+            }
+        })
+        .await;
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// The ParityPolicy controller over a namespace (or all): conditions for every policy, the

@@ -27,9 +27,13 @@ use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
 use crate::api::conditions::{Condition, RECONCILE_FAILING, set_condition};
 use crate::api::parity_policy::ParityPolicy;
+use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
 use crate::engine::hand_back::HandBackStep;
-use crate::engine::{self, Plan, PlannedEvent, Snapshot, Workload, parity_gate, slo_gate};
+use crate::engine::pipeline_gates::{self, Admission};
+use crate::engine::{
+    self, Plan, PlannedEvent, Snapshot, Workload, parity_gate, pipeline, slo_gate,
+};
 use crate::gather;
 use crate::traffic::{ServiceNames, gateway_api};
 
@@ -118,6 +122,8 @@ struct Dereferenced {
     slo_budget: Option<Arc<SLOBudget>>,
     /// The target's newest ReplicaSet: its pod-template-hash marks the canary's pods.
     target_replica_set: Option<Arc<ReplicaSetSummary>>,
+    /// The ReleasePipelines that include the rollout, with its environment's index in each.
+    pipelines: Vec<(Arc<ReleasePipeline>, usize)>,
 }
 
 fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Dereferenced {
@@ -137,7 +143,29 @@ fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Der
             .slo_budget_ref
             .as_ref()
             .and_then(|r| caches.slo_budget(namespace, &r.name)),
+        pipelines: caches.pipelines_claiming(namespace, &rollout.name_any()),
     }
+}
+
+/// What the rollout's ReleasePipeline says of the target's candidate; None outside a pipeline
+/// (or with two claiming it, which `validate` reports).
+fn pipeline_admission(objects: &Dereferenced) -> Option<Admission> {
+    let [(pipeline, index)] = objects.pipelines.as_slice() else {
+        return None;
+    };
+    let images = objects
+        .target
+        .as_deref()
+        .and_then(|t| t.spec.as_ref()?.template.as_ref())
+        .map(|template| template.images())
+        .unwrap_or_default();
+    let status = pipeline.status.clone().unwrap_or_default();
+    Some(pipeline_gates::admission(
+        &pipeline.spec,
+        &status,
+        *index,
+        &images,
+    ))
 }
 
 /// Spec problems, and problems with what the spec refers to.
@@ -184,6 +212,23 @@ async fn validate(
             None => problems.push(format!("ParityPolicy {:?} not found", reference.name)),
         }
     }
+    match objects.pipelines.as_slice() {
+        [] => {}
+        [(pipeline, index)] => problems.extend(pipeline::rollout_problems(
+            *index,
+            pipeline.spec.environments[*index]
+                .risk_budget
+                .max_canary_weight,
+            &spec.stages,
+        )),
+        claims => {
+            let names: Vec<String> = claims.iter().map(|(p, _)| p.name_any()).collect();
+            problems.push(format!(
+                "ReleasePipelines {} all include this rollout: one rollout belongs to one pipeline",
+                names.join(", ")
+            ));
+        }
+    }
     if let Some(reference) = &analysis.slo_budget_ref {
         match &objects.slo_budget {
             Some(budget) => problems.extend(slo_gate::problems(budget)),
@@ -223,6 +268,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         .as_deref()
         .and_then(slo_gate::freeze_reason);
     let (target_observed, stable_observed) = observe(&objects);
+    let admission = pipeline_admission(&objects);
     let canary_hash = match &objects.target {
         Some(_)
             if status.phase.is_some_and(|p| {
@@ -269,6 +315,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         problems: &problems,
         analysis: analysis.as_ref(),
         freeze: freeze.as_deref(),
+        pipeline: admission.as_ref(),
         now,
     };
     let mut plan = engine::plan(&snapshot);
@@ -313,6 +360,20 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     );
     if let (Some(policy), Some(report)) = (&objects.parity_policy, parity_report) {
         ctx.parity_feed.submit(policy, report);
+    }
+    let moved = (
+        status.phase,
+        &status.stable_revision,
+        &status.canary_revision,
+    ) != (
+        plan.status.phase,
+        &plan.status.stable_revision,
+        &plan.status.canary_revision,
+    );
+    if moved {
+        for (pipeline, _) in &objects.pipelines {
+            ctx.pipeline_nudges.nudge(pipeline.as_ref());
+        }
     }
     publish(ctx, rollout, &plan.events).await;
     ctx.backoff.succeeded(&ObjectRef::from_obj(rollout).erase());

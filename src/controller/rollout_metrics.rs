@@ -12,7 +12,7 @@ use crate::engine::RollbackCause;
 
 type Labels = Vec<(String, String)>;
 
-const PHASES: [Phase; 8] = [
+const PHASES: [Phase; 9] = [
     Phase::Idle,
     Phase::Progressing,
     Phase::Paused,
@@ -20,6 +20,7 @@ const PHASES: [Phase; 8] = [
     Phase::Succeeded,
     Phase::RolledBack,
     Phase::Frozen,
+    Phase::Waiting,
     Phase::Invalid,
 ];
 

@@ -316,6 +316,23 @@ pub async fn delete_owned(client: &kube::Client, rollout: &CanaryRollout) -> Res
     Ok(())
 }
 
+/// Sets the images of named containers of a Deployment's pod template (a ReleasePipeline's
+/// push); a strategic merge patch leaves every other field of the containers alone.
+pub async fn set_images(
+    api: &Api<Deployment>,
+    name: &str,
+    images: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let containers: Vec<serde_json::Value> = images
+        .iter()
+        .map(|(container, image)| json!({"name": container, "image": image}))
+        .collect();
+    let patch = json!({"spec": {"template": {"spec": {"containers": containers}}}});
+    api.patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

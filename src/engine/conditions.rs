@@ -18,6 +18,8 @@ pub enum Situation {
     PromotionStuck,
     RolledBack,
     Frozen,
+    /// The candidate waits for its ReleasePipeline.
+    Waiting,
     InvalidSpec,
 }
 
@@ -37,6 +39,7 @@ impl Situation {
             Situation::PromotionStuck => "PromotionStuck",
             Situation::RolledBack => "RolledBack",
             Situation::Frozen => "Frozen",
+            Situation::Waiting => "PipelineWaiting",
             Situation::InvalidSpec => "InvalidSpec",
         }
     }
@@ -62,6 +65,7 @@ pub fn set_kstatus(
             | Situation::Progressing
             | Situation::AnalysisHeld
             | Situation::Promoting
+            | Situation::Waiting
     );
     let stalled = matches!(
         situation,

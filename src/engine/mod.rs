@@ -16,6 +16,8 @@ pub mod parity;
 pub mod parity_gate;
 pub mod parity_policy;
 pub mod parity_sequential;
+pub mod pipeline;
+pub mod pipeline_gates;
 pub mod prometheus_rule;
 pub mod requests;
 pub mod revision;

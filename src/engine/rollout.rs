@@ -12,13 +12,14 @@ use jiff::Timestamp;
 
 use super::analysis::{AnalysisInput, GateEffect, GateSource, StageContext, judge};
 use super::conditions::{Situation, set_kstatus};
+use super::pipeline_gates::Admission;
 use super::requests::Requests;
 use super::sequential;
 use crate::api::canary_rollout::{
     CanaryRolloutSpec, CanaryRolloutStatus, HistoryEntry, MaxDurationAction, Phase, RolloutResult,
     Stage, Verdict,
 };
-use crate::api::conditions::{Condition, FROZEN, PROMOTED, find_condition, set_condition};
+use crate::api::conditions::{Condition, FROZEN, PROMOTED, WAITING, find_condition, set_condition};
 use crate::traffic::replica_split;
 
 const HISTORY_LIMIT: usize = 10;
@@ -29,6 +30,7 @@ pub const FROZEN_BY_BUDGET: &str = "BudgetFrozen";
 const FAST_REQUEUE: Duration = Duration::from_secs(2);
 const REST_REQUEUE: Duration = Duration::from_secs(300);
 const INVALID_REQUEUE: Duration = Duration::from_secs(60);
+const WAITING_REQUEUE: Duration = Duration::from_secs(30);
 
 /// What is observed of a Deployment.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +59,9 @@ pub struct Snapshot<'a> {
     pub analysis: Option<&'a AnalysisInput>,
     /// Why no rollout may start now (an SLOBudget freeze), if so.
     pub freeze: Option<&'a str>,
+    /// What the ReleasePipeline that claims the rollout says of its candidate; None outside a
+    /// pipeline.
+    pub pipeline: Option<&'a Admission>,
     pub now: Timestamp,
 }
 
@@ -107,6 +112,8 @@ pub enum RollbackCause {
     StageDeadline,
     /// The abort annotation.
     Manual,
+    /// The ReleasePipeline revoked the release (upstream, or a risk budget here).
+    Pipeline,
 }
 
 impl From<GateSource> for RollbackCause {
@@ -127,6 +134,7 @@ impl RollbackCause {
             Self::ProgressDeadline => "progress_deadline",
             Self::StageDeadline => "stage_deadline",
             Self::Manual => "manual",
+            Self::Pipeline => "pipeline",
         }
     }
 }
@@ -381,10 +389,11 @@ impl<'s, 'a> Planner<'s, 'a> {
         }
         let phase = self.status.phase.unwrap_or(Phase::Idle);
         if target.revision == stable_revision {
-            if phase == Phase::Frozen || phase == Phase::RolledBack {
-                // The failed template was reverted: nothing is pending any more.
+            if matches!(phase, Phase::Frozen | Phase::RolledBack | Phase::Waiting) {
+                // The failed or waiting template was reverted: nothing is pending any more.
                 self.status.phase = Some(Phase::Idle);
             }
+            self.status.conditions.retain(|c| c.type_ != WAITING);
             let message = format!("revision {stable_revision} is stable; no rollout pending");
             let desired = self.desired(0, false);
             return self.finish(Situation::AtRest, message, desired);
@@ -421,6 +430,9 @@ impl<'s, 'a> Planner<'s, 'a> {
             let desired = self.desired(0, false);
             return self.finish(Situation::Frozen, message, desired);
         }
+        if let Some(Admission::Wait(why) | Admission::Revoke(why)) = self.s.pipeline {
+            return self.wait_for_pipeline(target, phase, why);
+        }
         if rolled_back {
             self.event(
                 false,
@@ -429,6 +441,22 @@ impl<'s, 'a> Planner<'s, 'a> {
             );
         }
         self.start_rollout(target)
+    }
+
+    /// A candidate the pipeline has not cleared does not start: Waiting, with the reason.
+    fn wait_for_pipeline(mut self, target: &Workload, phase: Phase, why: &str) -> Plan {
+        let message = format!("revision {} waits: {why}", target.revision);
+        if phase != Phase::Waiting || self.status.message.as_deref() != Some(message.as_str()) {
+            self.event(false, "PipelineWaiting", message.clone());
+        }
+        self.status.phase = Some(Phase::Waiting);
+        set_condition(
+            &mut self.status.conditions,
+            Condition::new(WAITING, true, "PipelineGate", why, self.s.now),
+        );
+        let mut desired = self.desired(0, false);
+        desired.requeue_after = WAITING_REQUEUE;
+        self.finish(Situation::Waiting, message, desired)
     }
 
     fn start_rollout(mut self, target: &Workload) -> Plan {
@@ -442,7 +470,9 @@ impl<'s, 'a> Planner<'s, 'a> {
         status.shared_failure_since = None;
         status.rollout_started_at = Some(self.s.now);
         status.failed_evaluations = 0;
-        status.conditions.retain(|c| c.type_ != FROZEN);
+        status
+            .conditions
+            .retain(|c| c.type_ != FROZEN && c.type_ != WAITING);
         let message = format!(
             "rollout of revision {} started: scaling up the canary",
             target.revision
@@ -483,6 +513,9 @@ impl<'s, 'a> Planner<'s, 'a> {
                 false,
                 RollbackCause::Manual,
             );
+        }
+        if let Some(Admission::Revoke(reason)) = self.s.pipeline {
+            return self.rollback(reason.clone(), false, RollbackCause::Pipeline);
         }
         if requests.promote {
             self.event(

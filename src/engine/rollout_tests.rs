@@ -21,6 +21,7 @@ struct World {
     events: Vec<PlannedEvent>,
     weights: Vec<u32>,
     freeze: Option<String>,
+    pipeline: Option<crate::engine::pipeline_gates::Admission>,
 }
 
 const GATEWAY: &str = "
@@ -53,6 +54,7 @@ impl World {
             events: Vec::new(),
             weights: Vec::new(),
             freeze: None,
+            pipeline: None,
         }
     }
 
@@ -77,6 +79,7 @@ impl World {
             problems: &problems,
             analysis: analysis.as_ref(),
             freeze: self.freeze.as_deref(),
+            pipeline: self.pipeline.as_ref(),
             now: self.now,
         };
         let plan = plan(&snapshot);
@@ -532,6 +535,52 @@ fn freeze_keeps_a_new_rollout_from_starting_until_it_lifts() {
 }
 
 #[test]
+fn a_candidate_the_pipeline_has_not_cleared_waits_and_a_revoked_one_is_rolled_back() {
+    use crate::engine::pipeline_gates::Admission;
+    let mut world = World::adopted(GATEWAY);
+    let why = "checkout:2.1 has soaked 3s of 7s in staging";
+    world.pipeline = Some(Admission::Wait(why.into()));
+    world.new_template("rev2");
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Waiting));
+    assert_eq!(world.target.replicas, 0);
+    let waiting = find_condition(&world.status.conditions, "Waiting").expect("Waiting condition");
+    assert!(waiting.is_true() && waiting.message == why, "{waiting:?}");
+    assert!(
+        world
+            .events
+            .iter()
+            .any(|e| e.reason == "PipelineWaiting" && e.note.contains(why))
+    );
+    // Waiting again announces nothing new.
+    let events = world.events.len();
+    world.step(None);
+    assert_eq!(world.events.len(), events);
+
+    world.pipeline = Some(Admission::Admit);
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert!(find_condition(&world.status.conditions, "Waiting").is_none());
+    world.step(None);
+    world.advance(30);
+
+    let revoked = "checkout:2.1 was revoked in staging: SLO checkout-slo/availability Critical";
+    world.pipeline = Some(Admission::Revoke(revoked.into()));
+    let plan = world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Pipeline));
+    assert_eq!(world.target.replicas, 0);
+    assert!(
+        world
+            .status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(revoked)
+    );
+}
+
+#[test]
 fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
     let mut world = World::adopted(GATEWAY);
     world.new_template("rev2");
@@ -643,6 +692,7 @@ fn invalid_spec_changes_nothing_and_resumes_when_fixed() {
         problems: &problems,
         analysis: None,
         freeze: None,
+        pipeline: None,
         now: world.now,
     };
     let invalid = plan(&snapshot);

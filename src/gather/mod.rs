@@ -5,6 +5,7 @@
 //! The operator answers from its Prometheus pool, the simulator from a recording.
 
 pub mod parity;
+pub mod pipeline;
 pub mod slo;
 pub mod vars;
 

@@ -5,6 +5,8 @@
 //! judge the numbers (thresholds, parity, budgets belong to the engine), retry, or sleep; the
 //! caller owns time and policy. Tests elsewhere use [`FakeMetrics`] instead of a server.
 
+pub mod alert_matchers;
+pub mod alertmanager;
 mod auth;
 mod fake;
 mod instrumented;

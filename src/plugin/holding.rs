@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::format::{age, age_since, or_dash};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase, Verdict};
-use crate::api::conditions::{FROZEN, STALLED, find_condition};
+use crate::api::conditions::{FROZEN, STALLED, WAITING, find_condition};
 use crate::api::parity_policy::ParityLevel;
 use crate::engine::rollout::{FROZEN_BY_BUDGET, FROZEN_BY_ROLLBACK, next_evaluation_at};
 
@@ -59,6 +59,11 @@ fn reasons(rollout: &CanaryRollout, status: &CanaryRolloutStatus, now: Timestamp
             or_dash(status.canary_revision.clone())
         )),
         Some(Phase::Frozen) => reasons.extend(frozen_reasons(status, name)),
+        Some(Phase::Waiting) => {
+            if let Some(waiting) = find_condition(&status.conditions, WAITING) {
+                reasons.push(format!("its ReleasePipeline: {}", waiting.message));
+            }
+        }
         Some(Phase::RolledBack) => reasons.push(format!(
             "revision {} stays on the target until a new template or `kubectl sluice retry {name}`",
             or_dash(status.canary_revision.clone())

@@ -96,7 +96,7 @@ pub fn settled(rollout: &CanaryRollout, target_revision: Option<&str>) -> Option
         Phase::Succeeded => Some(Settled::Succeeded),
         Phase::RolledBack => Some(Settled::Stopped(Phase::RolledBack)),
         Phase::Idle => Some(Settled::NothingPending),
-        Phase::Progressing | Phase::Paused | Phase::Promoting => None,
+        Phase::Progressing | Phase::Paused | Phase::Promoting | Phase::Waiting => None,
     }
 }
 

@@ -124,6 +124,7 @@ pub async fn replay(
             problems: &[],
             analysis,
             freeze,
+            pipeline: None,
             now,
         })
     };

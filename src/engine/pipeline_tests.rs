@@ -1,0 +1,468 @@
+//! Scenarios of a release going through staging and production, on a virtual clock.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::api::canary_rollout::HistoryEntry;
+use crate::api::release_pipeline::{Promotion, ShortfallBudget};
+use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus, SLOBudgetStatus};
+
+const PIPELINE: &str = "
+release: {containers: [checkout]}
+environments:
+- name: staging
+  rolloutRef: {name: checkout-staging}
+  soak: 7d
+  verification:
+    interval: 1h
+    failureLimit: 2
+    checks: [{name: error-rate, query: 'sum(x)', max: 0.01}]
+  gates:
+    sloBudgets: [checkout-slo]
+    incidents: {matchers: ['service=checkout']}
+  riskBudget: {maxCanaryWeight: 1, maxErrorBudgetSpend: 0.01}
+- name: production
+  rolloutRef: {name: checkout-production}
+  promotion: Push
+  soak: 0s
+  riskBudget: {maxCanaryWeight: 5, maxErrorBudgetSpend: 0.05}
+";
+
+const DAY: i64 = 86_400;
+
+struct World {
+    spec: ReleasePipelineSpec,
+    status: ReleasePipelineStatus,
+    rollouts: [CanaryRolloutStatus; 2],
+    targets: [TargetView; 2],
+    budget: SLOBudgetStatus,
+    now: Timestamp,
+    events: Vec<PlannedEvent>,
+}
+
+fn images(tag: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        "checkout".to_string(),
+        format!("registry.local/checkout:{tag}"),
+    )])
+}
+
+fn target(tag: &str) -> TargetView {
+    TargetView {
+        images: images(tag),
+        revision: format!("rev-{tag}"),
+    }
+}
+
+fn budget(remaining: f64, state: ObjectiveState) -> SLOBudgetStatus {
+    SLOBudgetStatus {
+        objectives: vec![ObjectiveStatus {
+            name: "availability".into(),
+            sli: Some(0.999),
+            budget_remaining: Some(remaining),
+            burn_rates: BTreeMap::new(),
+            state,
+        }],
+        ..Default::default()
+    }
+}
+
+fn all_clear() -> Measurements {
+    Measurements {
+        checks: vec![Ok(0.001)],
+        alerts: Some(Ok(Vec::new())),
+        ..Default::default()
+    }
+}
+
+impl World {
+    /// Both environments settled on 2.0; staging's target now holds 2.1.
+    fn new() -> Self {
+        let settled = |tag: &str| CanaryRolloutStatus {
+            phase: Some(Phase::Idle),
+            stable_revision: Some(format!("rev-{tag}")),
+            ..Default::default()
+        };
+        Self {
+            spec: serde_saphyr::from_str(PIPELINE).expect("spec parses"),
+            status: ReleasePipelineStatus::default(),
+            rollouts: [settled("2.0"), settled("2.0")],
+            targets: [target("2.1"), target("2.0")],
+            budget: budget(0.80, ObjectiveState::Meeting),
+            now: Timestamp::from_second(1_700_000_000).unwrap(),
+            events: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, staging: Option<Measurements>) -> Plan {
+        let views = (0..2)
+            .map(|i| EnvironmentView {
+                rollout: Some(&self.rollouts[i]),
+                target: Some(self.targets[i].clone()),
+                budgets: match i {
+                    0 => vec![BudgetView {
+                        name: "checkout-slo".into(),
+                        status: Some(&self.budget),
+                    }],
+                    _ => Vec::new(),
+                },
+                measured: if i == 0 { staging.clone() } else { None },
+            })
+            .collect();
+        let plan = plan(&Snapshot {
+            spec: &self.spec,
+            status: &self.status,
+            generation: Some(1),
+            environments: views,
+            problems: &[],
+            now: self.now,
+        });
+        self.status = plan.status.clone();
+        self.events.extend(plan.events.clone());
+        plan
+    }
+
+    fn advance(&mut self, secs: i64) {
+        self.now = Timestamp::from_second(self.now.as_second() + secs).unwrap();
+    }
+
+    fn entry(&self, tag: &str, environment: &str) -> &EnvironmentRelease {
+        let release = self
+            .status
+            .releases
+            .iter()
+            .find(|r| r.images == images(tag))
+            .expect("release tracked");
+        pipeline_gates::entry_of(release, environment).expect("environment entry")
+    }
+
+    fn canary(&mut self, env: usize, tag: &str, weight: u32) {
+        let rollout = &mut self.rollouts[env];
+        rollout.phase = Some(Phase::Progressing);
+        rollout.canary_revision = Some(format!("rev-{tag}"));
+        rollout.canary_weight = Some(weight);
+        rollout.rollout_started_at.get_or_insert(self.now);
+    }
+
+    fn promoted(&mut self, env: usize, tag: &str) {
+        let rollout = &mut self.rollouts[env];
+        rollout.phase = Some(Phase::Succeeded);
+        rollout.stable_revision = Some(format!("rev-{tag}"));
+        rollout.canary_weight = Some(0);
+        rollout.history.push(HistoryEntry {
+            revision: format!("rev-{tag}"),
+            result: RolloutResult::Promoted,
+            started_at: self.now,
+            finished_at: self.now,
+            reason: "analysis passed".into(),
+        });
+    }
+
+    fn admission(&self, env: usize, tag: &str) -> Admission {
+        admission(&self.spec, &self.status, env, &images(tag))
+    }
+}
+
+#[test]
+fn a_good_release_soaks_in_staging_then_is_pushed_to_production() {
+    let mut world = World::new();
+    world.step(None);
+    assert_eq!(world.status.releases[0].name, "checkout:2.1");
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Waiting);
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Waiting
+    );
+    assert_eq!(
+        world.admission(1, "2.1"),
+        Admission::Wait(
+            "checkout:2.1 is Waiting in staging: waiting for the rollout to start".into()
+        )
+    );
+
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Progressing);
+    assert_eq!(staging.risk_spent.canary_weight, Some(1));
+
+    world.promoted(0, "2.1");
+    world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Soaking);
+    world.advance(3 * DAY);
+    let plan = world.step(Some(all_clear()));
+    assert!(plan.pushes.is_empty());
+    assert_eq!(
+        world.entry("2.1", "staging").soak.as_deref(),
+        Some("3d of 7d")
+    );
+    assert_eq!(
+        world.admission(1, "2.1"),
+        Admission::Wait("checkout:2.1 has soaked 3d of 7d in staging".into())
+    );
+    // The soak's end is the next thing due, unless a verification comes first.
+    assert_eq!(plan.requeue_after, Duration::from_secs(300));
+
+    world.advance(4 * DAY);
+    let plan = world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
+    assert_eq!(world.admission(1, "2.1"), Admission::Admit);
+    assert_eq!(
+        plan.pushes,
+        vec![Push {
+            environment: 1,
+            images: images("2.1")
+        }]
+    );
+    assert!(world.events.iter().any(|e| e.reason == "ReleasePushed"));
+
+    // Pushed: production's target holds 2.1, its canary runs, then it is promoted (no soak).
+    world.targets[1] = target("2.1");
+    let plan = world.step(None);
+    assert!(plan.pushes.is_empty(), "pushed once");
+    world.canary(1, "2.1", 5);
+    world.step(None);
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Progressing
+    );
+    world.promoted(1, "2.1");
+    world.step(None);
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Promoted
+    );
+    let reasons: Vec<&str> = world.events.iter().map(|e| e.reason).collect();
+    for reason in [
+        "ReleaseSeen",
+        "ReleaseProgressing",
+        "ReleaseSoaking",
+        "ReleaseVerified",
+        "ReleasePromoted",
+    ] {
+        assert!(
+            reasons.contains(&reason),
+            "{reason} missing from {reasons:?}"
+        );
+    }
+}
+
+#[test]
+fn a_check_failing_during_the_soak_revokes_the_release_downstream_too() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.step(Some(all_clear()));
+    world.advance(DAY);
+    let failing = Measurements {
+        checks: vec![Ok(0.05)],
+        ..all_clear()
+    };
+    world.step(Some(failing.clone()));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(
+        (staging.phase, staging.failed_verifications),
+        (ReleasePhase::Soaking, 1)
+    );
+    world.advance(3600);
+    world.step(Some(failing));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Revoked);
+    assert_eq!(
+        staging.message,
+        "revoked in staging: check error-rate = 0.05 above max 0.01, 2 verifications in a row"
+    );
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Revoked
+    );
+    let Admission::Revoke(reason) = world.admission(1, "2.1") else {
+        panic!("production must not take a revoked release");
+    };
+    assert_eq!(
+        reason,
+        "checkout:2.1 revoked in staging: check error-rate = 0.05 above max 0.01, 2 verifications in a row"
+    );
+    assert!(
+        world
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "ReleaseRevoked")
+    );
+    // Later verifications change nothing: revoked is final.
+    world.advance(7 * DAY);
+    let plan = world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Revoked);
+    assert!(plan.pushes.is_empty());
+}
+
+#[test]
+fn an_active_alert_holds_a_soaked_release_until_it_resolves() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.advance(7 * DAY);
+    let alert = Measurements {
+        alerts: Some(Ok(vec!["CheckoutLatencyHigh".into()])),
+        ..all_clear()
+    };
+    let plan = world.step(Some(alert));
+    assert!(plan.pushes.is_empty());
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Soaking);
+    let Admission::Wait(why) = world.admission(1, "2.1") else {
+        panic!("held");
+    };
+    assert_eq!(
+        why,
+        "checkout:2.1 has soaked 7d of 7d in staging; soaked 7d of 7d; held: unresolved incident: alert CheckoutLatencyHigh active"
+    );
+    world.advance(3600);
+    let plan = world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
+    assert_eq!(plan.pushes.len(), 1);
+}
+
+#[test]
+fn an_error_budget_overrun_during_the_canary_revokes_naming_the_budget() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(Some(all_clear()));
+    assert_eq!(
+        world
+            .entry("2.1", "staging")
+            .risk_spent
+            .error_budget_at_start,
+        Some(0.8)
+    );
+    world.budget = budget(0.785, ObjectiveState::Meeting);
+    world.advance(3600);
+    world.step(Some(all_clear()));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Revoked);
+    assert_eq!(staging.risk_spent.error_budget, Some(0.015));
+    assert!(
+        staging
+            .message
+            .contains("risk budget maxErrorBudgetSpend exceeded"),
+        "{}",
+        staging.message
+    );
+    // The staging rollout itself is told to roll its canary back.
+    assert!(matches!(world.admission(0, "2.1"), Admission::Revoke(_)));
+}
+
+#[test]
+fn a_critical_slo_revokes_and_a_shortfall_over_budget_revokes() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.step(Some(all_clear()));
+    world.budget = budget(0.80, ObjectiveState::Critical);
+    world.advance(3600);
+    world.step(Some(all_clear()));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Revoked);
+    assert_eq!(
+        staging.message,
+        "revoked in staging: SLO checkout-slo/availability Critical: critically violated"
+    );
+
+    let mut world = World::new();
+    world.spec.environments[0].risk_budget.shortfall = Some(ShortfallBudget {
+        query: "pnl".into(),
+        max: 1000.0,
+        unit: Some("USD".into()),
+    });
+    world.canary(0, "2.1", 1);
+    world.step(Some(Measurements {
+        shortfall: Some(Ok(1520.0)),
+        ..all_clear()
+    }));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Revoked);
+    assert_eq!(
+        staging.message,
+        "revoked in staging: risk budget shortfall exceeded: 1520 USD > max 1000 USD"
+    );
+}
+
+#[test]
+fn a_release_git_puts_in_production_before_it_soaked_waits() {
+    let mut world = World::new();
+    world.spec.environments[1].promotion = Promotion::GitOps;
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.step(Some(all_clear()));
+    world.advance(2 * DAY);
+    world.targets[1] = target("2.1");
+    let plan = world.step(Some(all_clear()));
+    assert!(
+        plan.pushes.is_empty(),
+        "GitOps environments are never pushed"
+    );
+    let production = world.entry("2.1", "production");
+    assert_eq!(production.phase, ReleasePhase::Waiting);
+    assert_eq!(
+        production.message,
+        "checkout:2.1 has soaked 2d of 7d in staging"
+    );
+    // A release never seen upstream waits too, saying so.
+    assert_eq!(
+        world.admission(1, "2.2"),
+        Admission::Wait("checkout:2.2 has not run in staging yet".into())
+    );
+}
+
+#[test]
+fn invalid_pipelines_are_named_field_by_field() {
+    let spec: ReleasePipelineSpec = serde_saphyr::from_str(
+        "
+release: {containers: [checkout]}
+environments:
+- {name: staging, rolloutRef: {name: checkout}, soak: 30s, verification: {interval: 1m}}
+- name: production
+  rolloutRef: {name: checkout, namespace: shop}
+  verification: {checks: [{name: latency, query: q, maxIncrease: 0.1}]}
+  gates: {incidents: {matchers: ['severity']}}
+",
+    )
+    .unwrap();
+    let problems = validate(&spec, "shop");
+    assert_eq!(
+        problems,
+        vec![
+            "spec.environments[0].soak 30s is shorter than verification.interval 1m",
+            "spec.environments[1].rolloutRef shop/checkout is also environment staging's: a release would cycle",
+            "spec.environments[1].verification.checks[0] needs min or max, and no maxIncrease/maxDecrease (nothing to compare with once promoted)",
+            "spec.environments[1].gates.incidents.matchers[0] \"severity\" is not name=value, name!=value, name=~regex or name!~regex",
+        ]
+    );
+    let stages: Vec<Stage> = serde_saphyr::from_str("[{weight: 1}, {weight: 5}]").unwrap();
+    assert_eq!(
+        rollout_problems(0, Some(1), &stages),
+        vec![
+            "spec.environments[0].riskBudget.maxCanaryWeight 1: the rollout's stage 1 sends 5% to the canary"
+        ]
+    );
+    assert!(rollout_problems(0, None, &stages).is_empty());
+}
+
+#[test]
+fn durations_for_people_keep_two_units() {
+    let cases = [
+        (5, "5s"),
+        (130, "2m10s"),
+        (3600, "1h"),
+        (5400, "1h30m"),
+        (3 * 86_400 + 7200, "3d2h"),
+        (7 * 86_400, "7d"),
+    ];
+    for (secs, text) in cases {
+        assert_eq!(coarse(Duration::from_secs(secs)), text);
+    }
+}
