@@ -176,13 +176,14 @@ fn validate(
             env.risk_budget.max_canary_weight,
             &rollout.spec.stages,
         ));
-        let others: Vec<String> = ctx
+        let mut others: Vec<String> = ctx
             .caches
             .pipelines_claiming(&rollout_namespace, name)
             .into_iter()
             .map(|(p, _)| p.name_any())
             .filter(|other| *other != pipeline.name_any())
             .collect();
+        others.sort();
         if !others.is_empty() {
             problems.push(format!(
                 "spec.environments[{index}].rolloutRef {rollout_namespace}/{name} is also in ReleasePipeline {}: one rollout belongs to one pipeline",

@@ -222,7 +222,9 @@ async fn validate(
             &spec.stages,
         )),
         claims => {
-            let names: Vec<String> = claims.iter().map(|(p, _)| p.name_any()).collect();
+            let mut names: Vec<String> = claims.iter().map(|(p, _)| p.name_any()).collect();
+            // The store's order is arbitrary; the message must not change between reconciles.
+            names.sort();
             problems.push(format!(
                 "ReleasePipelines {} all include this rollout: one rollout belongs to one pipeline",
                 names.join(", ")

@@ -565,28 +565,7 @@ impl Drop for Service {
         }
         // Killed first (its child is killed on drop), so it cannot add the finalizer back.
         drop(self.operator.take());
-        std::thread::sleep(Duration::from_millis(200));
-        let kubectl = |args: &[&str]| {
-            std::process::Command::new("kubectl")
-                .env("KUBECONFIG", &self.env.kubeconfig)
-                .args(["--namespace", self.ns.name()])
-                .args(args)
-                .stderr(std::process::Stdio::null())
-                .output()
-        };
-        let Ok(listed) = kubectl(&["get", "canaryrollouts", "--output", "name"]) else {
-            return;
-        };
-        for rollout in String::from_utf8_lossy(&listed.stdout).lines() {
-            let _ = kubectl(&[
-                "patch",
-                rollout,
-                "--type",
-                "merge",
-                "--patch",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
-        }
+        crate::support::clear_rollout_finalizers(&self.env, self.ns.name());
     }
 }
 

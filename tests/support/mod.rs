@@ -14,6 +14,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod alertmanager;
 mod env;
 mod eventually;
 mod exporter;
@@ -25,6 +26,7 @@ mod prometheus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use alertmanager::AlertmanagerInstance;
 pub use env::{FAKE_NODE, TestEnv};
 pub use eventually::{Attempt, eventually};
 pub use exporter::MetricsExporter;
@@ -58,4 +60,31 @@ pub fn free_port() -> u16 {
 /// Where helpers put logs and scratch directories (kept after the run for inspection).
 pub fn scratch_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// Removes the hand-back finalizer of every CanaryRollout in `namespace`, once the operator is
+/// gone: nothing else would run it, and the namespace would stay Terminating for good.
+pub fn clear_rollout_finalizers(env: &TestEnv, namespace: &str) {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &env.kubeconfig)
+            .args(["--namespace", namespace])
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+    };
+    let Ok(listed) = kubectl(&["get", "canaryrollouts", "--output", "name"]) else {
+        return;
+    };
+    for rollout in String::from_utf8_lossy(&listed.stdout).lines() {
+        let _ = kubectl(&[
+            "patch",
+            rollout,
+            "--type",
+            "merge",
+            "--patch",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+    }
 }
