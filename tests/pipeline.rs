@@ -352,3 +352,91 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
         "{notes:?}"
     );
 }
+
+/// An operator of the test namespace that takes part in leader election as `identity`.
+fn elected_operator(envs: &Environments, identity: &str) -> support::Operator {
+    let ns = envs.ns.name();
+    support::Operator::start_with_env(
+        &envs.env,
+        ns,
+        &envs.env.prometheus_url,
+        &[
+            "--leader-elect",
+            "--lease-namespace",
+            ns,
+            "--lease-duration",
+            "4s",
+        ],
+        &[("POD_NAME", identity)],
+    )
+}
+
+async fn lease_holder(envs: &Environments) -> Option<String> {
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = envs.ns.api();
+    leases
+        .get_opt("sluice")
+        .await
+        .expect("get lease")
+        .and_then(|l| l.spec?.holder_identity)
+}
+
+#[tokio::test]
+async fn a_kill_and_a_leader_change_during_the_soak_lose_nothing() {
+    let pipeline = pipeline_yaml("Push", "").replace("soak: 8s", "soak: 25s");
+    let mut envs = Environments::start("pipeline-restart", STAGING_STAGES, &pipeline).await;
+    envs.set_image("checkout-staging", V2).await;
+    let soaking = envs
+        .wait_release_phase("staging", ReleasePhase::Soaking, MINUTE)
+        .await;
+    let promoted_at = soaking.promoted_at.expect("promotion time");
+
+    // kill -9 and a restart of the only operator.
+    envs.operator.as_mut().expect("operator").restart().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_restart = release_entry(&envs.pipeline_status().await, "staging").expect("entry");
+    assert_eq!(after_restart.phase, ReleasePhase::Soaking);
+    assert_eq!(after_restart.promoted_at, Some(promoted_at));
+
+    // Two replicas with leader election; the leader is killed mid-soak.
+    drop(envs.operator.take());
+    let mut first = elected_operator(&envs, "sluice-a");
+    eventually(MINUTE, "sluice-a leading", async || {
+        lease_holder(&envs).await.as_deref() == Some("sluice-a")
+    })
+    .await;
+    let second = elected_operator(&envs, "sluice-b");
+    assert_eq!(envs.image("checkout-production").await, V1, "still soaking");
+    first.kill().await;
+    eventually(MINUTE, "sluice-b leading", async || {
+        lease_holder(&envs).await.as_deref() == Some("sluice-b")
+    })
+    .await;
+    envs.operator = Some(second);
+
+    let production = envs
+        .wait_rollout_phase("checkout-production", Phase::Succeeded, 2 * MINUTE)
+        .await;
+    let started = production
+        .status
+        .expect("status")
+        .history
+        .last()
+        .map(|h| h.started_at)
+        .expect("history");
+    assert!(
+        started.duration_since(promoted_at) >= jiff::SignedDuration::from_secs(25),
+        "production started before the soak ended"
+    );
+    let staging = release_entry(&envs.pipeline_status().await, "staging").expect("entry");
+    assert_eq!(
+        staging.promoted_at,
+        Some(promoted_at),
+        "the soak's start survived"
+    );
+    assert_eq!(staging.phase, ReleasePhase::Verified);
+    assert_eq!(
+        envs.notes("checkout", "ReleasePushed").await.len(),
+        1,
+        "pushed once, not once per operator"
+    );
+}
