@@ -63,6 +63,30 @@ async fn a_good_release_soaks_in_staging_then_is_pushed_to_production() {
             "{RELEASE} pushed to production: cleared in staging"
         )]
     );
+    // The plugin shows the matrix.
+    let plugin = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-sluice"))
+        .env("KUBECONFIG", &envs.env.kubeconfig)
+        .args(["pipeline", "checkout", "-n", envs.ns.name()])
+        .output()
+        .expect("run kubectl-sluice");
+    let matrix = String::from_utf8_lossy(&plugin.stdout);
+    assert!(
+        plugin.status.success(),
+        "{matrix}{}",
+        String::from_utf8_lossy(&plugin.stderr)
+    );
+    let row = matrix
+        .lines()
+        .find(|l| l.starts_with(RELEASE))
+        .unwrap_or_default();
+    assert!(
+        row.contains("Verified") && row.contains("Promoted"),
+        "{matrix}"
+    );
+    assert!(
+        matrix.contains(&format!("{RELEASE} in staging: canary weight 1% of 1%")),
+        "{matrix}"
+    );
     let metrics = envs.operator_metrics().await;
     let promoted = format!(
         "sluice_pipeline_release_phase{{namespace=\"{}\",pipeline=\"checkout\",environment=\"production\",phase=\"Promoted\"}} 1",

@@ -55,6 +55,9 @@ pub enum Command {
     Pause(Target),
     /// Let a paused rollout continue (spec.paused=false; under GitOps, change it in Git).
     Resume(Target),
+    /// Show a ReleasePipeline: releases × environments (phase, soak, since when), the risk
+    /// each release spent against its budgets, and why each waits.
+    Pipeline(PipelineArgs),
     /// Print a line each time the phase, stage, weight or verdict changes, until the rollout
     /// settles. Exit 0 when it succeeds (or nothing is pending), 1 when it is rolled back,
     /// frozen or invalid.
@@ -77,6 +80,21 @@ pub struct GetArgs {
     /// Output format: json or yaml (the objects), wide (more columns).
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Name of the ReleasePipeline.
+    pub name: String,
+    /// Output format: json or yaml (the object as stored). Default: the matrix.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<DocumentFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocumentFormat {
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,13 +13,14 @@ use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 
 use super::Exit;
-use super::cli::{Connection, GetArgs, OutputFormat, WatchArgs};
+use super::cli::{Connection, DocumentFormat, GetArgs, OutputFormat, PipelineArgs, WatchArgs};
 use super::error::PluginError;
 use super::explain::Explained;
+use super::pipeline::pipeline_matrix;
 use super::requests::{Request, paused_patch, paused_summary};
 use super::table::{TableOptions, rollout_table};
 use super::watch::{Progress, Settled, settled};
-use crate::api::{CanaryRollout, ParityPolicy, SLOBudget};
+use crate::api::{CanaryRollout, ParityPolicy, ReleasePipeline, SLOBudget};
 use crate::controller::deployment_summary::DeploymentSummary;
 use crate::controller::workloads::target_revision;
 
@@ -105,7 +106,10 @@ pub async fn get(session: &Session, args: &GetArgs) -> Result<(), PluginError> {
             return Ok(());
         }
         Some(OutputFormat::Wide) | None => {
-            let typed: Vec<CanaryRollout> = objects.iter().map(typed).collect::<Result<_, _>>()?;
+            let typed: Vec<CanaryRollout> = objects
+                .iter()
+                .map(|o| typed(o, "CanaryRollout"))
+                .collect::<Result<_, _>>()?;
             let budgets = fetch_budgets(session, args, &typed).await?;
             let options = TableOptions {
                 namespace_column: args.all_namespaces,
@@ -113,6 +117,35 @@ pub async fn get(session: &Session, args: &GetArgs) -> Result<(), PluginError> {
             };
             rollout_table(&typed, &budgets, options, Timestamp::now())
         }
+    };
+    print_out(&text);
+    Ok(())
+}
+
+pub async fn pipeline(session: &Session, args: &PipelineArgs) -> Result<(), PluginError> {
+    let resource = ApiResource::erase::<ReleasePipeline>(&());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(session.client.clone(), &session.namespace, &resource);
+    let name = &args.name;
+    let object = api.get(name).await.map_err(|e| {
+        PluginError::api_for(
+            "pipeline",
+            format!("reading pipeline {name}"),
+            name,
+            &session.namespace,
+            e,
+        )
+    })?;
+    let text = match args.output {
+        Some(DocumentFormat::Json) => {
+            let document = as_document(&[object], true).map_err(|e| output_error("json", e))?;
+            serde_json::to_string_pretty(&document).map_err(|e| output_error("json", e))? + "\n"
+        }
+        Some(DocumentFormat::Yaml) => {
+            let document = as_document(&[object], true).map_err(|e| output_error("yaml", e))?;
+            serde_saphyr::to_string(&document).map_err(|e| output_error("yaml", e))?
+        }
+        None => pipeline_matrix(&typed(&object, "ReleasePipeline")?, Timestamp::now()),
     };
     print_out(&text);
     Ok(())
@@ -201,12 +234,15 @@ fn print_out(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn typed(object: &DynamicObject) -> Result<CanaryRollout, PluginError> {
+fn typed<K: kube::Resource + DeserializeOwned>(
+    object: &DynamicObject,
+    kind: &'static str,
+) -> Result<K, PluginError> {
     object
         .clone()
         .try_parse()
         .map_err(|source| PluginError::Malformed {
-            kind: "CanaryRollout",
+            kind,
             name: object.metadata.name.clone().unwrap_or_default(),
             source,
         })

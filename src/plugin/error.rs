@@ -3,8 +3,12 @@
 /// Errors of the plugin; every one exits with code 1 (usage errors are clap's, code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("rollout {name} not found in namespace {namespace}")]
-    NotFound { name: String, namespace: String },
+    #[error("{kind} {name} not found in namespace {namespace}")]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        namespace: String,
+    },
     #[error("rollout {name} in namespace {namespace} is not frozen (phase {phase})")]
     NotFrozen {
         name: String,
@@ -51,8 +55,20 @@ impl PluginError {
         namespace: &str,
         source: kube::Error,
     ) -> Self {
+        Self::api_for("rollout", action, name, namespace, source)
+    }
+
+    /// Like [`PluginError::api`] for an object of another kind ("pipeline").
+    pub fn api_for(
+        kind: &'static str,
+        action: impl Into<String>,
+        name: &str,
+        namespace: &str,
+        source: kube::Error,
+    ) -> Self {
         match &source {
             kube::Error::Api(status) if status.is_not_found() => PluginError::NotFound {
+                kind,
                 name: name.to_string(),
                 namespace: namespace.to_string(),
             },

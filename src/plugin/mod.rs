@@ -4,7 +4,8 @@
 //! explanations (`table`, `explain`: pure, unit-tested); `promote`, `abort`, `retry` and
 //! `unfreeze` set the request annotations the operator already acts on, `pause` and `resume`
 //! set `spec.paused` (`requests`: the patches, pure); `watch` follows one rollout until it
-//! settles (`watch`: what changed and when it is over, pure). `commands` does the I/O. The
+//! settles (`watch`: what changed and when it is over, pure); `pipeline` shows a
+//! ReleasePipeline's release × environment matrix (pure). `commands` does the I/O. The
 //! plugin never decides anything about a rollout itself: the operator does.
 
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod explain;
 pub mod format;
 pub mod holding;
+pub mod pipeline;
 pub mod requests;
 pub mod table;
 pub mod watch;
@@ -57,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<Exit, PluginError> {
         Command::Unfreeze(t) => commands::request(&session, &t.name, Request::Unfreeze).await,
         Command::Pause(t) => commands::set_paused(&session, &t.name, true).await,
         Command::Resume(t) => commands::set_paused(&session, &t.name, false).await,
+        Command::Pipeline(args) => commands::pipeline(&session, &args).await,
         Command::Watch(args) => return commands::watch(&session, &args).await,
     };
     done.map(|()| Exit::Success)
