@@ -202,3 +202,76 @@ fn a_failure_streak_ends_where_the_checks_measured_and_passed() {
     assert_eq!(world.status.phase, Some(Phase::Progressing));
     assert_eq!(world.status.failed_evaluations, 1);
 }
+
+/// A production canary of 48 to 72 hours: `pause: 48h, maxDuration: 72h` (rollback at the
+/// deadline, the default).
+const LONG_CANARY: &str = "
+targetRef: {name: checkout}
+service: {name: checkout, port: 80}
+trafficRouting: {gatewayAPI: {httpRoutes: [checkout]}}
+stages: [{weight: 5, pause: 48h, maxDuration: 72h}, {weight: 100, pause: 1m}]
+analysis:
+  interval: 30s
+  failureLimit: 2
+  checks:
+  - {name: error-rate, query: 'sum(x{track=\"{{track}}\"})', max: 0.01}
+  - {name: latency, query: 'l{track=\"{{track}}\"}', maxIncrease: 0.1}
+";
+
+#[test]
+fn a_long_canary_holds_48_hours_then_promotes_with_a_status_that_does_not_grow() {
+    let mut world = at_stage_zero(LONG_CANARY);
+    let healthy = |i: i64| {
+        let noise = (i % 7) as f64 * 0.001;
+        tracks(&[
+            (Some(0.001), None),
+            (Some(0.200 + noise), Some(0.201 + noise)),
+        ])
+    };
+    let size = |world: &World| serde_json::to_string(&world.status).unwrap().len();
+    let mut sizes = Vec::new();
+    for hour in 0..48 {
+        for i in 0..360 {
+            world.advance(10);
+            let due = evaluation_due(&world.spec, &world.status, world.now);
+            world.step(due.then(|| healthy(i)));
+        }
+        sizes.push(size(&world));
+        if hour < 47 {
+            assert_eq!(
+                world.status.stage,
+                Some(0),
+                "hour {hour}: {:?}",
+                world.status.message
+            );
+        }
+    }
+    run_with(&mut world, 120, &healthy(0));
+    assert_ne!(
+        world.status.stage,
+        Some(0),
+        "promoted past 48h: {:?}",
+        world.status.message
+    );
+    assert_ne!(world.status.phase, Some(Phase::RolledBack));
+    // 5760 evaluations later the status is as large as after the first hour.
+    let (first, last) = (sizes[0], sizes[46]);
+    assert!(
+        last <= first + 64,
+        "status grew from {first} to {last} bytes"
+    );
+}
+
+#[test]
+fn a_long_canary_still_held_at_72_hours_is_rolled_back() {
+    let mut world = at_stage_zero(LONG_CANARY);
+    world.run_for(72 * 3600 - 60, None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    world.run_for(120, None);
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    let reason = &world.status.history.last().expect("history").reason;
+    assert!(
+        reason.contains("still held after its maxDuration 3d"),
+        "{reason}"
+    );
+}
