@@ -98,6 +98,14 @@ async fn one_operator_acts_and_a_standby_takes_over_a_rollout_in_progress() {
     })
     .await;
     weights.expect(&[0, 1, 5]).await;
+    // The route is written before the reconcile records its event: a kill in between would
+    // lose the event (the status keeps the step). Kill inside the stage, not that reconcile.
+    eventually(
+        Duration::from_secs(10),
+        "the 5 % stage's event",
+        async || service.notes("StageAdvanced").await.len() == 1,
+    )
+    .await;
     // Inside the 8 s stage at 5 %: the acting operator dies without a word.
     assert!(
         !reconciled(&second.log()),
