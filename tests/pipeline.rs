@@ -464,3 +464,50 @@ async fn a_kill_and_a_leader_change_during_the_soak_lose_nothing() {
         "pushed once, not once per operator"
     );
 }
+
+#[tokio::test]
+async fn without_alertmanager_a_firing_alert_in_prometheus_holds_the_promotion() {
+    // The gate reads `ALERTS{alertstate="firing"}` from Prometheus: here the series comes from
+    // the test exporter, as Prometheus' rule evaluation would write it. The matchers name the
+    // test's namespace, known once it exists.
+    let envs = Environments::start(
+        "pipeline-alerts-series",
+        STAGING_STAGES,
+        &pipeline_yaml("Push", ""),
+    )
+    .await;
+    let gate = format!(
+        "    gates: {{incidents: {{matchers: [service=checkout, namespace={}]}}}}\n",
+        envs.ns.name()
+    );
+    envs.ns.apply_yaml(&pipeline_yaml("Push", &gate)).await;
+    let alert = [
+        ("alertname", "CheckoutErrors"),
+        ("alertstate", "firing"),
+        ("service", "checkout"),
+        ("namespace", envs.ns.name()),
+    ];
+    envs.exporter.set("ALERTS", &alert, 1.0);
+    envs.exporter.wait_until_scraped("ALERTS", &alert).await;
+    envs.set_image("checkout-staging", V2).await;
+
+    let held = eventually(MINUTE, "staging soaked and held by ALERTS", async || {
+        let status = envs.pipeline_status().await;
+        match release_entry(&status, "staging") {
+            Some(e) if e.soak.as_deref() == Some("8s of 8s") && !e.held_by.is_empty() => Ok(e),
+            other => Err(other.map(|e| (e.phase, e.message))),
+        }
+    })
+    .await;
+    assert_eq!(
+        held.held_by,
+        vec!["unresolved incident: 1 alert firing in Prometheus ALERTS"]
+    );
+    assert_eq!(envs.image("checkout-production").await, V1);
+
+    envs.exporter.remove("ALERTS", &alert);
+    envs.wait_release_phase("staging", ReleasePhase::Verified, MINUTE)
+        .await;
+    envs.wait_rollout_phase("checkout-production", Phase::Succeeded, 2 * MINUTE)
+        .await;
+}

@@ -18,7 +18,7 @@ pub struct Measurements {
     pub checks: Vec<Result<f64, String>>,
     pub volume: Option<Result<f64, String>>,
     pub shortfall: Option<Result<f64, String>>,
-    /// Active, unsilenced alerts matching the incident gate, by name.
+    /// Active, unsilenced alerts matching the incident gate, described ("alert X active").
     pub alerts: Option<Result<Vec<String>, String>>,
 }
 
@@ -105,10 +105,9 @@ pub fn judge(
         }
     }
     match &measured.alerts {
-        Some(Ok(alerts)) if !alerts.is_empty() => verdict.holds.push(format!(
-            "unresolved incident: alert {} active",
-            alerts.join(", ")
-        )),
+        Some(Ok(alerts)) if !alerts.is_empty() => verdict
+            .holds
+            .push(format!("unresolved incident: {}", alerts.join("; "))),
         Some(Err(e)) => verdict.holds.push(format!("incidents unknown: {e}")),
         _ => {}
     }

@@ -305,7 +305,7 @@ fn an_active_alert_holds_a_soaked_release_until_it_resolves() {
     world.promoted(0, "2.1");
     world.advance(7 * DAY);
     let alert = Measurements {
-        alerts: Some(Ok(vec!["CheckoutLatencyHigh".into()])),
+        alerts: Some(Ok(vec!["alert CheckoutLatencyHigh active".into()])),
         ..all_clear()
     };
     let plan = world.step(Some(alert));

@@ -80,7 +80,8 @@ async fn value(
     }
 }
 
-/// Active alerts matching the gate: from Alertmanager when it answers, else from `ALERTS`.
+/// Active alerts matching the gate, described ("alert X active"): from Alertmanager when it
+/// answers, else from `ALERTS`.
 async fn incidents(
     source: &dyn MetricsSource,
     gate: &crate::api::release_pipeline::IncidentGate,
@@ -92,14 +93,17 @@ async fn incidents(
         .collect();
     let unreachable = match &gate.alertmanager {
         Some(base) => match alertmanager::active_alerts(base, &matchers).await {
-            Ok(names) => return Ok(names),
+            Ok(names) => return Ok(names.iter().map(|n| format!("alert {n} active")).collect()),
             Err(e) => Some(e),
         },
         None => None,
     };
     let query = format!("count({})", alert_matchers::alerts_query(&matchers));
     match source.query_value(&query, None).await {
-        Ok(Some(count)) if count > 0.0 => Ok(vec![format!("{count} firing in Prometheus ALERTS")]),
+        Ok(Some(count)) if count > 0.0 => Ok(vec![format!(
+            "{count} alert{} firing in Prometheus ALERTS",
+            if count == 1.0 { "" } else { "s" }
+        )]),
         Ok(_) => Ok(Vec::new()),
         Err(e) => Err(match unreachable {
             Some(first) => format!("{first}; Prometheus ALERTS: {e}"),
