@@ -113,6 +113,7 @@ fn run(spec: &CanaryRolloutSpec, family: Family, seed: u64) -> Outcome {
             analysis: input.as_ref(),
             freeze: None,
             pipeline: None,
+            revoke_stable: None,
             now,
         };
         let planned = plan(&snapshot);

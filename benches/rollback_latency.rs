@@ -105,6 +105,7 @@ async fn main() {
             analysis: Some(&failing),
             freeze: None,
             pipeline: None,
+            revoke_stable: None,
             now: jiff::Timestamp::now(),
         };
         let decided = plan(&snapshot);

@@ -180,12 +180,8 @@ async fn a_release_git_puts_in_production_before_it_soaked_waits() {
 
 #[tokio::test]
 async fn a_release_that_breaks_during_the_staging_soak_is_revoked_and_never_reaches_production() {
-    let envs = Environments::start(
-        "pipeline-revoke",
-        STAGING_STAGES,
-        &pipeline_yaml("Push", ""),
-    )
-    .await;
+    let pipeline = pipeline_yaml("Push", "    onRevoke: Rollback\n");
+    let envs = Environments::start("pipeline-revoke", STAGING_STAGES, &pipeline).await;
     envs.set_image("checkout-staging", V2).await;
     envs.wait_release_phase("staging", ReleasePhase::Soaking, MINUTE)
         .await;
@@ -210,6 +206,64 @@ async fn a_release_that_breaks_during_the_staging_soak_is_revoked_and_never_reac
         warnings.iter().any(|n| n.contains("check error-rate")),
         "{warnings:?}"
     );
+    // Staging says onRevoke: Rollback: its stable Deployment goes back to the release before.
+    let staging = envs
+        .wait_rollout_phase("checkout-staging", Phase::RolledBack, MINUTE)
+        .await;
+    let status = staging.status.expect("status");
+    let last = status.history.last().expect("history");
+    assert_eq!(last.result, RolloutResult::RolledBack);
+    assert!(
+        last.reason
+            .starts_with("checkout:2.0.0 revoked in staging: check error-rate"),
+        "{}",
+        last.reason
+    );
+    eventually(
+        MINUTE,
+        "staging's stable Deployment back on v1",
+        async || envs.image("checkout-staging-stable").await == V1,
+    )
+    .await;
+    assert_eq!(
+        envs.image("checkout-staging").await,
+        V2,
+        "Git's template stays on the target"
+    );
+    let target_replicas = envs
+        .ns
+        .deployment("checkout-staging")
+        .await
+        .spec
+        .and_then(|s| s.replicas);
+    assert_eq!(target_replicas, Some(0));
+    assert!(
+        !envs
+            .notes("checkout-staging", "StableReverted")
+            .await
+            .is_empty()
+    );
+    // The revoked revision's saved template is gone; the restored one's stays.
+    let saved: kube::Api<k8s_openapi::api::apps::v1::ControllerRevision> = envs.ns.api();
+    let images: Vec<String> = saved
+        .list(&kube::api::ListParams::default().labels("sluice.dev/rollout=checkout-staging"))
+        .await
+        .expect("list ControllerRevisions")
+        .items
+        .into_iter()
+        .map(|r| {
+            r.data
+                .map(|d| {
+                    d.0["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(images, vec![V1.to_string()]);
+
     // Past the soak, nothing reaches production.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(envs.image("checkout-production").await, V1);
@@ -219,6 +273,13 @@ async fn a_release_that_breaks_during_the_staging_soak_is_revoked_and_never_reac
         .status
         .and_then(|s| s.phase);
     assert_eq!(phase, Some(Phase::Idle));
+    // The revoked release stays on staging's target and does not start again.
+    let phase = envs
+        .rollout("checkout-staging")
+        .await
+        .status
+        .and_then(|s| s.phase);
+    assert_eq!(phase, Some(Phase::RolledBack));
 }
 
 #[tokio::test]

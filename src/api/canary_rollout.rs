@@ -361,6 +361,11 @@ pub struct CanaryRolloutStatus {
     /// Hash of the pod template running on the stable Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
+    /// The stable revision before the current one. Its template is kept in the
+    /// ControllerRevision `<rollout>-<revision>`, so a promotion a ReleasePipeline revokes can be
+    /// undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_stable_revision: Option<String>,
     /// Hash of the target's pod template under analysis (or last analysed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_revision: Option<String>,

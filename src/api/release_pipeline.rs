@@ -76,6 +76,18 @@ pub struct Environment {
     /// How much risk the release may take here; exceeding any part rolls it back.
     #[serde(default)]
     pub risk_budget: RiskBudget,
+    /// What happens here to a release revoked after it was promoted here: `Keep` it (the
+    /// environments after never take it), or `Rollback` the stable Deployment to the revision
+    /// before it.
+    #[serde(default)]
+    pub on_revoke: OnRevoke,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OnRevoke {
+    #[default]
+    Keep,
+    Rollback,
 }
 
 /// A CanaryRollout by namespace and name.

@@ -47,6 +47,7 @@ pub mod release_pipeline;
 pub mod replica_set_summary;
 pub mod rollout;
 mod rollout_metrics;
+mod saved_templates;
 pub mod server;
 pub mod service_summary;
 pub mod slo_budget;

@@ -22,9 +22,10 @@ use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::objects;
 use super::replica_set_summary::ReplicaSetSummary;
+use super::saved_templates;
 use super::workloads;
 use crate::api::CanaryRollout;
-use crate::api::canary_rollout::Phase;
+use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
 use crate::api::conditions::{Condition, RECONCILE_FAILING, set_condition};
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
@@ -145,6 +146,16 @@ fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Der
             .and_then(|r| caches.slo_budget(namespace, &r.name)),
         pipelines: caches.pipelines_claiming(namespace, &rollout.name_any()),
     }
+}
+
+/// Why the rollout's ReleasePipeline wants its stable revision undone, if it does.
+fn stable_revoked(objects: &Dereferenced, status: &CanaryRolloutStatus) -> Option<String> {
+    let [(pipeline, index)] = objects.pipelines.as_slice() else {
+        return None;
+    };
+    let stable = status.stable_revision.as_deref()?;
+    let pipeline_status = pipeline.status.clone().unwrap_or_default();
+    pipeline_gates::stable_revoked(&pipeline.spec, &pipeline_status, *index, stable)
 }
 
 /// What the rollout's ReleasePipeline says of the target's candidate; None outside a pipeline
@@ -271,6 +282,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         .and_then(slo_gate::freeze_reason);
     let (target_observed, stable_observed) = observe(&objects);
     let admission = pipeline_admission(&objects);
+    let revoke_stable = stable_revoked(&objects, &status);
     let canary_hash = match &objects.target {
         Some(_)
             if status.phase.is_some_and(|p| {
@@ -318,6 +330,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         analysis: analysis.as_ref(),
         freeze: freeze.as_deref(),
         pipeline: admission.as_ref(),
+        revoke_stable: revoke_stable.as_deref(),
         now,
     };
     let mut plan = engine::plan(&snapshot);
@@ -353,6 +366,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     ctx.statuses
         .write(ctx, rollout, &status, &plan.status)
         .await?;
+    saved_templates::forget_replaced(ctx, rollout, &status, &plan.status).await?;
     ctx.metrics.rollouts.record(
         &namespace,
         &rollout.name_any(),
@@ -407,13 +421,30 @@ pub async fn carry_out(
     let mut shrink_stable_to = None;
     if let Some(change) = &plan.stable {
         let stable = observed.stable_workload;
-        if change.copy_target_template || stable.is_none() {
+        if let Some(revision) = &change.restore_revision {
+            let in_place = observed
+                .stable
+                .is_some_and(|deployment| workloads::stable_revision(deployment) == *revision);
+            if !in_place {
+                let template = saved_templates::read(ctx, rollout, revision).await?;
+                workloads::apply_stable_template(
+                    &deployments,
+                    rollout,
+                    target,
+                    template,
+                    revision,
+                    change.replicas,
+                )
+                .await?;
+            }
+        } else if change.copy_target_template || stable.is_none() {
             let revision = workloads::target_revision(target);
             let in_place = observed.stable.is_some_and(|deployment| {
                 workloads::stable_revision(deployment) == revision
                     && deployment.spec.as_ref().and_then(|s| s.replicas) == Some(change.replicas)
             });
             if !in_place {
+                saved_templates::save(ctx, rollout, target, &revision).await?;
                 workloads::apply_stable(&deployments, rollout, target, &revision, change.replicas)
                     .await?;
             }

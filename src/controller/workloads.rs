@@ -69,7 +69,7 @@ pub fn stable_revision(stable: &DeploymentSummary) -> String {
         .unwrap_or_default()
 }
 
-fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Value, Error> {
+pub fn owned_metadata(rollout: &CanaryRollout, name: &str) -> Result<serde_json::Value, Error> {
     let owner = rollout
         .controller_owner_ref(&())
         .ok_or(Error::MissingNamespace)?;
@@ -96,12 +96,25 @@ pub async fn apply_stable(
     revision: &str,
     replicas: i32,
 ) -> Result<(), Error> {
-    let name = stable_name(&target.name_any());
-    let spec = target.spec.clone().unwrap_or_default();
-    let mut template = match &spec.template {
+    let template = match target.spec.as_ref().and_then(|s| s.template.as_ref()) {
         Some(template) => template.to_value()?,
         None => serde_json::json!({}),
     };
+    apply_stable_template(api, rollout, target, template, revision, replicas).await
+}
+
+/// The stable Deployment carrying `template` (the target's, or an earlier stable one put back)
+/// with the track label added; selector, strategy and readiness come from the target.
+pub async fn apply_stable_template(
+    api: &Api<Deployment>,
+    rollout: &CanaryRollout,
+    target: &DeploymentSummary,
+    mut template: serde_json::Value,
+    revision: &str,
+    replicas: i32,
+) -> Result<(), Error> {
+    let name = stable_name(&target.name_any());
+    let spec = target.spec.clone().unwrap_or_default();
     template["metadata"]["labels"][TRACK_LABEL] = json!("stable");
     let mut selector = serde_json::to_value(&spec.selector)?;
     selector["matchLabels"][TRACK_LABEL] = json!("stable");

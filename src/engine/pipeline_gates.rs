@@ -279,3 +279,22 @@ pub fn claimed_environment(
             && env.rollout_ref.namespace.as_deref().unwrap_or(home) == namespace
     })
 }
+
+/// Why environment `index`'s stable revision must be rolled back: the release it runs was
+/// revoked (here or upstream) and the environment says `onRevoke: Rollback`.
+pub fn stable_revoked(
+    spec: &ReleasePipelineSpec,
+    status: &ReleasePipelineStatus,
+    index: usize,
+    stable_revision: &str,
+) -> Option<String> {
+    let env = spec.environments.get(index)?;
+    if env.on_revoke != crate::api::release_pipeline::OnRevoke::Rollback {
+        return None;
+    }
+    status.releases.iter().find_map(|release| {
+        let entry = entry_of(release, &env.name)?;
+        (entry.phase == ReleasePhase::Revoked && entry.revision.as_deref() == Some(stable_revision))
+            .then(|| format!("{} {}", release.name, entry.message))
+    })
+}

@@ -62,6 +62,9 @@ pub struct Snapshot<'a> {
     /// What the ReleasePipeline that claims the rollout says of its candidate; None outside a
     /// pipeline.
     pub pipeline: Option<&'a Admission>,
+    /// Why the stable revision must be undone (its release was revoked and its environment
+    /// rolls back on revocation); None otherwise.
+    pub revoke_stable: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -70,6 +73,8 @@ pub struct Snapshot<'a> {
 pub struct StableChange {
     /// Copy the target's pod template onto it (adoption, promotion).
     pub copy_target_template: bool,
+    /// Put back the template of this earlier stable revision, kept in a ControllerRevision.
+    pub restore_revision: Option<String>,
     pub replicas: i32,
 }
 
@@ -287,6 +292,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         Desired {
             stable: Some(StableChange {
                 copy_target_template: false,
+                restore_revision: None,
                 replicas: stable,
             }),
             weight: Some(weight),
@@ -357,6 +363,7 @@ impl<'s, 'a> Planner<'s, 'a> {
                 let desired = Desired {
                     stable: Some(StableChange {
                         copy_target_template: copy,
+                        restore_revision: None,
                         replicas: size,
                     }),
                     weight: None,
@@ -386,6 +393,11 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status
                 .conditions
                 .retain(|c| !(c.type_ == FROZEN && c.reason == FROZEN_BY_BUDGET));
+        }
+        if let Some(reason) = self.s.revoke_stable
+            && let Some(previous) = self.status.previous_stable_revision.clone()
+        {
+            return self.revert_stable(stable_revision, previous, reason);
         }
         let phase = self.status.phase.unwrap_or(Phase::Idle);
         if target.revision == stable_revision {
@@ -441,6 +453,42 @@ impl<'s, 'a> Planner<'s, 'a> {
             );
         }
         self.start_rollout(target)
+    }
+
+    /// The promoted revision was revoked: stable takes the revision before it back, and the
+    /// revoked one counts as rolled back (it stays on the target, where the pipeline keeps it
+    /// from starting again).
+    fn revert_stable(mut self, revoked: &str, previous: String, reason: &str) -> Plan {
+        self.status.stable_revision = Some(previous.clone());
+        self.status.previous_stable_revision = None;
+        self.status.canary_revision = Some(revoked.to_string());
+        self.status.phase = Some(Phase::RolledBack);
+        self.status.stage = None;
+        self.rollback_cause = Some(RollbackCause::Pipeline);
+        let message = format!("promoted revision {revoked} reverted to {previous}: {reason}");
+        self.push_history(
+            revoked,
+            RolloutResult::RolledBack,
+            self.s.now,
+            reason.to_string(),
+        );
+        self.event(true, "StableReverted", message.clone());
+        set_condition(
+            &mut self.status.conditions,
+            Condition::new(
+                PROMOTED,
+                false,
+                "StableReverted",
+                message.clone(),
+                self.s.now,
+            ),
+        );
+        let mut desired = self.desired(0, false);
+        if let Some(stable) = desired.stable.as_mut() {
+            stable.restore_revision = Some(previous);
+        }
+        desired.requeue_after = FAST_REQUEUE;
+        self.finish(Situation::RolledBack, message, desired)
     }
 
     /// A candidate the pipeline has not cleared does not start: Waiting, with the reason.
@@ -826,6 +874,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         let mut desired = self.desired(weight, true);
         desired.stable = Some(StableChange {
             copy_target_template: true,
+            restore_revision: None,
             replicas: self.full_size(),
         });
         desired.weight = self.status.canary_weight;
@@ -862,6 +911,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         }
         desired.stable = Some(StableChange {
             copy_target_template: !stable_has_candidate,
+            restore_revision: None,
             replicas: n,
         });
         desired.weight = self.status.canary_weight;
@@ -879,7 +929,8 @@ impl<'s, 'a> Planner<'s, 'a> {
 
     fn promoted(mut self, revision: String) -> Plan {
         let started = self.status.rollout_started_at.unwrap_or(self.s.now);
-        self.status.stable_revision = Some(revision.clone());
+        let previous = self.status.stable_revision.replace(revision.clone());
+        self.status.previous_stable_revision = previous.filter(|p| *p != revision);
         self.status.phase = Some(Phase::Succeeded);
         self.status.stage_started_at = None;
         self.status.failed_evaluations = 0;

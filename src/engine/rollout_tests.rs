@@ -22,6 +22,7 @@ struct World {
     weights: Vec<u32>,
     freeze: Option<String>,
     pipeline: Option<crate::engine::pipeline_gates::Admission>,
+    revoke_stable: Option<String>,
 }
 
 const GATEWAY: &str = "
@@ -55,6 +56,7 @@ impl World {
             weights: Vec::new(),
             freeze: None,
             pipeline: None,
+            revoke_stable: None,
         }
     }
 
@@ -80,6 +82,7 @@ impl World {
             analysis: analysis.as_ref(),
             freeze: self.freeze.as_deref(),
             pipeline: self.pipeline.as_ref(),
+            revoke_stable: self.revoke_stable.as_deref(),
             now: self.now,
         };
         let plan = plan(&snapshot);
@@ -92,6 +95,9 @@ impl World {
         self.events.extend(plan.events.iter().cloned());
         if let Some(change) = &plan.stable {
             let revision = match (&self.stable, change.copy_target_template) {
+                _ if change.restore_revision.is_some() => {
+                    change.restore_revision.clone().unwrap_or_default()
+                }
                 (_, true) => self.target.revision.clone(),
                 (Some(stable), false) => stable.revision.clone(),
                 (None, false) => panic!("stable changed before it exists"),
@@ -155,6 +161,7 @@ fn adoption_makes_the_current_template_stable_without_analysis() {
         first.stable,
         Some(StableChange {
             copy_target_template: true,
+            restore_revision: None,
             replicas: 3
         })
     );
@@ -581,6 +588,62 @@ fn a_candidate_the_pipeline_has_not_cleared_waits_and_a_revoked_one_is_rolled_ba
 }
 
 #[test]
+fn a_promoted_revision_revoked_by_its_pipeline_gives_stable_back_to_the_one_before() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.status.stage = Some(4); // past the last stage: promote
+    world.step(None);
+    world.step(None);
+    assert_eq!(
+        world.status.phase,
+        Some(Phase::Succeeded),
+        "{:?}",
+        world.status.message
+    );
+    assert_eq!(world.status.stable_revision.as_deref(), Some("rev2"));
+    assert_eq!(
+        world.status.previous_stable_revision.as_deref(),
+        Some("rev1")
+    );
+
+    let reason = "checkout:2.1 revoked in staging: check error-rate = 0.05 above max 0.01";
+    world.revoke_stable = Some(reason.into());
+    let plan = world.step(None);
+    assert_eq!(
+        plan.stable
+            .as_ref()
+            .and_then(|s| s.restore_revision.as_deref()),
+        Some("rev1")
+    );
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Pipeline));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert_eq!(world.status.stable_revision.as_deref(), Some("rev1"));
+    assert_eq!(world.status.previous_stable_revision, None);
+    let last = world.status.history.last().expect("history");
+    assert_eq!(
+        (last.revision.as_str(), last.result),
+        ("rev2", RolloutResult::RolledBack)
+    );
+    assert!(
+        world
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "StableReverted")
+    );
+    // Nothing earlier to go back to: the revision stays.
+    world.revoke_stable = Some(reason.into());
+    let plan = world.step(None);
+    assert_eq!(
+        plan.stable
+            .as_ref()
+            .and_then(|s| s.restore_revision.as_deref()),
+        None
+    );
+}
+
+#[test]
 fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
     let mut world = World::adopted(GATEWAY);
     world.new_template("rev2");
@@ -693,6 +756,7 @@ fn invalid_spec_changes_nothing_and_resumes_when_fixed() {
         analysis: None,
         freeze: None,
         pipeline: None,
+        revoke_stable: None,
         now: world.now,
     };
     let invalid = plan(&snapshot);

@@ -125,6 +125,7 @@ pub async fn replay(
             analysis,
             freeze,
             pipeline: None,
+            revoke_stable: None,
             now,
         })
     };

@@ -128,6 +128,7 @@ mod tests {
         let mut world = Deployments::before_adoption();
         let copy = StableChange {
             copy_target_template: true,
+            restore_revision: None,
             replicas: 10,
         };
         world.carry_out(&plan(Some(copy.clone()), None));
@@ -136,6 +137,7 @@ mod tests {
         world.push_candidate();
         let scale = StableChange {
             copy_target_template: false,
+            restore_revision: None,
             replicas: 9,
         };
         world.carry_out(&plan(Some(scale), Some(1)));
