@@ -436,6 +436,27 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
             && notes[0].contains("checkout-qa not found"),
         "{notes:?}"
     );
+    // An environment in another cluster whose kubeconfig Secret does not exist.
+    let remote = pipeline_yaml("Push", "")
+        .replace("name: checkout}", "name: checkout-3}")
+        .replace("{name: checkout-staging}", "{name: checkout-dev}")
+        .replace(
+            "    rolloutRef: {name: checkout-production}\n",
+            "    rolloutRef: {name: checkout-production}\n    cluster: {secretRef: {name: no-such-cluster}}\n",
+        );
+    envs.ns.apply_yaml(&remote).await;
+    let notes = eventually(MINUTE, "checkout-3's InvalidSpec event", async || {
+        let notes = envs.notes("checkout-3", "InvalidSpec").await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert!(
+        notes[0].contains(&format!(
+            "spec.environments[1].cluster: Secret {}/no-such-cluster not found",
+            envs.ns.name()
+        )),
+        "{notes:?}"
+    );
 }
 
 /// An operator of the test namespace that takes part in leader election as `identity`.

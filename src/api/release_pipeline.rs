@@ -56,6 +56,12 @@ pub struct Environment {
     pub name: String,
     /// The CanaryRollout that delivers a release in this environment.
     pub rollout_ref: RolloutRef,
+    /// Another cluster the rollout lives in, reached with the kubeconfig in a Secret of the
+    /// pipeline's namespace (as Argo CD's cluster secrets). A Sluice operator runs there too and
+    /// acts on the rollout; this one reads it, pushes images and writes the pipeline's verdict
+    /// on it (`sluice.dev/pipeline-gate`). Default: this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRef>,
     /// How a release gets here from the environment before (ignored for the first one):
     /// `GitOps` (someone changes this environment's target; its rollout waits until the
     /// release is verified upstream) or `Push` (Sluice sets the target's images itself once
@@ -99,6 +105,28 @@ pub struct RolloutRef {
     /// Default: the pipeline's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// A cluster, by the Secret holding its kubeconfig.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the pipeline's namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key holding a kubeconfig. Default: `kubeconfig`.
+    #[serde(default = "default_kubeconfig_key")]
+    pub key: String,
+}
+
+fn default_kubeconfig_key() -> String {
+    "kubeconfig".to_string()
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

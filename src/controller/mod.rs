@@ -44,6 +44,7 @@ pub mod parity_policy;
 mod pipeline_metrics;
 pub mod pipeline_nudges;
 pub mod release_pipeline;
+pub mod remote_clusters;
 pub mod replica_set_summary;
 pub mod rollout;
 mod rollout_metrics;
@@ -124,6 +125,8 @@ pub struct Context {
     pub parity_feed: ParityFeed,
     /// Pipelines to reconcile now because one of their rollouts moved.
     pub pipeline_nudges: PipelineNudges,
+    /// Environments of pipelines in other clusters.
+    pub remote_clusters: Arc<remote_clusters::RemoteClusters>,
 }
 
 impl Context {
@@ -188,6 +191,7 @@ impl Context {
             backoff: ErrorBackoff::default(),
             parity_feed: ParityFeed::default(),
             pipeline_nudges: PipelineNudges::default(),
+            remote_clusters: Arc::default(),
         }
     }
 }

@@ -19,9 +19,13 @@ impl PipelineNudges {
     }
 
     pub fn nudge(&self, pipeline: &ReleasePipeline) {
+        self.nudge_ref(ObjectRef::from_obj(pipeline));
+    }
+
+    pub fn nudge_ref(&self, pipeline: ObjectRef<ReleasePipeline>) {
         if let Some(sender) = &self.0 {
             // The controller gone means the operator is stopping: nothing to nudge.
-            let _ = sender.send(ObjectRef::from_obj(pipeline));
+            let _ = sender.send(pipeline);
         }
     }
 }

@@ -8,13 +8,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
+use super::caches::Caches;
+use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::objects;
+use super::remote_clusters::RemoteNamespace;
 use super::workloads;
 use crate::api::CanaryRollout;
 use crate::api::release_pipeline::{ReleasePipeline, ReleasePipelineSpec};
@@ -29,6 +32,42 @@ struct Environment {
     rollout: Option<Arc<CanaryRollout>>,
     target: Option<TargetView>,
     budgets: Vec<(String, Option<Arc<SLOBudget>>)>,
+    /// The other cluster it lives in, if any.
+    remote: Option<Arc<RemoteNamespace>>,
+    /// Why the other cluster cannot be read.
+    unreachable: Option<String>,
+}
+
+/// Where an environment's objects are read: this operator's caches, or another cluster's.
+enum Source<'a> {
+    Local(&'a Caches),
+    Remote(&'a RemoteNamespace),
+}
+
+impl Source<'_> {
+    fn rollout(&self, namespace: &str, name: &str) -> Option<Arc<CanaryRollout>> {
+        let reference = ObjectRef::new(name).within(namespace);
+        match self {
+            Source::Local(caches) => caches.rollouts.get(&reference),
+            Source::Remote(remote) => remote.rollouts.get(&reference),
+        }
+    }
+
+    fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<DeploymentSummary>> {
+        match self {
+            Source::Local(caches) => caches.deployment(namespace, name),
+            Source::Remote(remote) => remote
+                .deployments
+                .get(&ObjectRef::new(name).within(namespace)),
+        }
+    }
+
+    fn budget(&self, namespace: &str, name: &str) -> Option<Arc<SLOBudget>> {
+        match self {
+            Source::Local(caches) => caches.slo_budget(namespace, name),
+            Source::Remote(remote) => remote.budgets.get(&ObjectRef::new(name).within(namespace)),
+        }
+    }
 }
 
 pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -41,7 +80,9 @@ pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Res
         .pipeline_statuses
         .latest(pipeline.as_ref(), pipeline.status.as_ref())
         .unwrap_or_default();
-    let environments = dereference(spec, &namespace, &ctx);
+    let Some(environments) = dereference(&pipeline, &namespace, &ctx).await else {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    };
     let problems = validate(&pipeline, &namespace, &environments, &ctx);
 
     let now = Timestamp::now();
@@ -95,8 +136,13 @@ pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Res
         let Some(rollout) = &env.rollout else {
             continue;
         };
-        let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &env.namespace);
+        let client = env.remote.as_ref().map_or(&ctx.client, |r| &r.client);
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &env.namespace);
         workloads::set_images(&deployments, &rollout.spec.target_ref.name, &push.images).await?;
+    }
+    if problems.is_empty() {
+        let name = format!("{namespace}/{}", pipeline.name_any());
+        tell_remote_rollouts(&name, spec, &plan.status, &environments).await?;
     }
     ctx.pipeline_statuses
         .write(&ctx, pipeline.as_ref(), &old, &plan.status)
@@ -110,48 +156,76 @@ pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Res
     Ok(Action::requeue(plan.requeue_after))
 }
 
-fn dereference(spec: &ReleasePipelineSpec, namespace: &str, ctx: &Context) -> Vec<Environment> {
-    spec.environments
-        .iter()
-        .map(|env| {
-            let (rollout_namespace, name) = pipeline::rollout_key(env, namespace);
-            let rollout = ctx
-                .caches
-                .rollouts
-                .get(&ObjectRef::new(name).within(&rollout_namespace));
-            let target = rollout.as_ref().and_then(|r| {
-                let deployment = ctx
-                    .caches
-                    .deployment(&rollout_namespace, &r.spec.target_ref.name)?;
-                let template = deployment.spec.as_ref()?.template.as_ref()?;
-                Some(TargetView {
-                    images: template.images(),
-                    revision: template.revision().to_string(),
-                })
-            });
-            let mut names = env.gates.slo_budgets.clone();
-            if let Some(reference) = rollout
-                .as_ref()
-                .and_then(|r| r.spec.analysis.slo_budget_ref.as_ref())
-                && !names.contains(&reference.name)
+/// Each environment's rollout, target and budgets; None while another cluster's caches have
+/// not synced yet.
+async fn dereference(
+    pipeline: &ReleasePipeline,
+    namespace: &str,
+    ctx: &Context,
+) -> Option<Vec<Environment>> {
+    let mut environments = Vec::new();
+    for env in &pipeline.spec.environments {
+        let (rollout_namespace, name) = pipeline::rollout_key(env, namespace);
+        let (remote, unreachable) = match &env.cluster {
+            None => (None, None),
+            Some(cluster) => match ctx
+                .remote_clusters
+                .namespace(
+                    &ctx.client,
+                    namespace,
+                    cluster,
+                    &rollout_namespace,
+                    pipeline,
+                    &ctx.pipeline_nudges,
+                )
+                .await
             {
-                names.push(reference.name.clone());
-            }
-            let budgets = names
-                .into_iter()
-                .map(|name| {
-                    let budget = ctx.caches.slo_budget(&rollout_namespace, &name);
-                    (name, budget)
-                })
-                .collect();
-            Environment {
-                namespace: rollout_namespace,
-                rollout,
-                target,
-                budgets,
-            }
-        })
-        .collect()
+                Ok(remote) if !remote.synced() => return None,
+                Ok(remote) => (Some(remote), None),
+                Err(why) => (None, Some(why)),
+            },
+        };
+        let source = match &remote {
+            Some(remote) => Source::Remote(remote),
+            None => Source::Local(&ctx.caches),
+        };
+        let rollout = match &unreachable {
+            Some(_) => None,
+            None => source.rollout(&rollout_namespace, name),
+        };
+        let target = rollout.as_ref().and_then(|r| {
+            let deployment = source.deployment(&rollout_namespace, &r.spec.target_ref.name)?;
+            let template = deployment.spec.as_ref()?.template.as_ref()?;
+            Some(TargetView {
+                images: template.images(),
+                revision: template.revision().to_string(),
+            })
+        });
+        let mut names = env.gates.slo_budgets.clone();
+        if let Some(reference) = rollout
+            .as_ref()
+            .and_then(|r| r.spec.analysis.slo_budget_ref.as_ref())
+            && !names.contains(&reference.name)
+        {
+            names.push(reference.name.clone());
+        }
+        let budgets = names
+            .into_iter()
+            .map(|name| {
+                let budget = source.budget(&rollout_namespace, &name);
+                (name, budget)
+            })
+            .collect();
+        environments.push(Environment {
+            namespace: rollout_namespace,
+            rollout,
+            target,
+            budgets,
+            remote,
+            unreachable,
+        });
+    }
+    Some(environments)
 }
 
 /// The spec's own problems, then what its environments refer to.
@@ -165,6 +239,10 @@ fn validate(
     let mut problems = pipeline::validate(spec, namespace);
     for (index, (env, found)) in spec.environments.iter().zip(environments).enumerate() {
         let (rollout_namespace, name) = pipeline::rollout_key(env, namespace);
+        if let Some(why) = &found.unreachable {
+            problems.push(format!("spec.environments[{index}].cluster: {why}"));
+            continue;
+        }
         let Some(rollout) = &found.rollout else {
             problems.push(format!(
                 "spec.environments[{index}].rolloutRef: CanaryRollout {rollout_namespace}/{name} not found"
@@ -176,9 +254,11 @@ fn validate(
             env.risk_budget.max_canary_weight,
             &rollout.spec.stages,
         ));
-        let mut others: Vec<String> = ctx
-            .caches
-            .pipelines_claiming(&rollout_namespace, name)
+        let claims = match found.remote {
+            Some(_) => Vec::new(),
+            None => ctx.caches.pipelines_claiming(&rollout_namespace, name),
+        };
+        let mut others: Vec<String> = claims
             .into_iter()
             .map(|(p, _)| p.name_any())
             .filter(|other| *other != pipeline.name_any())
@@ -198,6 +278,45 @@ fn validate(
         }
     }
     problems
+}
+
+/// Writes the pipeline's verdict on each rollout in another cluster, where the operator of that
+/// cluster reads it; only when it changed.
+async fn tell_remote_rollouts(
+    pipeline: &str,
+    spec: &ReleasePipelineSpec,
+    status: &crate::api::release_pipeline::ReleasePipelineStatus,
+    environments: &[Environment],
+) -> Result<(), Error> {
+    for (index, env) in environments.iter().enumerate() {
+        let (Some(remote), Some(rollout)) = (&env.remote, &env.rollout) else {
+            continue;
+        };
+        let images = env
+            .target
+            .as_ref()
+            .map(|t| t.images.clone())
+            .unwrap_or_default();
+        let stable = rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.stable_revision.as_deref());
+        let note = pipeline_gates::gate_note(pipeline, spec, status, index, &images, stable);
+        let text = serde_json::to_string(&note)?;
+        if rollout.annotations().get(pipeline_gates::GATE_ANNOTATION) == Some(&text) {
+            continue;
+        }
+        let rollouts: Api<CanaryRollout> = Api::namespaced(remote.client.clone(), &env.namespace);
+        let patch = serde_json::json!({"metadata": {"annotations": {pipeline_gates::GATE_ANNOTATION: text}}});
+        rollouts
+            .patch(
+                &rollout.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// When the release now in environment `index` entered it, as the status recorded.

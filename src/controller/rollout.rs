@@ -148,35 +148,40 @@ fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Der
     }
 }
 
-/// Why the rollout's ReleasePipeline wants its stable revision undone, if it does.
-fn stable_revoked(objects: &Dereferenced, status: &CanaryRolloutStatus) -> Option<String> {
-    let [(pipeline, index)] = objects.pipelines.as_slice() else {
-        return None;
-    };
-    let stable = status.stable_revision.as_deref()?;
-    let pipeline_status = pipeline.status.clone().unwrap_or_default();
-    pipeline_gates::stable_revoked(&pipeline.spec, &pipeline_status, *index, stable)
-}
-
-/// What the rollout's ReleasePipeline says of the target's candidate; None outside a pipeline
-/// (or with two claiming it, which `validate` reports).
-fn pipeline_admission(objects: &Dereferenced) -> Option<Admission> {
-    let [(pipeline, index)] = objects.pipelines.as_slice() else {
-        return None;
-    };
-    let images = objects
-        .target
-        .as_deref()
-        .and_then(|t| t.spec.as_ref()?.template.as_ref())
-        .map(|template| template.images())
-        .unwrap_or_default();
-    let status = pipeline.status.clone().unwrap_or_default();
-    Some(pipeline_gates::admission(
-        &pipeline.spec,
-        &status,
-        *index,
-        &images,
-    ))
+/// What the rollout's ReleasePipeline says: of the target's candidate, and whether its stable
+/// revision must be undone. A pipeline in this cluster is read from the cache; one in another
+/// cluster writes its verdict on the rollout (`sluice.dev/pipeline-gate`). Nothing outside a
+/// pipeline, or with two claiming it (which `validate` reports).
+fn pipeline_verdicts(
+    rollout: &CanaryRollout,
+    objects: &Dereferenced,
+    status: &CanaryRolloutStatus,
+) -> Result<(Option<Admission>, Option<String>), String> {
+    match objects.pipelines.as_slice() {
+        [(pipeline, index)] => {
+            let images = objects
+                .target
+                .as_deref()
+                .and_then(|t| t.spec.as_ref()?.template.as_ref())
+                .map(|template| template.images())
+                .unwrap_or_default();
+            let pipeline_status = pipeline.status.clone().unwrap_or_default();
+            let admission =
+                pipeline_gates::admission(&pipeline.spec, &pipeline_status, *index, &images);
+            let revoked = status.stable_revision.as_deref().and_then(|stable| {
+                pipeline_gates::stable_revoked(&pipeline.spec, &pipeline_status, *index, stable)
+            });
+            Ok((Some(admission), revoked))
+        }
+        [] => match rollout.annotations().get(pipeline_gates::GATE_ANNOTATION) {
+            Some(text) => {
+                let note = pipeline_gates::read_gate_note(text)?;
+                Ok((Some(note.admission), note.stable_revoked))
+            }
+            None => Ok((None, None)),
+        },
+        _ => Ok((None, None)),
+    }
 }
 
 /// Spec problems, and problems with what the spec refers to.
@@ -275,14 +280,19 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
     let objects = dereference(rollout, &namespace, &ctx.caches);
-    let problems = validate(rollout, &namespace, &objects, ctx).await?;
+    let mut problems = validate(rollout, &namespace, &objects, ctx).await?;
     let freeze = objects
         .slo_budget
         .as_deref()
         .and_then(slo_gate::freeze_reason);
     let (target_observed, stable_observed) = observe(&objects);
-    let admission = pipeline_admission(&objects);
-    let revoke_stable = stable_revoked(&objects, &status);
+    let (admission, revoke_stable) = match pipeline_verdicts(rollout, &objects, &status) {
+        Ok(verdicts) => verdicts,
+        Err(problem) => {
+            problems.push(problem);
+            (None, None)
+        }
+    };
     let canary_hash = match &objects.target {
         Some(_)
             if status.phase.is_some_and(|p| {

@@ -180,7 +180,8 @@ fn round(value: f64) -> f64 {
 }
 
 /// What an environment's rollout may do with a candidate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "verdict", content = "reason")]
 pub enum Admission {
     /// Not part of a pipeline, or cleared by it.
     Admit,
@@ -256,6 +257,7 @@ pub fn waiting_message(name: &str, upstream: &str, entry: &EnvironmentRelease) -
             }
             message
         }
+        (phase, _) if entry.message.is_empty() => format!("{name} is {phase} in {upstream}"),
         (phase, _) => format!("{name} is {phase} in {upstream}: {}", entry.message),
     }
 }
@@ -297,4 +299,44 @@ pub fn stable_revoked(
         (entry.phase == ReleasePhase::Revoked && entry.revision.as_deref() == Some(stable_revision))
             .then(|| format!("{} {}", release.name, entry.message))
     })
+}
+
+/// The annotation through which a pipeline in another cluster tells a rollout its verdict.
+pub const GATE_ANNOTATION: &str = "sluice.dev/pipeline-gate";
+
+/// What a pipeline tells a rollout in another cluster: the verdict on its candidate and, when
+/// its stable release was revoked there with `onRevoke: Rollback`, why to undo it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateNote {
+    /// `namespace/name` of the pipeline, for people reading the annotation.
+    pub pipeline: String,
+    pub environment: String,
+    #[serde(flatten)]
+    pub admission: Admission,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revoked: Option<String>,
+}
+
+/// The note for environment `index`, from the pipeline's status as just planned.
+pub fn gate_note(
+    pipeline: &str,
+    spec: &ReleasePipelineSpec,
+    status: &ReleasePipelineStatus,
+    index: usize,
+    candidate_images: &BTreeMap<String, String>,
+    stable_revision: Option<&str>,
+) -> GateNote {
+    GateNote {
+        pipeline: pipeline.to_string(),
+        environment: spec.environments[index].name.clone(),
+        admission: admission(spec, status, index, candidate_images),
+        stable_revoked: stable_revision.and_then(|r| stable_revoked(spec, status, index, r)),
+    }
+}
+
+/// A note read back from the annotation.
+pub fn read_gate_note(annotation: &str) -> Result<GateNote, String> {
+    serde_json::from_str(annotation)
+        .map_err(|e| format!("annotation {GATE_ANNOTATION} is not a pipeline verdict: {e}"))
 }

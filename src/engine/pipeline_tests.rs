@@ -6,6 +6,7 @@ use super::*;
 use crate::api::canary_rollout::HistoryEntry;
 use crate::api::release_pipeline::{Promotion, ShortfallBudget};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus, SLOBudgetStatus};
+use crate::engine::pipeline_gates::{gate_note, read_gate_note};
 
 const PIPELINE: &str = "
 release: {containers: [checkout]}
@@ -465,4 +466,35 @@ fn durations_for_people_keep_two_units() {
     for (secs, text) in cases {
         assert_eq!(coarse(Duration::from_secs(secs)), text);
     }
+}
+
+#[test]
+fn a_gate_note_round_trips_through_its_annotation() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    let note = gate_note(
+        "shop/checkout",
+        &world.spec,
+        &world.status,
+        1,
+        &images("2.1"),
+        Some("rev-2.0"),
+    );
+    let text = serde_json::to_string(&note).unwrap();
+    assert_eq!(
+        text,
+        r#"{"pipeline":"shop/checkout","environment":"production","verdict":"Wait","reason":"checkout:2.1 is Progressing in staging"}"#
+    );
+    assert_eq!(read_gate_note(&text), Ok(note));
+    let admit = r#"{"pipeline":"shop/checkout","environment":"production","verdict":"Admit"}"#;
+    assert_eq!(
+        read_gate_note(admit).map(|n| n.admission),
+        Ok(Admission::Admit)
+    );
+    assert!(
+        read_gate_note("yes")
+            .unwrap_err()
+            .starts_with("annotation sluice.dev/pipeline-gate")
+    );
 }

@@ -29,7 +29,7 @@ pub struct Environments {
     pub operator: Option<Operator>,
 }
 
-fn environment_yaml(name: &str, stages: &str) -> String {
+pub fn environment_yaml(name: &str, stages: &str) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment

@@ -72,6 +72,26 @@ impl TestEnv {
         env
     }
 
+    /// Another control plane, started by `hack/testenv up` into `state` (see
+    /// `support::SecondCluster`), with the CRDs and the fake Node; it shares `prometheus_url` and
+    /// `sd_dir` with the first.
+    pub async fn other(kubeconfig: PathBuf, prometheus_url: String, sd_dir: PathBuf) -> TestEnv {
+        let config = kube::config::Kubeconfig::read_from(&kubeconfig)
+            .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+        let client = Client::try_from(config).expect("a client of the second cluster");
+        let env = TestEnv {
+            client,
+            prometheus_url,
+            sd_dir,
+            kubeconfig,
+        };
+        env.prepare_cluster().await;
+        env
+    }
+
     async fn prepare_cluster(&self) {
         let crds_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&crds_dir)

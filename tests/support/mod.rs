@@ -22,6 +22,7 @@ mod kubelet;
 mod namespace;
 mod operator;
 mod prometheus;
+mod second_cluster;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +35,7 @@ pub use kubelet::FakeKubelet;
 pub use namespace::{TestEvent, TestNamespace};
 pub use operator::Operator;
 pub use prometheus::PrometheusInstance;
+pub use second_cluster::SecondCluster;
 
 /// A lowercase suffix unique across the test processes running now and recent runs (pid,
 /// counter, milliseconds), usable in DNS labels and file names.

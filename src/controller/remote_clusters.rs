@@ -1,0 +1,205 @@
+//! Environments in other clusters: a client from the kubeconfig in a Secret (read when a
+//! pipeline first needs the cluster, then every [`SECRET_REFRESH`] to follow a rotated
+//! credential), and caches of the rollouts, Deployments and SLOBudgets of the environment's
+//! namespace there, fed by watches. A change of a rollout there nudges the pipelines that use it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config, ResourceExt};
+
+use super::deployment_summary::DeploymentSummary;
+use super::pipeline_nudges::PipelineNudges;
+use crate::api::CanaryRollout;
+use crate::api::release_pipeline::{ClusterRef, ReleasePipeline};
+use crate::api::slo_budget::SLOBudget;
+
+/// How long a Secret's kubeconfig is used before the Secret is read again.
+pub const SECRET_REFRESH: Duration = Duration::from_secs(300);
+
+/// One namespace of another cluster, as the pipeline reads it.
+pub struct RemoteNamespace {
+    pub client: Client,
+    pub rollouts: Store<CanaryRollout>,
+    pub deployments: Store<DeploymentSummary>,
+    pub budgets: Store<SLOBudget>,
+    secret_version: Option<String>,
+    /// When the Secret was last read.
+    fetched: Mutex<Instant>,
+    watches: tokio::task::JoinHandle<()>,
+}
+
+impl RemoteNamespace {
+    fn fresh(&self) -> bool {
+        self.fetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+            < SECRET_REFRESH
+    }
+
+    fn touch(&self) {
+        *self.fetched.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Whether every store has had its first list.
+    pub fn synced(&self) -> bool {
+        use futures::FutureExt;
+        let ready = |r: Option<Result<(), _>>| matches!(r, Some(Ok(())));
+        ready(self.rollouts.wait_until_ready().now_or_never())
+            && ready(self.deployments.wait_until_ready().now_or_never())
+            && ready(self.budgets.wait_until_ready().now_or_never())
+    }
+}
+
+impl Drop for RemoteNamespace {
+    fn drop(&mut self) {
+        self.watches.abort();
+    }
+}
+
+#[derive(Default)]
+pub struct RemoteClusters {
+    namespaces: Mutex<HashMap<String, Arc<RemoteNamespace>>>,
+}
+
+impl RemoteClusters {
+    /// The caches of `namespace` in the cluster `cluster` names (its Secret in `home`), connected
+    /// on first use; an error says what is wrong with the Secret or its kubeconfig.
+    pub async fn namespace(
+        &self,
+        client: &Client,
+        home: &str,
+        cluster: &ClusterRef,
+        namespace: &str,
+        pipeline: &ReleasePipeline,
+        nudges: &PipelineNudges,
+    ) -> Result<Arc<RemoteNamespace>, String> {
+        let secret = &cluster.secret_ref;
+        let key = format!("{home}/{}/{}/{namespace}", secret.name, secret.key);
+        let known = self.lock().get(&key).cloned();
+        if let Some(remote) = known.as_ref().filter(|r| r.fresh()) {
+            return Ok(remote.clone());
+        }
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), home);
+        let found = secrets
+            .get_opt(&secret.name)
+            .await
+            .map_err(|e| format!("reading Secret {home}/{}: {e}", secret.name))?
+            .ok_or_else(|| format!("Secret {home}/{} not found", secret.name))?;
+        let version = found.resource_version();
+        if let Some(remote) = known.filter(|r| r.secret_version == version) {
+            // The same credentials: keep the running watches.
+            remote.touch();
+            return Ok(remote);
+        }
+        let kubeconfig = found
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&secret.key))
+            .ok_or_else(|| format!("Secret {home}/{} has no key {:?}", secret.name, secret.key))?;
+        let text = String::from_utf8(kubeconfig.0.clone()).map_err(|_| {
+            format!(
+                "Secret {home}/{} key {:?} is not text",
+                secret.name, secret.key
+            )
+        })?;
+        let connected = connect(&text)
+            .await
+            .map_err(|e| format!("the kubeconfig in Secret {home}/{}: {e}", secret.name))?;
+        let remote = Arc::new(watch(
+            connected,
+            namespace,
+            version,
+            ObjectRef::from_obj(pipeline),
+            nudges.clone(),
+        ));
+        self.lock().insert(key, remote.clone());
+        Ok(remote)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RemoteNamespace>>> {
+        self.namespaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn connect(kubeconfig: &str) -> Result<Client, String> {
+    let parsed = Kubeconfig::from_yaml(kubeconfig).map_err(|e| e.to_string())?;
+    let config = Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::client::named(config, crate::client::OPERATOR_USER_AGENT).map_err(|e| e.to_string())
+}
+
+/// Starts the watches of `namespace` in the remote cluster.
+fn watch(
+    client: Client,
+    namespace: &str,
+    secret_version: Option<String>,
+    pipeline: ObjectRef<ReleasePipeline>,
+    nudges: PipelineNudges,
+) -> RemoteNamespace {
+    let config = watcher::Config::default;
+    let (rollouts, rollout_writer) = reflector::store();
+    let (deployments, deployment_writer) = reflector::store();
+    let (budgets, budget_writer) = reflector::store();
+    let rollout_feed = watcher(
+        Api::<CanaryRollout>::namespaced(client.clone(), namespace),
+        config(),
+    )
+    .default_backoff()
+    .reflect(rollout_writer)
+    .touched_objects();
+    let deployment_feed = watcher(
+        Api::<DeploymentSummary>::namespaced(client.clone(), namespace),
+        config(),
+    )
+    .default_backoff()
+    .reflect(deployment_writer)
+    .touched_objects();
+    let budget_feed = watcher(
+        Api::<SLOBudget>::namespaced(client.clone(), namespace),
+        config(),
+    )
+    .default_backoff()
+    .reflect(budget_writer)
+    .touched_objects();
+    let watches = tokio::spawn(async move {
+        let rollouts = rollout_feed.for_each(|event| {
+            match event {
+                Ok(_) => nudges.nudge_ref(pipeline.clone()),
+                Err(error) => tracing::warn!("remote rollout watch: {error}"),
+            }
+            std::future::ready(())
+        });
+        let others = futures::stream::select(
+            deployment_feed.map(|e| e.map(|_| ())),
+            budget_feed.map(|e| e.map(|_| ())),
+        )
+        .for_each(|event| {
+            if let Err(error) = event {
+                tracing::warn!("remote watch: {error}");
+            }
+            std::future::ready(())
+        });
+        futures::join!(rollouts, others);
+    });
+    RemoteNamespace {
+        client,
+        rollouts,
+        deployments,
+        budgets,
+        secret_version,
+        fetched: Mutex::new(Instant::now()),
+        watches,
+    }
+}
