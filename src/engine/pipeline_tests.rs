@@ -498,3 +498,41 @@ fn a_gate_note_round_trips_through_its_annotation() {
             .starts_with("annotation sluice.dev/pipeline-gate")
     );
 }
+
+#[test]
+fn too_little_volume_holds_until_the_minimum_is_reached() {
+    let mut world = World::new();
+    world.spec.environments[0].gates.min_volume = Some(crate::api::release_pipeline::MinVolume {
+        query: "trades".into(),
+        min: 100.0,
+    });
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.advance(7 * DAY);
+    let plan = world.step(Some(Measurements {
+        volume: Some(Ok(42.0)),
+        ..all_clear()
+    }));
+    assert!(plan.pushes.is_empty());
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Soaking);
+    assert_eq!(staging.held_by, vec!["volume 42 of at least 100"]);
+    // No data is no volume: it holds too.
+    world.advance(3600);
+    world.step(Some(Measurements {
+        volume: Some(Err("no data".into())),
+        ..all_clear()
+    }));
+    assert_eq!(
+        world.entry("2.1", "staging").held_by,
+        vec!["volume: no data"]
+    );
+    world.advance(3600);
+    let plan = world.step(Some(Measurements {
+        volume: Some(Ok(130.0)),
+        ..all_clear()
+    }));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
+    assert_eq!(plan.pushes.len(), 1);
+}
