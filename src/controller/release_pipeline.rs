@@ -292,16 +292,15 @@ async fn tell_remote_rollouts(
         let (Some(remote), Some(rollout)) = (&env.remote, &env.rollout) else {
             continue;
         };
-        let images = env
-            .target
-            .as_ref()
-            .map(|t| t.images.clone())
-            .unwrap_or_default();
+        let Some(target) = &env.target else {
+            continue;
+        };
         let stable = rollout
             .status
             .as_ref()
             .and_then(|s| s.stable_revision.as_deref());
-        let note = pipeline_gates::gate_note(pipeline, spec, status, index, &images, stable);
+        let candidate = (target.revision.as_str(), &target.images);
+        let note = pipeline_gates::gate_note(pipeline, spec, status, index, candidate, stable);
         let text = serde_json::to_string(&note)?;
         if rollout.annotations().get(pipeline_gates::GATE_ANNOTATION) == Some(&text) {
             continue;

@@ -176,7 +176,10 @@ fn pipeline_verdicts(
         [] => match rollout.annotations().get(pipeline_gates::GATE_ANNOTATION) {
             Some(text) => {
                 let note = pipeline_gates::read_gate_note(text)?;
-                Ok((Some(note.admission), note.stable_revoked))
+                let target = objects.target.as_deref().map(workloads::target_revision);
+                let (admission, revoked) =
+                    note.verdicts(target.as_deref(), status.stable_revision.as_deref());
+                Ok((Some(admission), revoked))
             }
             None => Ok((None, None)),
         },

@@ -304,34 +304,47 @@ pub fn stable_revoked(
 /// The annotation through which a pipeline in another cluster tells a rollout its verdict.
 pub const GATE_ANNOTATION: &str = "sluice.dev/pipeline-gate";
 
-/// What a pipeline tells a rollout in another cluster: the verdict on its candidate and, when
-/// its stable release was revoked there with `onRevoke: Rollback`, why to undo it.
+/// What a pipeline tells a rollout in another cluster: the verdict on one candidate revision
+/// and, when the stable revision's release was revoked there with `onRevoke: Rollback`, why to
+/// undo it. Each part names the revision it is about, so a note written before the target
+/// changed is never applied to another revision.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GateNote {
     /// `namespace/name` of the pipeline, for people reading the annotation.
     pub pipeline: String,
     pub environment: String,
+    /// The target revision (pod-template hash) the verdict is about.
+    pub revision: String,
     #[serde(flatten)]
     pub admission: Admission,
+    /// The stable revision `stable_revoked` is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revoked: Option<String>,
 }
 
-/// The note for environment `index`, from the pipeline's status as just planned.
+/// The note for environment `index`, from the pipeline's status as just planned; `candidate`
+/// is the target's revision and images there.
 pub fn gate_note(
     pipeline: &str,
     spec: &ReleasePipelineSpec,
     status: &ReleasePipelineStatus,
     index: usize,
-    candidate_images: &BTreeMap<String, String>,
+    candidate: (&str, &BTreeMap<String, String>),
     stable_revision: Option<&str>,
 ) -> GateNote {
+    let stable_revoked = stable_revision.and_then(|r| stable_revoked(spec, status, index, r));
     GateNote {
         pipeline: pipeline.to_string(),
         environment: spec.environments[index].name.clone(),
-        admission: admission(spec, status, index, candidate_images),
-        stable_revoked: stable_revision.and_then(|r| stable_revoked(spec, status, index, r)),
+        revision: candidate.0.to_string(),
+        admission: admission(spec, status, index, candidate.1),
+        stable_revision: stable_revoked
+            .as_ref()
+            .and(stable_revision.map(str::to_string)),
+        stable_revoked,
     }
 }
 
@@ -339,4 +352,27 @@ pub fn gate_note(
 pub fn read_gate_note(annotation: &str) -> Result<GateNote, String> {
     serde_json::from_str(annotation)
         .map_err(|e| format!("annotation {GATE_ANNOTATION} is not a pipeline verdict: {e}"))
+}
+
+impl GateNote {
+    /// The verdicts for a rollout whose target is at `target_revision` and stable at
+    /// `stable_revision`: a verdict about another revision is no verdict yet (wait for the
+    /// pipeline to write one).
+    pub fn verdicts(
+        &self,
+        target_revision: Option<&str>,
+        stable_revision: Option<&str>,
+    ) -> (Admission, Option<String>) {
+        let admission = match target_revision {
+            Some(revision) if revision == self.revision => self.admission.clone(),
+            _ => Admission::Wait(format!(
+                "waiting for ReleasePipeline {}'s verdict on this revision",
+                self.pipeline
+            )),
+        };
+        let revoked = self.stable_revoked.clone().filter(|_| {
+            self.stable_revision.is_some() && self.stable_revision.as_deref() == stable_revision
+        });
+        (admission, revoked)
+    }
 }

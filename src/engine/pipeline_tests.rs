@@ -6,7 +6,7 @@ use super::*;
 use crate::api::canary_rollout::HistoryEntry;
 use crate::api::release_pipeline::{Promotion, ShortfallBudget};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus, SLOBudgetStatus};
-use crate::engine::pipeline_gates::{gate_note, read_gate_note};
+use crate::engine::pipeline_gates::{GateNote, gate_note, read_gate_note};
 
 const PIPELINE: &str = "
 release: {containers: [checkout]}
@@ -469,29 +469,49 @@ fn durations_for_people_keep_two_units() {
 }
 
 #[test]
-fn a_gate_note_round_trips_through_its_annotation() {
+fn a_gate_note_round_trips_and_applies_only_to_its_revision() {
     let mut world = World::new();
     world.canary(0, "2.1", 1);
     world.step(None);
+    let candidate = images("2.1");
     let note = gate_note(
         "shop/checkout",
         &world.spec,
         &world.status,
         1,
-        &images("2.1"),
+        ("rev-2.1", &candidate),
         Some("rev-2.0"),
     );
     let text = serde_json::to_string(&note).unwrap();
     assert_eq!(
         text,
-        r#"{"pipeline":"shop/checkout","environment":"production","verdict":"Wait","reason":"checkout:2.1 is Progressing in staging"}"#
+        r#"{"pipeline":"shop/checkout","environment":"production","revision":"rev-2.1","verdict":"Wait","reason":"checkout:2.1 is Progressing in staging"}"#
     );
-    assert_eq!(read_gate_note(&text), Ok(note));
-    let admit = r#"{"pipeline":"shop/checkout","environment":"production","verdict":"Admit"}"#;
+    assert_eq!(read_gate_note(&text), Ok(note.clone()));
+    let (admission, revoked) = note.verdicts(Some("rev-2.1"), Some("rev-2.0"));
     assert_eq!(
-        read_gate_note(admit).map(|n| n.admission),
-        Ok(Admission::Admit)
+        admission,
+        Admission::Wait("checkout:2.1 is Progressing in staging".into())
     );
+    assert_eq!(revoked, None);
+    // A note about another revision (written before Git changed the target) decides nothing.
+    let admit: GateNote = read_gate_note(
+        r#"{"pipeline":"shop/checkout","environment":"production","revision":"rev-2.1","verdict":"Admit"}"#,
+    )
+    .unwrap();
+    assert_eq!(admit.verdicts(Some("rev-2.1"), None).0, Admission::Admit);
+    assert_eq!(
+        admit.verdicts(Some("rev-3.0"), None).0,
+        Admission::Wait(
+            "waiting for ReleasePipeline shop/checkout's verdict on this revision".into()
+        )
+    );
+    let revoked = read_gate_note(
+        r#"{"pipeline":"p","environment":"e","revision":"r","verdict":"Admit","stableRevision":"s1","stableRevoked":"checkout:2.1 revoked in staging: x"}"#,
+    )
+    .unwrap();
+    assert!(revoked.verdicts(Some("r"), Some("s1")).1.is_some());
+    assert_eq!(revoked.verdicts(Some("r"), Some("s0")).1, None);
     assert!(
         read_gate_note("yes")
             .unwrap_err()
