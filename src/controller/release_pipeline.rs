@@ -131,6 +131,10 @@ pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Res
         now,
     });
 
+    // Status first: a rollout that sees the pushed images then finds the release cleared.
+    ctx.pipeline_statuses
+        .write(&ctx, pipeline.as_ref(), &old, &plan.status)
+        .await?;
     for push in &plan.pushes {
         let env = &environments[push.environment];
         let Some(rollout) = &env.rollout else {
@@ -144,9 +148,6 @@ pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Res
         let name = format!("{namespace}/{}", pipeline.name_any());
         tell_remote_rollouts(&name, spec, &plan.status, &environments).await?;
     }
-    ctx.pipeline_statuses
-        .write(&ctx, pipeline.as_ref(), &old, &plan.status)
-        .await?;
     ctx.metrics
         .pipelines
         .record(&namespace, &pipeline.name_any(), spec, &plan.status, now);
