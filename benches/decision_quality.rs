@@ -114,6 +114,7 @@ fn run(spec: &CanaryRolloutSpec, family: Family, seed: u64) -> Outcome {
             freeze: None,
             pipeline: None,
             revoke_stable: None,
+            keep_templates: false,
             now,
         };
         let planned = plan(&snapshot);

@@ -106,6 +106,7 @@ async fn main() {
             freeze: None,
             pipeline: None,
             revoke_stable: None,
+            keep_templates: false,
             now: jiff::Timestamp::now(),
         };
         let decided = plan(&snapshot);

@@ -36,6 +36,7 @@ pub mod backoff;
 pub mod caches;
 pub mod deployment_summary;
 pub mod error;
+mod kind_controllers;
 pub mod leader;
 pub mod metrics;
 pub mod objects;
@@ -296,7 +297,7 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
         let context = Arc::new(scope);
         [
             run_rollouts(feeds, settings.clone(), context.clone()).boxed(),
-            run_parity_policies(
+            kind_controllers::run_parity_policies(
                 client.clone(),
                 namespace.clone(),
                 selected(),
@@ -304,7 +305,7 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
                 context.clone(),
             )
             .boxed(),
-            run_slo_budgets(
+            kind_controllers::run_slo_budgets(
                 client.clone(),
                 namespace.clone(),
                 selected(),
@@ -312,7 +313,7 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
                 context.clone(),
             )
             .boxed(),
-            run_pipelines(
+            kind_controllers::run_pipelines(
                 client.clone(),
                 namespace,
                 selected(),
@@ -559,98 +560,4 @@ fn budget_changes(
         };
         std::future::ready(passed)
     })
-}
-
-/// The SLOBudget controller over a namespace (or all): the periodic evaluation of every budget.
-async fn run_slo_budgets(
-    client: Client,
-    namespace: Option<String>,
-    selected: watcher::Config,
-    settings: kube::runtime::controller::Config,
-    context: Arc<Context>,
-) {
-    let budgets: Api<SLOBudget> = scoped(&client, &namespace);
-    Controller::new(budgets, selected)
-        .with_config(settings)
-        .shutdown_on_signal()
-        .run(
-            |budget, ctx| traced("slo_budget", budget, ctx, slo_budget::reconcile),
-            slo_budget::error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!("SLO budget controller: {error}");
-            }
-        })
-        .await;
-}
-
-/// The ReleasePipeline controller over a namespace (or all): its own watch of the pipelines,
-/// and a reconcile whenever one of their rollouts moves.
-async fn run_pipelines(
-    client: Client,
-    namespace: Option<String>,
-    selected: watcher::Config,
-    settings: kube::runtime::controller::Config,
-    context: Arc<Context>,
-    nudged: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ReleasePipeline>>,
-) {
-    let pipelines: Api<ReleasePipeline> = scoped(&client, &namespace);
-    Controller::new(pipelines, selected)
-        .with_config(settings)
-        .reconcile_on(tokio_stream_from(nudged))
-        .shutdown_on_signal()
-        .run(
-            |pipeline, ctx| {
-                traced(
-                    "release_pipeline",
-                    pipeline,
-                    ctx,
-                    release_pipeline::reconcile,
-                )
-            },
-            release_pipeline::error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!("release pipeline controller: {error}");
-            }
-        })
-        .await;
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
-/// The ParityPolicy controller over a namespace (or all): conditions for every policy, the
-/// scheduled standalone evaluations, and the evaluations rollouts ran with the policy.
-async fn run_parity_policies(
-    client: Client,
-    namespace: Option<String>,
-    selected: watcher::Config,
-    settings: kube::runtime::controller::Config,
-    context: Arc<Context>,
-) {
-    let policies: Api<ParityPolicy> = scoped(&client, &namespace);
-    Controller::new(policies, selected)
-        .with_config(settings)
-        // Rollouts hand their parity measurements over for this controller to write.
-        .reconcile_on(context.parity_feed.wakes())
-        .shutdown_on_signal()
-        .run(
-            |policy, ctx| traced("parity_policy", policy, ctx, parity_policy::reconcile),
-            parity_policy::error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!("parity controller: {error}");
-            }
-        })
-        .await;
 }

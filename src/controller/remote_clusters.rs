@@ -23,6 +23,9 @@ use crate::api::slo_budget::SLOBudget;
 
 /// How long a Secret's kubeconfig is used before the Secret is read again.
 pub const SECRET_REFRESH: Duration = Duration::from_secs(300);
+/// A cluster no pipeline reconcile asked for this long is let go (a pipeline reconciles at least
+/// every 5 minutes while it exists).
+const UNUSED_FOR: Duration = Duration::from_secs(900);
 
 /// One namespace of another cluster, as the pipeline reads it.
 pub struct RemoteNamespace {
@@ -33,6 +36,8 @@ pub struct RemoteNamespace {
     secret_version: Option<String>,
     /// When the Secret was last read.
     fetched: Mutex<Instant>,
+    /// When a pipeline reconcile last asked for it.
+    used: Mutex<Instant>,
     watches: tokio::task::JoinHandle<()>,
 }
 
@@ -47,6 +52,18 @@ impl RemoteNamespace {
 
     fn touch(&self) {
         *self.fetched.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn use_now(&self) {
+        *self.used.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn used_within(&self, period: Duration) -> bool {
+        self.used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+            < period
     }
 
     /// Whether every store has had its first list.
@@ -83,8 +100,21 @@ impl RemoteClusters {
         nudges: &PipelineNudges,
     ) -> Result<Arc<RemoteNamespace>, String> {
         let secret = &cluster.secret_ref;
-        let key = format!("{home}/{}/{}/{namespace}", secret.name, secret.key);
-        let known = self.lock().get(&key).cloned();
+        let key = format!(
+            "{home}/{}/{}/{}/{namespace}",
+            pipeline.name_any(),
+            secret.name,
+            secret.key
+        );
+        let known = {
+            let mut entries = self.lock();
+            // A deleted pipeline (or environment) stops using its entry: its watches end here.
+            entries.retain(|_, remote| remote.used_within(UNUSED_FOR));
+            entries.get(&key).cloned()
+        };
+        if let Some(remote) = &known {
+            remote.use_now();
+        }
         if let Some(remote) = known.as_ref().filter(|r| r.fresh()) {
             return Ok(remote.clone());
         }
@@ -200,6 +230,7 @@ fn watch(
         budgets,
         secret_version,
         fetched: Mutex::new(Instant::now()),
+        used: Mutex::new(Instant::now()),
         watches,
     }
 }

@@ -148,15 +148,15 @@ fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Der
     }
 }
 
-/// What the rollout's ReleasePipeline says: of the target's candidate, and whether its stable
-/// revision must be undone. A pipeline in this cluster is read from the cache; one in another
+/// What the rollout's ReleasePipeline says: of the target's candidate, whether its stable
+/// revision must be undone, and whether to keep stable templates for that. A pipeline in this cluster is read from the cache; one in another
 /// cluster writes its verdict on the rollout (`sluice.dev/pipeline-gate`). Nothing outside a
 /// pipeline, or with two claiming it (which `validate` reports).
 fn pipeline_verdicts(
     rollout: &CanaryRollout,
     objects: &Dereferenced,
     status: &CanaryRolloutStatus,
-) -> Result<(Option<Admission>, Option<String>), String> {
+) -> Result<(Option<Admission>, Option<String>, bool), String> {
     match objects.pipelines.as_slice() {
         [(pipeline, index)] => {
             let images = objects
@@ -171,7 +171,8 @@ fn pipeline_verdicts(
             let revoked = status.stable_revision.as_deref().and_then(|stable| {
                 pipeline_gates::stable_revoked(&pipeline.spec, &pipeline_status, *index, stable)
             });
-            Ok((Some(admission), revoked))
+            let keep = pipeline_gates::keeps_templates(&pipeline.spec, *index);
+            Ok((Some(admission), revoked, keep))
         }
         [] => match rollout.annotations().get(pipeline_gates::GATE_ANNOTATION) {
             Some(text) => {
@@ -179,11 +180,11 @@ fn pipeline_verdicts(
                 let target = objects.target.as_deref().map(workloads::target_revision);
                 let (admission, revoked) =
                     note.verdicts(target.as_deref(), status.stable_revision.as_deref());
-                Ok((Some(admission), revoked))
+                Ok((Some(admission), revoked, note.keep_templates))
             }
-            None => Ok((None, None)),
+            None => Ok((None, None, false)),
         },
-        _ => Ok((None, None)),
+        _ => Ok((None, None, false)),
     }
 }
 
@@ -289,13 +290,14 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         .as_deref()
         .and_then(slo_gate::freeze_reason);
     let (target_observed, stable_observed) = observe(&objects);
-    let (admission, revoke_stable) = match pipeline_verdicts(rollout, &objects, &status) {
-        Ok(verdicts) => verdicts,
-        Err(problem) => {
-            problems.push(problem);
-            (None, None)
-        }
-    };
+    let (admission, revoke_stable, keep_templates) =
+        match pipeline_verdicts(rollout, &objects, &status) {
+            Ok(verdicts) => verdicts,
+            Err(problem) => {
+                problems.push(problem);
+                (None, None, false)
+            }
+        };
     let canary_hash = match &objects.target {
         Some(_)
             if status.phase.is_some_and(|p| {
@@ -344,6 +346,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         freeze: freeze.as_deref(),
         pipeline: admission.as_ref(),
         revoke_stable: revoke_stable.as_deref(),
+        keep_templates,
         now,
     };
     let mut plan = engine::plan(&snapshot);
@@ -379,7 +382,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     ctx.statuses
         .write(ctx, rollout, &status, &plan.status)
         .await?;
-    saved_templates::forget_replaced(ctx, rollout, &status, &plan.status).await?;
+    saved_templates::forget(ctx, rollout, &plan.forget_templates).await?;
     ctx.metrics.rollouts.record(
         &namespace,
         &rollout.name_any(),
@@ -457,7 +460,9 @@ pub async fn carry_out(
                     && deployment.spec.as_ref().and_then(|s| s.replicas) == Some(change.replicas)
             });
             if !in_place {
-                saved_templates::save(ctx, rollout, target, &revision).await?;
+                if plan.save_template {
+                    saved_templates::save(ctx, rollout, target, &revision).await?;
+                }
                 workloads::apply_stable(&deployments, rollout, target, &revision, change.replicas)
                     .await?;
             }

@@ -13,7 +13,6 @@ use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::workloads::{FIELD_MANAGER, owned_metadata};
 use crate::api::CanaryRollout;
-use crate::api::canary_rollout::CanaryRolloutStatus;
 
 fn name(rollout: &CanaryRollout, revision: &str) -> String {
     format!("{}-{revision}", rollout.name_any())
@@ -69,19 +68,13 @@ pub async fn read(
     })
 }
 
-/// Deletes the template of a revision that is neither stable nor previous any more.
-pub async fn forget_replaced(
+/// Deletes the templates of `revisions` (the plan's: neither stable nor previous any more).
+pub async fn forget(
     ctx: &Context,
     rollout: &CanaryRollout,
-    before: &CanaryRolloutStatus,
-    after: &CanaryRolloutStatus,
+    revisions: &[String],
 ) -> Result<(), Error> {
-    let kept = [&after.stable_revision, &after.previous_stable_revision];
-    let dropped = [&before.stable_revision, &before.previous_stable_revision]
-        .into_iter()
-        .flatten()
-        .filter(|r| !kept.iter().any(|k| k.as_ref() == Some(*r)));
-    for revision in dropped {
+    for revision in revisions {
         let name = name(rollout, revision);
         match api(ctx, rollout)?
             .delete(&name, &DeleteParams::default())

@@ -412,6 +412,9 @@ impl Planner<'_, '_> {
                     }
                     _ => {}
                 }
+            } else if entry.phase == ReleasePhase::Progressing && !current {
+                entry.phase = ReleasePhase::RolledBack;
+                entry.message = "replaced here by another release before its promotion".into();
             } else if entry.phase == ReleasePhase::Waiting
                 || entry.phase == ReleasePhase::Progressing && current
             {
@@ -505,8 +508,18 @@ impl Planner<'_, '_> {
     /// The next moment something is due: a verification or a soak's end.
     fn requeue(&self) -> Duration {
         let mut next = REST_REQUEUE;
-        for env in &self.s.spec.environments {
-            for release in &self.status.releases {
+        for (env, view) in self.s.spec.environments.iter().zip(&self.s.environments) {
+            // Only the release an environment holds now is verified there.
+            let held = view
+                .target
+                .as_ref()
+                .and_then(|t| release_of(self.s.spec, &t.images));
+            for release in self
+                .status
+                .releases
+                .iter()
+                .filter(|r| Some(&r.images) == held.as_ref())
+            {
                 let Some(entry) = pipeline_gates::entry_of(release, &env.name) else {
                     continue;
                 };

@@ -323,6 +323,9 @@ pub struct GateNote {
     pub stable_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revoked: Option<String>,
+    /// The environment undoes revoked promotions: keep stable templates for that.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_templates: bool,
 }
 
 /// The note for environment `index`, from the pipeline's status as just planned; `candidate`
@@ -345,6 +348,7 @@ pub fn gate_note(
             .as_ref()
             .and(stable_revision.map(str::to_string)),
         stable_revoked,
+        keep_templates: keeps_templates(spec, index),
     }
 }
 
@@ -375,4 +379,12 @@ impl GateNote {
         });
         (admission, revoked)
     }
+}
+
+/// Whether environment `index` undoes revoked promotions, so its rollout keeps the templates of
+/// its current and previous stable revisions.
+pub fn keeps_templates(spec: &ReleasePipelineSpec, index: usize) -> bool {
+    spec.environments
+        .get(index)
+        .is_some_and(|env| env.on_revoke == crate::api::release_pipeline::OnRevoke::Rollback)
 }

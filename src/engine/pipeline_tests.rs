@@ -556,3 +556,39 @@ fn too_little_volume_holds_until_the_minimum_is_reached() {
     assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
     assert_eq!(plan.pushes.len(), 1);
 }
+
+#[test]
+fn releases_replaced_in_an_environment_keep_their_phase_and_cost_no_requeues() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.advance(7 * DAY);
+    world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
+
+    // 2.2 reaches staging's target; its canary is replaced by 2.3 before promotion.
+    world.targets[0] = target("2.2");
+    world.rollouts[0].rollout_started_at = None;
+    world.canary(0, "2.2", 1);
+    world.advance(2 * DAY);
+    let plan = world.step(Some(all_clear()));
+    assert_eq!(
+        world.entry("2.2", "staging").phase,
+        ReleasePhase::Progressing
+    );
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
+    // 2.1 is no longer verified here, and its old verification does not make the pipeline spin.
+    assert_eq!(plan.requeue_after, Duration::from_secs(300));
+
+    world.targets[0] = target("2.3");
+    world.canary(0, "2.3", 1);
+    world.step(None);
+    let replaced = world.entry("2.2", "staging");
+    assert_eq!(replaced.phase, ReleasePhase::RolledBack);
+    assert_eq!(
+        replaced.message,
+        "replaced here by another release before its promotion"
+    );
+    assert_eq!(world.status.releases[0].name, "checkout:2.3");
+}

@@ -65,6 +65,9 @@ pub struct Snapshot<'a> {
     /// Why the stable revision must be undone (its release was revoked and its environment
     /// rolls back on revocation); None otherwise.
     pub revoke_stable: Option<&'a str>,
+    /// Keep the templates of the current and previous stable revisions, so one promotion can be
+    /// undone (a pipeline environment with `onRevoke: Rollback`).
+    pub keep_templates: bool,
     pub now: Timestamp,
 }
 
@@ -102,6 +105,10 @@ pub struct Plan {
     /// Keep `<service>-stable` / `<service>-canary` and the canary pods' track label in place:
     /// everywhere but on an invalid spec, which changes nothing.
     pub track_services: bool,
+    /// Save the target's template before it becomes stable (see `Snapshot::keep_templates`).
+    pub save_template: bool,
+    /// Revisions whose saved templates are no longer needed (neither stable nor previous).
+    pub forget_templates: Vec<String>,
 }
 
 /// Why a candidate was rolled back, as a static label for metrics.
@@ -264,6 +271,10 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status.canary_weight = Some(weight);
         }
         let track_services = self.status.phase != Some(Phase::Invalid);
+        let forget_templates = match self.s.keep_templates {
+            true => replaced_revisions(self.s.status, &self.status),
+            false => Vec::new(),
+        };
         Plan {
             stable: plan.stable,
             canary_weight: if self.uses_router { plan.weight } else { None },
@@ -273,6 +284,8 @@ impl<'s, 'a> Planner<'s, 'a> {
             requeue_after: plan.requeue_after,
             rollback_cause: self.rollback_cause,
             track_services,
+            save_template: self.s.keep_templates,
+            forget_templates,
         }
     }
 
@@ -1021,6 +1034,17 @@ struct Desired {
     weight: Option<u32>,
     target_replicas: Option<i32>,
     requeue_after: Duration,
+}
+
+/// Revisions stable or previous before that are neither after.
+fn replaced_revisions(before: &CanaryRolloutStatus, after: &CanaryRolloutStatus) -> Vec<String> {
+    let kept = [&after.stable_revision, &after.previous_stable_revision];
+    [&before.stable_revision, &before.previous_stable_revision]
+        .into_iter()
+        .flatten()
+        .filter(|r| !kept.iter().any(|k| k.as_ref() == Some(*r)))
+        .cloned()
+        .collect()
 }
 
 fn elapsed(from: Timestamp, to: Timestamp) -> Duration {

@@ -23,6 +23,7 @@ struct World {
     freeze: Option<String>,
     pipeline: Option<crate::engine::pipeline_gates::Admission>,
     revoke_stable: Option<String>,
+    keep_templates: bool,
 }
 
 const GATEWAY: &str = "
@@ -57,6 +58,7 @@ impl World {
             freeze: None,
             pipeline: None,
             revoke_stable: None,
+            keep_templates: false,
         }
     }
 
@@ -83,6 +85,7 @@ impl World {
             freeze: self.freeze.as_deref(),
             pipeline: self.pipeline.as_ref(),
             revoke_stable: self.revoke_stable.as_deref(),
+            keep_templates: self.keep_templates,
             now: self.now,
         };
         let plan = plan(&snapshot);
@@ -610,7 +613,14 @@ fn a_promoted_revision_revoked_by_its_pipeline_gives_stable_back_to_the_one_befo
 
     let reason = "checkout:2.1 revoked in staging: check error-rate = 0.05 above max 0.01";
     world.revoke_stable = Some(reason.into());
+    world.keep_templates = true;
     let plan = world.step(None);
+    assert!(plan.save_template);
+    assert_eq!(
+        plan.forget_templates,
+        vec!["rev2".to_string()],
+        "the revoked template goes"
+    );
     assert_eq!(
         plan.stable
             .as_ref()
@@ -757,6 +767,7 @@ fn invalid_spec_changes_nothing_and_resumes_when_fixed() {
         freeze: None,
         pipeline: None,
         revoke_stable: None,
+        keep_templates: false,
         now: world.now,
     };
     let invalid = plan(&snapshot);

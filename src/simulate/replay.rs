@@ -126,6 +126,7 @@ pub async fn replay(
             freeze,
             pipeline: None,
             revoke_stable: None,
+            keep_templates: false,
             now,
         })
     };

@@ -120,6 +120,8 @@ mod tests {
             requeue_after: Duration::from_secs(1),
             rollback_cause: None,
             track_services: true,
+            save_template: false,
+            forget_templates: Vec::new(),
         }
     }
 
