@@ -179,6 +179,11 @@ pub struct Gates {
     /// release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slo_budgets: Vec<String>,
+    /// ParityPolicies (in the rollout's namespace) whose latest evaluation since the release's
+    /// promotion must pass: scheduled policies comparing the environment with its reference.
+    /// Critical or Emergency revokes; Warning, Insufficient or no evaluation yet holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parity_policies: Vec<String>,
     /// The least volume (requests, trades, ...) the release must have served here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_volume: Option<MinVolume>,

@@ -20,10 +20,11 @@ use super::objects;
 use super::remote_clusters::RemoteNamespace;
 use super::workloads;
 use crate::api::CanaryRollout;
+use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::{ReleasePipeline, ReleasePipelineSpec};
 use crate::api::slo_budget::SLOBudget;
 use crate::engine::pipeline::{self, EnvironmentView, Snapshot, TargetView};
-use crate::engine::pipeline_gates::{self, BudgetView};
+use crate::engine::pipeline_gates::{self, BudgetView, ParityView};
 use crate::gather;
 
 /// What one environment refers to, as the caches hold it.
@@ -32,6 +33,7 @@ struct Environment {
     rollout: Option<Arc<CanaryRollout>>,
     target: Option<TargetView>,
     budgets: Vec<(String, Option<Arc<SLOBudget>>)>,
+    parity: Vec<(String, Option<Arc<ParityPolicy>>)>,
     /// The other cluster it lives in, if any.
     remote: Option<Arc<RemoteNamespace>>,
     /// Why the other cluster cannot be read.
@@ -68,6 +70,14 @@ impl Source<'_> {
             Source::Remote(remote) => remote.budgets.get(&ObjectRef::new(name).within(namespace)),
         }
     }
+    fn parity_policy(&self, namespace: &str, name: &str) -> Option<Arc<ParityPolicy>> {
+        match self {
+            Source::Local(caches) => caches.parity_policy(namespace, name),
+            Source::Remote(remote) => remote
+                .parity_policies
+                .get(&ObjectRef::new(name).within(namespace)),
+        }
+    }
 }
 
 pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -97,6 +107,14 @@ pub async fn reconcile(pipeline: Arc<ReleasePipeline>, ctx: Arc<Context>) -> Res
                 .map(|(name, budget)| BudgetView {
                     name: name.clone(),
                     status: budget.as_ref().and_then(|b| b.status.as_ref()),
+                })
+                .collect(),
+            parity: env
+                .parity
+                .iter()
+                .map(|(name, policy)| ParityView {
+                    name: name.clone(),
+                    status: policy.as_ref().and_then(|p| p.status.as_ref()),
                 })
                 .collect(),
             measured: None,
@@ -217,11 +235,18 @@ async fn dereference(
                 (name, budget)
             })
             .collect();
+        let parity = env
+            .gates
+            .parity_policies
+            .iter()
+            .map(|name| (name.clone(), source.parity_policy(&rollout_namespace, name)))
+            .collect();
         environments.push(Environment {
             namespace: rollout_namespace,
             rollout,
             target,
             budgets,
+            parity,
             remote,
             unreachable,
         });

@@ -1,7 +1,7 @@
 //! Environments in other clusters: a client from the kubeconfig in a Secret (read when a
 //! pipeline first needs the cluster, then every [`SECRET_REFRESH`] to follow a rotated
-//! credential), and caches of the rollouts, Deployments and SLOBudgets of the environment's
-//! namespace there, fed by watches. A change of a rollout there nudges the pipelines that use it.
+//! credential), and caches of the rollouts, Deployments, SLOBudgets and ParityPolicies of the
+//! environment's namespace there, fed by watches. A change of a rollout there nudges the pipelines that use it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +18,7 @@ use kube::{Client, Config, ResourceExt};
 use super::deployment_summary::DeploymentSummary;
 use super::pipeline_nudges::PipelineNudges;
 use crate::api::CanaryRollout;
+use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::{ClusterRef, ReleasePipeline};
 use crate::api::slo_budget::SLOBudget;
 
@@ -33,6 +34,7 @@ pub struct RemoteNamespace {
     pub rollouts: Store<CanaryRollout>,
     pub deployments: Store<DeploymentSummary>,
     pub budgets: Store<SLOBudget>,
+    pub parity_policies: Store<ParityPolicy>,
     secret_version: Option<String>,
     /// When the Secret was last read.
     fetched: Mutex<Instant>,
@@ -73,6 +75,7 @@ impl RemoteNamespace {
         ready(self.rollouts.wait_until_ready().now_or_never())
             && ready(self.deployments.wait_until_ready().now_or_never())
             && ready(self.budgets.wait_until_ready().now_or_never())
+            && ready(self.parity_policies.wait_until_ready().now_or_never())
     }
 }
 
@@ -182,6 +185,7 @@ fn watch(
     let (rollouts, rollout_writer) = reflector::store();
     let (deployments, deployment_writer) = reflector::store();
     let (budgets, budget_writer) = reflector::store();
+    let (parity_policies, policy_writer) = reflector::store();
     let rollout_feed = watcher(
         Api::<CanaryRollout>::namespaced(client.clone(), namespace),
         config(),
@@ -203,6 +207,13 @@ fn watch(
     .default_backoff()
     .reflect(budget_writer)
     .touched_objects();
+    let policy_feed = watcher(
+        Api::<ParityPolicy>::namespaced(client.clone(), namespace),
+        config(),
+    )
+    .default_backoff()
+    .reflect(policy_writer)
+    .touched_objects();
     let watches = tokio::spawn(async move {
         let rollouts = rollout_feed.for_each(|event| {
             match event {
@@ -211,10 +222,11 @@ fn watch(
             }
             std::future::ready(())
         });
-        let others = futures::stream::select(
-            deployment_feed.map(|e| e.map(|_| ())),
-            budget_feed.map(|e| e.map(|_| ())),
-        )
+        let others = futures::stream::select_all([
+            deployment_feed.map(|e| e.map(|_| ())).boxed(),
+            budget_feed.map(|e| e.map(|_| ())).boxed(),
+            policy_feed.map(|e| e.map(|_| ())).boxed(),
+        ])
         .for_each(|event| {
             if let Err(error) = event {
                 tracing::warn!("remote watch: {error}");
@@ -228,6 +240,7 @@ fn watch(
         rollouts,
         deployments,
         budgets,
+        parity_policies,
         secret_version,
         fetched: Mutex::new(Instant::now()),
         used: Mutex::new(Instant::now()),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::pipeline_gates::{
-    self, Admission, BudgetView, Measurements, admission, release_name, release_of,
+    self, Admission, BudgetView, Measurements, ParityView, admission, release_name, release_of,
 };
 use super::rollout::PlannedEvent;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase, RolloutResult, Stage};
@@ -40,6 +40,8 @@ pub struct EnvironmentView<'a> {
     pub target: Option<TargetView>,
     /// The SLOBudgets its gates read.
     pub budgets: Vec<BudgetView<'a>>,
+    /// The ParityPolicies its gates read.
+    pub parity: Vec<ParityView<'a>>,
     /// Measured in this reconcile, when a verification was due (see [`verification_due`]).
     pub measured: Option<Measurements>,
 }
@@ -573,7 +575,7 @@ fn soak(
         return;
     };
     if let Some(measured) = &view.measured {
-        let verdict = pipeline_gates::judge(
+        let mut verdict = pipeline_gates::judge(
             &env.risk_budget,
             &env.verification.checks,
             env.gates.min_volume.as_ref().map(|v| v.min),
@@ -581,6 +583,7 @@ fn soak(
             measured,
             entry,
         );
+        pipeline_gates::judge_parity(&view.parity, promoted_at, &mut verdict);
         entry.last_verification = Some(now);
         entry.held_by = verdict.holds;
         entry.failed_verifications = match &verdict.failed_check {

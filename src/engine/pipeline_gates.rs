@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::canary_rollout::Check;
+use crate::api::parity_policy::ParityPolicyStatus;
 use crate::api::release_pipeline::{
     EnvironmentRelease, ReleasePhase, ReleasePipelineSpec, ReleasePipelineStatus, ReleaseStatus,
     RiskBudget,
@@ -27,6 +28,48 @@ pub struct Measurements {
 pub struct BudgetView<'a> {
     pub name: String,
     pub status: Option<&'a SLOBudgetStatus>,
+}
+
+/// A ParityPolicy the gates read, as the store holds it (None: not found).
+#[derive(Clone, Debug)]
+pub struct ParityView<'a> {
+    pub name: String,
+    pub status: Option<&'a ParityPolicyStatus>,
+}
+
+/// The parity gate of a release promoted at `since`: each policy's latest evaluation since then.
+pub fn judge_parity(policies: &[ParityView], since: jiff::Timestamp, verdict: &mut GateVerdict) {
+    use crate::api::parity_policy::ParityLevel;
+    for policy in policies {
+        let name = &policy.name;
+        let Some(status) = policy.status else {
+            verdict.holds.push(format!("ParityPolicy {name} not found"));
+            continue;
+        };
+        let Some(evaluation) = status.last_evaluation.as_ref().filter(|e| e.time >= since) else {
+            verdict.holds.push(format!(
+                "ParityPolicy {name}: no evaluation since the promotion"
+            ));
+            continue;
+        };
+        let level = evaluation.level;
+        let rms = evaluation
+            .rms_difference_bps
+            .map_or(String::new(), |bps| format!(": rms {} bps", round(bps)));
+        match level {
+            ParityLevel::Pass => {}
+            ParityLevel::Critical | ParityLevel::Emergency => {
+                verdict
+                    .revoke
+                    .get_or_insert(format!("ParityPolicy {name} {level}{rms}"));
+            }
+            ParityLevel::Warning | ParityLevel::Insufficient => {
+                verdict
+                    .holds
+                    .push(format!("ParityPolicy {name} {level}{rms}"));
+            }
+        }
+    }
 }
 
 /// What one verification concludes.

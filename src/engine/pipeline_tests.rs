@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::api::canary_rollout::HistoryEntry;
+use crate::api::parity_policy::{ParityEvaluation, ParityLevel, ParityPolicyStatus};
 use crate::api::release_pipeline::{Promotion, ShortfallBudget};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus, SLOBudgetStatus};
-use crate::engine::pipeline_gates::{GateNote, gate_note, read_gate_note};
+use crate::engine::pipeline_gates::{GateNote, ParityView, gate_note, read_gate_note};
 
 const PIPELINE: &str = "
 release: {containers: [checkout]}
@@ -37,6 +38,8 @@ struct World {
     rollouts: [CanaryRolloutStatus; 2],
     targets: [TargetView; 2],
     budget: SLOBudgetStatus,
+    /// The staging gates' ParityPolicy, when there is one.
+    parity: Option<ParityPolicyStatus>,
     now: Timestamp,
     events: Vec<PlannedEvent>,
 }
@@ -90,6 +93,7 @@ impl World {
             rollouts: [settled("2.0"), settled("2.0")],
             targets: [target("2.1"), target("2.0")],
             budget: budget(0.80, ObjectiveState::Meeting),
+            parity: None,
             now: Timestamp::from_second(1_700_000_000).unwrap(),
             events: Vec::new(),
         }
@@ -104,6 +108,13 @@ impl World {
                     0 => vec![BudgetView {
                         name: "checkout-slo".into(),
                         status: Some(&self.budget),
+                    }],
+                    _ => Vec::new(),
+                },
+                parity: match (i, &self.parity) {
+                    (0, Some(status)) => vec![ParityView {
+                        name: "checkout-parity".into(),
+                        status: Some(status),
                     }],
                     _ => Vec::new(),
                 },
@@ -591,4 +602,61 @@ fn releases_replaced_in_an_environment_keep_their_phase_and_cost_no_requeues() {
         "replaced here by another release before its promotion"
     );
     assert_eq!(world.status.releases[0].name, "checkout:2.3");
+}
+
+fn parity_at(time: Timestamp, level: ParityLevel, rms: f64) -> ParityPolicyStatus {
+    let evaluation: ParityEvaluation = serde_json::from_value(serde_json::json!({
+        "time": time.to_string(),
+        "rmsDifferenceBps": rms,
+        "samples": 30,
+        "level": level,
+    }))
+    .expect("an evaluation");
+    ParityPolicyStatus {
+        last_evaluation: Some(evaluation),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_scheduled_parity_evaluation_gates_the_soak() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    let promoted = world.now;
+    // An evaluation from before the promotion says nothing about this release.
+    world.parity = Some(parity_at(
+        Timestamp::from_second(promoted.as_second() - 60).unwrap(),
+        ParityLevel::Pass,
+        3.0,
+    ));
+    world.advance(7 * DAY);
+    world.step(Some(all_clear()));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Soaking);
+    assert_eq!(
+        staging.held_by,
+        vec!["ParityPolicy checkout-parity: no evaluation since the promotion"]
+    );
+    world.parity = Some(parity_at(world.now, ParityLevel::Warning, 31.0));
+    world.advance(3600);
+    world.step(Some(all_clear()));
+    assert_eq!(
+        world.entry("2.1", "staging").held_by,
+        vec!["ParityPolicy checkout-parity Warning: rms 31 bps"]
+    );
+    world.parity = Some(parity_at(world.now, ParityLevel::Pass, 4.0));
+    world.advance(3600);
+    world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Verified);
+    world.parity = Some(parity_at(world.now, ParityLevel::Critical, 62.0));
+    world.advance(3600);
+    world.step(Some(all_clear()));
+    let staging = world.entry("2.1", "staging");
+    assert_eq!(staging.phase, ReleasePhase::Revoked);
+    assert_eq!(
+        staging.message,
+        "revoked in staging: ParityPolicy checkout-parity Critical: rms 62 bps"
+    );
 }
