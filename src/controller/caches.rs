@@ -325,7 +325,7 @@ impl Caches {
 
 /// Whether the store has had its first full list. A store whose writer is gone (its watch
 /// ended, or there never was one) never catches up again, so it is not ready either.
-fn ready<K>(store: &Store<K>) -> bool
+pub(super) fn ready<K>(store: &Store<K>) -> bool
 where
     K: reflector::Lookup + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,

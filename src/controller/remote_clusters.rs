@@ -15,6 +15,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 
+use super::caches::ready;
 use super::deployment_summary::DeploymentSummary;
 use super::pipeline_nudges::PipelineNudges;
 use crate::api::CanaryRollout;
@@ -70,12 +71,10 @@ impl RemoteNamespace {
 
     /// Whether every store has had its first list.
     pub fn synced(&self) -> bool {
-        use futures::FutureExt;
-        let ready = |r: Option<Result<(), _>>| matches!(r, Some(Ok(())));
-        ready(self.rollouts.wait_until_ready().now_or_never())
-            && ready(self.deployments.wait_until_ready().now_or_never())
-            && ready(self.budgets.wait_until_ready().now_or_never())
-            && ready(self.parity_policies.wait_until_ready().now_or_never())
+        ready(&self.rollouts)
+            && ready(&self.deployments)
+            && ready(&self.budgets)
+            && ready(&self.parity_policies)
     }
 }
 
