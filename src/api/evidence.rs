@@ -17,6 +17,10 @@ pub struct CheckEvidence {
     /// window, already counted, so that overlapping windows never count a sample twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub through: Option<Timestamp>,
+    /// For the comparison of distributions (`engine::distribution`): both tracks' samples
+    /// counted between fixed edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<DistributionEvidence>,
 }
 
 /// Running means, variances and covariance of a check's (canary, stable) pairs at one stage,
@@ -50,4 +54,20 @@ pub struct LogMoments {
     pub stable_mean: f64,
     pub canary_m2: f64,
     pub stable_m2: f64,
+}
+
+/// Both tracks' samples counted between edges fixed when the comparison started: enough to give
+/// their empirical distribution functions at every edge (`engine::distribution`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionEvidence {
+    /// Increasing edges; bin `i` holds the values in `(edges[i-1], edges[i]]`, the last bin
+    /// those above every edge.
+    pub edges: Vec<f64>,
+    /// Candidate samples per bin (one more than the edges).
+    pub candidate: Vec<u32>,
+    /// Baseline samples per bin.
+    pub baseline: Vec<u32>,
+    /// The tolerated shift between the tracks, in the values' unit.
+    pub tolerance: f64,
 }

@@ -371,6 +371,10 @@ pub struct SequentialStatistics {
     /// The relative change of the bad proportion (1 - good/total), candidate over baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proportions: Option<SequentialComparison>,
+    /// The candidate's values against the baseline's, as distributions (stochastic order and
+    /// equality up to the tolerance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<DistributionComparison>,
     /// Confidence of each interval (the policy's, spread over stages and tests).
     pub confidence: f64,
     pub tolerance: f64,
@@ -387,6 +391,27 @@ pub struct SequentialComparison {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<[f64; 2]>,
     /// Paired samples (shift) or windows (proportions) counted.
+    pub samples: u32,
+}
+
+/// The sequential comparison of the tracks' distributions: how far the candidate's empirical
+/// distribution function lies beyond the baseline's shifted by the tolerance, each way, against
+/// the time-uniform band both samples' sizes allow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionComparison {
+    /// Largest `F_baseline(x - tolerance) - F_candidate(x)`: the candidate's values lie above.
+    pub above: f64,
+    /// Largest `F_candidate(x) - F_baseline(x + tolerance)`: the candidate's values lie below.
+    pub below: f64,
+    /// The value `x` at which the larger of the two is reached.
+    pub at: f64,
+    /// The sum of both tracks' time-uniform bands: a gap beyond it is established.
+    pub band: f64,
+    /// The tolerated shift, in the values' unit (the policy's tolerance times the baseline's
+    /// median when the comparison started).
+    pub tolerance: f64,
+    /// Samples counted per track.
     pub samples: u32,
 }
 

@@ -154,6 +154,7 @@ pub fn judge(
                 name: check.name.clone(),
                 evidence: outcome.evidence.clone()?,
                 through: None,
+                distribution: None,
             })
         })
         .chain(input.gates.iter().flat_map(|g| g.evidence.iter().cloned()))

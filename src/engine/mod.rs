@@ -11,6 +11,7 @@
 pub mod analysis;
 pub mod conditions;
 pub mod dispersion;
+pub mod distribution;
 pub mod hand_back;
 pub mod parity;
 pub mod parity_gate;

@@ -88,8 +88,10 @@ pub struct PairedDifferences {
     pub timestamps: Vec<f64>,
     /// Active difference of each usable sample, bps.
     pub values_bps: Vec<f64>,
-    /// `|baseline_t|` of each usable sample: the denominator components are measured against.
-    pub baseline_abs: Vec<f64>,
+    /// The two values of each usable sample; `|baseline|` is the denominator components are
+    /// measured against.
+    pub candidate_values: Vec<f64>,
+    pub baseline_values: Vec<f64>,
     /// Paired samples left out: baseline 0 or not finite, candidate not finite, or overflow.
     pub skipped: u32,
     /// Points of either series without a partner at the same timestamp.
@@ -119,7 +121,8 @@ pub fn pair_differences(
                 Some(a) => {
                     paired.timestamps.push(tb);
                     paired.values_bps.push(a);
-                    paired.baseline_abs.push(b.abs());
+                    paired.candidate_values.push(c);
+                    paired.baseline_values.push(b);
                 }
                 None => paired.skipped = paired.skipped.saturating_add(1),
             }
@@ -333,9 +336,9 @@ pub fn component_difference(
     let baseline = values_at(&total.timestamps, baseline);
     let mut sum = 0.0;
     let mut missing = 0u32;
-    for ((c, b), denominator) in candidate.iter().zip(&baseline).zip(&total.baseline_abs) {
+    for ((c, b), denominator) in candidate.iter().zip(&baseline).zip(&total.baseline_values) {
         let part = match (c, b) {
-            (Some(c), Some(b)) => Some((c - b) / denominator * BPS).filter(|p| p.is_finite()),
+            (Some(c), Some(b)) => Some((c - b) / denominator.abs() * BPS).filter(|p| p.is_finite()),
             _ => None,
         };
         match part {
@@ -525,6 +528,8 @@ pub fn evaluate_with(
             let measured = parity_sequential::Measured {
                 timestamps: &paired.timestamps,
                 active_bps: &paired.values_bps,
+                candidate_values: &paired.candidate_values,
+                baseline_values: &paired.baseline_values,
                 proportions: input.proportions,
             };
             let outcome = parity_sequential::compare(settings, &measured, context, now);

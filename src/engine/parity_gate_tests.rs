@@ -189,13 +189,51 @@ fn a_level_raised_by_the_sequential_shift_names_its_confidence_sequence() {
     assert_eq!(report.decided_by, LevelSource::Statistics);
     assert_eq!(report.evaluation.statistics, None, "no fixed-horizon test");
     let gate = gate_verdict(&spec, &report, None);
-    assert_eq!(gate.evidence.len(), 1);
+    assert_eq!(gate.evidence.len(), 2, "the shift's and the distribution's");
     assert_eq!(gate.evidence[0].evidence.pairs, 200);
+    assert_eq!(gate.evidence[1].name, parity_sequential::DISTRIBUTION);
     assert_eq!(
         gate.reason,
-        "parity Critical: mean active difference +12.0 bps over 200 samples (confidence sequence at 99.5 %: +10.6 to +13.4 bps) beyond tolerance ±10.0 bps (1 evaluations in a row; action Rollback)"
+        "parity Critical: mean active difference +12.0 bps over 200 samples (confidence sequence at 99.75 %: +10.6 to +13.4 bps) beyond tolerance ±10.0 bps (1 evaluations in a row; action Rollback)"
     );
     let without_context = evaluate(&spec, &input, 0, now());
     assert_eq!(without_context.decided_by, LevelSource::Thresholds);
     assert_eq!(without_context.evaluation.sequential, None);
+}
+
+/// A gap between the distributions beyond the band is named with the side, the gap, where it is
+/// reached, the samples and the band.
+#[test]
+fn a_failed_distribution_comparison_names_its_side_and_band() {
+    let result = SequentialStatistics {
+        shift: None,
+        proportions: None,
+        distribution: Some(DistributionComparison {
+            above: 0.05,
+            below: 0.412,
+            at: 100.05,
+            band: 0.271,
+            tolerance: 0.1,
+            samples: 1200,
+        }),
+        confidence: 0.9975,
+        tolerance: 0.001,
+        failed: true,
+    };
+    assert_eq!(
+        failed_sequential_tests(&result),
+        [
+            "candidate's values below the baseline's by more than the tolerance ±0.1 in \
+          distribution: F_candidate(x) - F_baseline(x + 0.1) = 0.412 at x = 100.05 over 1200 samples \
+          per track, beyond the time-uniform band 0.271 (sequential Kolmogorov-Smirnov at 99.75 %)"
+        ]
+    );
+    let within = SequentialStatistics {
+        distribution: result
+            .distribution
+            .clone()
+            .map(|d| DistributionComparison { below: 0.2, ..d }),
+        ..result
+    };
+    assert!(failed_sequential_tests(&within).is_empty());
 }

@@ -200,7 +200,8 @@ fn scheduled_sequential_evidence_accumulates_until_the_spec_changes() {
         .last_evaluation
         .as_ref()
         .and_then(|e| e.sequential.clone());
-    assert_eq!(sequential.map(|s| s.confidence), Some(0.98));
+    // The shift and the distribution share 1 - confidence.
+    assert_eq!(sequential.map(|s| s.confidence), Some(0.99));
     let second = evaluate_at(&first, 1, at("2026-11-21T18:00:00Z"));
     assert_eq!(second.statistics_evidence[0].evidence.pairs, 20);
     let changed = evaluate_at(&second, 2, at("2026-11-22T06:00:00Z"));

@@ -12,20 +12,26 @@
 //!   tracks, one pair per whole window (the queries cover `spec.window`, so a pair is taken only
 //!   once a window has passed since the last). Fails when the candidate's bad proportion is
 //!   established above `(1 + tolerance)` times the baseline's.
+//! - **Distribution**: the candidate's values against the baseline's, as distributions
+//!   ([`super::distribution`]): fails when the candidate is established to lie above or below
+//!   the baseline in the stochastic order by more than `tolerance` times the baseline's median,
+//!   which a change of shape with the same mean and spread (bimodal, skewed) also shows.
 //!
 //! The samples of one window are treated as independent: strongly autocorrelated series make
 //! the intervals too narrow, as they did the fixed-horizon tests.
 
 use jiff::Timestamp;
 
+use super::distribution;
 use super::sequential::{self, ChangeInterval};
 use super::statistics::Proportion;
-use crate::api::evidence::{CheckEvidence, PairedEvidence};
+use crate::api::evidence::{CheckEvidence, DistributionEvidence, PairedEvidence};
 use crate::api::parity_policy::{SequentialComparison, SequentialStatistics, StatisticsSpec};
 
-/// The evidence names of the two comparisons.
+/// The evidence names of the comparisons.
 pub const SHIFT: &str = "parity:shift";
 pub const PROPORTIONS: &str = "parity:proportions";
+pub const DISTRIBUTION: &str = "parity:distribution";
 
 /// Samples after which the shift's confidence sequence is tightest: a few evaluations' windows.
 const SHIFT_SAMPLES_EXPECTED: f64 = 100.0;
@@ -35,7 +41,8 @@ const PROPORTION_WINDOWS_EXPECTED: f64 = 10.0;
 /// What a sequential comparison is judged with besides the evaluation's series.
 #[derive(Clone, Copy, Debug)]
 pub struct SequentialContext<'a> {
-    /// The evidence so far; entries not named [`SHIFT`] or [`PROPORTIONS`] are ignored.
+    /// The evidence so far; entries not named [`SHIFT`], [`PROPORTIONS`] or [`DISTRIBUTION`]
+    /// are ignored.
     pub evidence: &'a [CheckEvidence],
     /// Samples from before this are not counted (they belong to an earlier stage).
     pub since: Option<Timestamp>,
@@ -67,7 +74,7 @@ impl SequentialContext<'_> {
 pub fn of_policy(evidence: &[CheckEvidence]) -> Vec<CheckEvidence> {
     evidence
         .iter()
-        .filter(|e| e.name == SHIFT || e.name == PROPORTIONS)
+        .filter(|e| [SHIFT, PROPORTIONS, DISTRIBUTION].contains(&e.name.as_str()))
         .cloned()
         .collect()
 }
@@ -85,6 +92,9 @@ pub struct Measured<'a> {
     /// The paired samples' times (seconds) and active differences (bps), in time order.
     pub timestamps: &'a [f64],
     pub active_bps: &'a [f64],
+    /// The two values of each of those samples.
+    pub candidate_values: &'a [f64],
+    pub baseline_values: &'a [f64],
     /// Good/total of (candidate, baseline) over the window, when queried.
     pub proportions: Option<(Proportion, Proportion)>,
 }
@@ -96,7 +106,7 @@ pub fn compare(
     now: Timestamp,
 ) -> SequentialOutcome {
     let with_proportions = settings.good.is_some() && settings.total.is_some();
-    let alpha = sequential::split_alpha(context.alpha, 1 + usize::from(with_proportions));
+    let alpha = sequential::split_alpha(context.alpha, 2 + usize::from(with_proportions));
     let tolerance = settings.tolerance;
 
     let mut shift = context.prior(SHIFT);
@@ -105,6 +115,14 @@ pub fn compare(
     let mut failed = shift_result
         .as_ref()
         .is_some_and(|c| shift_beyond(c, tolerance));
+    let mut distribution = context.prior(DISTRIBUTION);
+    add_distribution_samples(&mut distribution, measured, context.since, tolerance);
+    let distribution_result = (distribution.distribution.as_ref())
+        .and_then(|d| d.compare(alpha))
+        .filter(|d| d.samples > 0);
+    failed |= distribution_result
+        .as_ref()
+        .is_some_and(distribution::beyond);
     let mut evidence = vec![shift];
 
     let mut proportions_result = None;
@@ -118,10 +136,15 @@ pub fn compare(
         proportions_result = compared;
         evidence.push(proportions);
     }
+    // Nothing to keep until the edges are fixed.
+    if distribution.distribution.is_some() {
+        evidence.push(distribution);
+    }
     SequentialOutcome {
         result: SequentialStatistics {
             shift: shift_result,
             proportions: proportions_result,
+            distribution: distribution_result,
             confidence: 1.0 - alpha,
             tolerance,
             failed,
@@ -145,24 +168,79 @@ pub fn proportions_beyond(proportions: &SequentialComparison, tolerance: f64) ->
         .is_some_and(|[lower, _]| lower > tolerance)
 }
 
-/// Adds the active differences of the samples newer than those counted (and than `since`).
-fn add_shift_samples(shift: &mut CheckEvidence, measured: &Measured<'_>, since: Option<Timestamp>) {
+/// The indices of the samples newer than those `evidence` counted (and than `since`).
+fn new_samples(
+    evidence: &CheckEvidence,
+    measured: &Measured<'_>,
+    since: Option<Timestamp>,
+) -> Vec<usize> {
     let seconds = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
-    let after = match (shift.through, since) {
+    let after = match (evidence.through, since) {
         (Some(through), Some(since)) => Some(seconds(through.max(since))),
         (through, since) => through.or(since).map(seconds),
     };
-    let mut newest: Option<f64> = None;
-    for (&time, &bps) in measured.timestamps.iter().zip(measured.active_bps) {
-        if after.is_some_and(|after| time <= after) {
-            continue;
-        }
+    let times = measured.timestamps.iter().enumerate();
+    times
+        .filter(|(_, time)| after.is_none_or(|after| **time > after))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Remembers the newest of the samples `counted` as counted.
+fn mark_counted(evidence: &mut CheckEvidence, measured: &Measured<'_>, counted: &[usize]) {
+    let newest = counted
+        .iter()
+        .filter_map(|i| measured.timestamps.get(*i).copied())
+        .reduce(f64::max);
+    if let Some(time) = newest.and_then(|t| Timestamp::from_millisecond((t * 1000.0) as i64).ok()) {
+        evidence.through = Some(time);
+    }
+}
+
+/// Adds the active differences of the samples newer than those counted (and than `since`).
+fn add_shift_samples(shift: &mut CheckEvidence, measured: &Measured<'_>, since: Option<Timestamp>) {
+    let new = new_samples(shift, measured, since);
+    for &bps in new.iter().filter_map(|i| measured.active_bps.get(*i)) {
         // The active difference itself is the sample; the stable side of the pair is unused.
         shift.evidence.add(bps / 10_000.0, 0.0);
-        newest = Some(newest.map_or(time, |t| t.max(time)));
     }
-    if let Some(time) = newest.and_then(|t| Timestamp::from_millisecond((t * 1000.0) as i64).ok()) {
-        shift.through = Some(time);
+    mark_counted(shift, measured, &new);
+}
+
+/// Counts both tracks' values of the samples newer than those counted, once the edges are
+/// fixed from at least [`distribution::MIN_SAMPLES`] of them (until then nothing is counted).
+fn add_distribution_samples(
+    evidence: &mut CheckEvidence,
+    measured: &Measured<'_>,
+    since: Option<Timestamp>,
+    tolerance: f64,
+) {
+    let new = new_samples(evidence, measured, since);
+    let values =
+        |side: &[f64]| -> Vec<f64> { new.iter().filter_map(|i| side.get(*i).copied()).collect() };
+    let candidate = values(measured.candidate_values);
+    let baseline = values(measured.baseline_values);
+    if evidence.distribution.is_none() {
+        let scale = median(&baseline).unwrap_or(0.0).abs();
+        evidence.distribution = DistributionEvidence::start(&baseline, tolerance * scale);
+    }
+    let Some(distribution) = evidence.distribution.as_mut() else {
+        return;
+    };
+    for (c, b) in candidate.iter().zip(&baseline) {
+        distribution.add(*c, *b);
+    }
+    mark_counted(evidence, measured, &new);
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
     }
 }
 

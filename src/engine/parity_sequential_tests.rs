@@ -45,6 +45,8 @@ fn measured<'a>(times: &'a [f64], bps: &'a [f64]) -> Measured<'a> {
     Measured {
         timestamps: times,
         active_bps: bps,
+        candidate_values: &[],
+        baseline_values: &[],
         proportions: None,
     }
 }
@@ -123,8 +125,8 @@ fn a_shift_beyond_tolerance_is_established_one_within_is_not() {
         .expect("an interval");
     assert!(lower > 0.01, "{beyond:?}");
     assert!(
-        (beyond.confidence - 0.99).abs() < 1e-12,
-        "one test: all of alpha"
+        (beyond.confidence - 0.995).abs() < 1e-12,
+        "the shift and the distribution share alpha"
     );
     let within = run(50.0);
     assert!(!within.failed, "{within:?}");
@@ -176,8 +178,8 @@ fn proportions_take_one_pair_per_window_and_fail_on_more_bad_events() {
     );
     let result = last.expect("evaluations");
     assert!(
-        (result.confidence - 0.995).abs() < 1e-12,
-        "two tests share alpha"
+        (result.confidence - (1.0 - 0.01 / 3.0)).abs() < 1e-12,
+        "three tests share alpha"
     );
     let compared = result.proportions.clone().expect("proportions compared");
     assert!((compared.estimate - 3.92).abs() < 1e-9, "{compared:?}");
@@ -210,4 +212,64 @@ fn looking_at_every_evaluation_keeps_false_failures_below_alpha() {
         })
         .count();
     assert!(failed <= 20, "false failures {failed} of {rollouts}");
+}
+
+/// The distribution's evidence: edges fixed once 20 baseline samples have come, each sample
+/// counted once across overlapping windows, and a bimodal candidate with the baseline's mean
+/// and spread failing while the shift passes.
+#[test]
+fn a_bimodal_candidate_fails_the_distribution_and_not_the_shift() {
+    let spec = settings(0.001, false);
+    let mut noise = Noise::new(17);
+    let mut evidence: Vec<CheckEvidence> = Vec::new();
+    let mut last = None;
+    for evaluation in 0..60 {
+        // Windows of 100 samples a second apart, overlapping the previous one by half.
+        let from = evaluation * 50;
+        let times: Vec<f64> = (from..from + 100).map(seconds).collect();
+        let baseline: Vec<f64> = times.iter().map(|_| 100.0 + noise.normal()).collect();
+        let candidate: Vec<f64> = times
+            .iter()
+            .map(|_| {
+                // Modes at ±0.99 with deviation 0.14: mean 100, variance 1.0.
+                let side = if noise.uniform() < 0.5 { -0.99 } else { 0.99 };
+                100.0 + side + 0.14 * noise.normal()
+            })
+            .collect();
+        let bps: Vec<f64> = (candidate.iter().zip(&baseline))
+            .map(|(c, b)| (c - b) / b * 10_000.0)
+            .collect();
+        let outcome = compare(
+            &spec,
+            &Measured {
+                candidate_values: &candidate,
+                baseline_values: &baseline,
+                ..measured(&times, &bps)
+            },
+            &context(&evidence, None),
+            at(from + 99),
+        );
+        evidence = outcome.evidence;
+        last = Some(outcome.result);
+    }
+    let result = last.expect("evaluated");
+    let distribution = result.distribution.expect("a distribution comparison");
+    assert_eq!(
+        distribution.samples,
+        50 * 59 + 100,
+        "each sample counted once"
+    );
+    assert!(
+        (distribution.tolerance - 0.1).abs() < 0.01,
+        "{distribution:?}"
+    );
+    assert!(
+        crate::engine::distribution::beyond(&distribution),
+        "{distribution:?}"
+    );
+    let shift = result.shift.expect("a shift");
+    assert!(!shift_beyond(&shift, 0.001), "{shift:?}");
+    assert!(result.failed);
+    let names: Vec<&str> = evidence.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [SHIFT, DISTRIBUTION]);
 }
