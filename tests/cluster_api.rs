@@ -193,6 +193,11 @@ async fn invalid_rollouts_are_rejected_naming_the_field() {
             "trafficRouting: {}",
             "spec.trafficRouting in body should have at least 1 properties",
         ),
+        (
+            "empty HTTPRoute name",
+            "trafficRouting: {gatewayAPI: {httpRoutes: ['']}}",
+            "spec.trafficRouting.gatewayAPI.httpRoutes in body should be at least 1 chars long",
+        ),
     ];
     for (case, spec, expected) in cases {
         let yaml = format!(
@@ -214,6 +219,57 @@ async fn invalid_rollouts_are_rejected_naming_the_field() {
         );
     }
     let left = ns.kubectl(&["get", "canaryrollouts", "-o", "name"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout),
+        "",
+        "nothing invalid was stored"
+    );
+}
+
+/// What the schema bounds in a ReleasePipeline: empty names in its lists, an empty namespace or
+/// key, an empty Alertmanager URL.
+#[tokio::test]
+async fn invalid_pipelines_are_rejected_naming_the_field() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("invalid-pipeline").await;
+    let cases = [
+        (
+            "empty container name",
+            "release: {containers: ['']}\n  environments: [{name: staging, rolloutRef: {name: web}}]",
+            "spec.release.containers in body should be at least 1 chars long",
+        ),
+        (
+            "empty namespace",
+            "release: {containers: [app]}\n  environments: [{name: staging, rolloutRef: {name: web, namespace: ''}}]",
+            "spec.environments.rolloutRef.namespace in body should be at least 1 chars long",
+        ),
+        (
+            "empty SLOBudget name",
+            "release: {containers: [app]}\n  environments: [{name: staging, rolloutRef: {name: web}, gates: {sloBudgets: ['']}}]",
+            "spec.environments.gates.sloBudgets in body should be at least 1 chars long",
+        ),
+        (
+            "empty matcher",
+            "release: {containers: [app]}\n  environments: [{name: staging, rolloutRef: {name: web}, gates: {incidents: {matchers: ['']}}}]",
+            "spec.environments.gates.incidents.matchers in body should be at least 1 chars long",
+        ),
+    ];
+    for (case, spec, expected) in cases {
+        let yaml = format!(
+            "apiVersion: sluice.dev/v1alpha1\nkind: ReleasePipeline\nmetadata: {{name: bad}}\n\
+             spec:\n  {spec}\n"
+        );
+        let output = ns
+            .kubectl_with_input(&["apply", "-f", "-"], Some(&yaml))
+            .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{case}: accepted\n{yaml}");
+        assert!(
+            stderr.contains(expected),
+            "{case}: expected {expected:?} in\n{stderr}"
+        );
+    }
+    let left = ns.kubectl(&["get", "releasepipelines", "-o", "name"]).await;
     assert_eq!(
         String::from_utf8_lossy(&left.stdout),
         "",

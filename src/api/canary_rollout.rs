@@ -123,7 +123,7 @@ pub struct TrafficRouting {
 pub struct GatewayApiRouting {
     /// HTTPRoutes in the rollout's namespace whose backendRefs Sluice weights. A rule that points
     /// at the user's Service gets the stable/canary pair instead, and it back on hand-back.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), inner(length(min = 1, max = 253)))]
     pub http_routes: Vec<String>,
 }
 

@@ -115,9 +115,11 @@ pub struct StatisticsSpec {
     pub level: ParityLevel,
     /// Good events per track ({{track}}), for a two-proportion test with `total`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub good: Option<String>,
     /// All events per track ({{track}}), for a two-proportion test with `good`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub total: Option<String>,
 }
 

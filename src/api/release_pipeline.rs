@@ -43,7 +43,7 @@ pub struct ReleasePipelineSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseIdentity {
     /// Container names of the targets' pod templates; the release is their images.
-    #[schemars(length(min = 1, max = 20))]
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 63)))]
     pub containers: Vec<String>,
 }
 
@@ -104,6 +104,7 @@ pub struct RolloutRef {
     pub name: String,
     /// Default: the pipeline's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,
 }
 
@@ -122,6 +123,7 @@ pub struct SecretKeyRef {
     pub name: String,
     /// The key holding a kubeconfig. Default: `kubeconfig`.
     #[serde(default = "default_kubeconfig_key")]
+    #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
 
@@ -178,11 +180,13 @@ pub struct Gates {
     /// rollout's own `sloBudgetRef` is always included. A Critical objective revokes the
     /// release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 253)))]
     pub slo_budgets: Vec<String>,
     /// ParityPolicies (in the rollout's namespace) whose latest evaluation since the release's
     /// promotion must pass: scheduled policies comparing the environment with its reference.
     /// Critical or Emergency revokes; Warning, Insufficient or no evaluation yet holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 253)))]
     pub parity_policies: Vec<String>,
     /// The least volume (requests, trades, ...) the release must have served here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,10 +215,11 @@ pub struct IncidentGate {
     /// Alertmanager base URL (API v2). Without it, or when it cannot be reached, the
     /// Prometheus `ALERTS{alertstate="firing"}` series is read instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub alertmanager: Option<String>,
     /// Label matchers an alert must all satisfy: `name=value`, `name!=value`, `name=~regex`,
     /// `name!~regex`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), inner(length(min = 1)))]
     pub matchers: Vec<String>,
 }
 

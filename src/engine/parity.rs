@@ -692,6 +692,29 @@ pub fn validate_policy(spec: &ParityPolicySpec) -> Vec<String> {
     validate_policy_with_schedule(spec, &|_| Ok(()))
 }
 
+/// Problems of `spec.statistics`' proportion queries: set together, valid PromQL, per track.
+fn statistics_problems(statistics: &StatisticsSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if statistics.good.is_some() != statistics.total.is_some() {
+        problems.push(
+            "spec.statistics.good and spec.statistics.total must be set together".to_string(),
+        );
+    }
+    for (field, query) in [("good", &statistics.good), ("total", &statistics.total)] {
+        let Some(query) = query.as_deref() else {
+            continue;
+        };
+        if let Err(error) = validate_promql(query) {
+            problems.push(format!("spec.statistics.{field}: {error}"));
+        } else if !query.contains("{{track}}") {
+            problems.push(format!(
+                "spec.statistics.{field} has no {{{{track}}}} placeholder, so both tracks would count the same events"
+            ));
+        }
+    }
+    problems
+}
+
 /// [`validate_policy`] plus `check_schedule` on `spec.schedule` when it is set.
 pub fn validate_policy_with_schedule(
     spec: &ParityPolicySpec,
@@ -732,6 +755,9 @@ pub fn validate_policy_with_schedule(
             "spec.query has no {{track}} placeholder, so the canary and stable tracks would run the same query"
                 .to_string(),
         );
+    }
+    if let Some(statistics) = &spec.statistics {
+        problems.extend(statistics_problems(statistics));
     }
 
     if spec.window.is_zero() {

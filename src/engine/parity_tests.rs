@@ -495,6 +495,22 @@ fn policy_problems_name_the_field() {
         ),
         ("query: ''".to_string(), "spec.query must not be empty"),
         (
+            format!("{QUERY}statistics: {{good: 'sum(ok{{track=\"{{{{track}}}}\"}})'}}"),
+            "spec.statistics.good and spec.statistics.total must be set together",
+        ),
+        (
+            format!(
+                "{QUERY}statistics: {{good: 'sum(ok)', total: 'sum(all{{track=\"{{{{track}}}}\"}})'}}"
+            ),
+            "spec.statistics.good has no {{track}} placeholder",
+        ),
+        (
+            format!(
+                "{QUERY}statistics: {{good: 'sum(ok{{track=\"{{{{track}}}}\"}}', total: 'sum(all{{track=\"{{{{track}}}}\"}})'}}"
+            ),
+            "spec.statistics.good: PromQL does not parse",
+        ),
+        (
             "query: 'sum(rate(x{track=\"{{track}}\"}[5m])'".to_string(),
             "spec.query: PromQL does not parse",
         ),

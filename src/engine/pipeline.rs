@@ -91,6 +91,11 @@ pub fn validate(spec: &ReleasePipelineSpec, namespace: &str) -> Vec<String> {
             ));
         }
         seen.push((&env.name, rollout));
+        if env.verification.interval.is_zero() {
+            problems.push(format!(
+                "spec.environments[{i}].verification.interval must be longer than 0s"
+            ));
+        }
         if !env.soak.is_zero() && env.soak < env.verification.interval {
             problems.push(format!(
                 "spec.environments[{i}].soak {} is shorter than verification.interval {}",

@@ -439,7 +439,7 @@ environments:
 - {name: staging, rolloutRef: {name: checkout}, soak: 30s, verification: {interval: 1m}}
 - name: production
   rolloutRef: {name: checkout, namespace: shop}
-  verification: {checks: [{name: latency, query: q, maxIncrease: 0.1}]}
+  verification: {interval: 0s, checks: [{name: latency, query: q, maxIncrease: 0.1}]}
   gates: {incidents: {matchers: ['severity']}}
 ",
     )
@@ -450,6 +450,7 @@ environments:
         vec![
             "spec.environments[0].soak 30s is shorter than verification.interval 1m",
             "spec.environments[1].rolloutRef shop/checkout is also environment staging's: a release would cycle",
+            "spec.environments[1].verification.interval must be longer than 0s",
             "spec.environments[1].verification.checks[0] needs min or max, and no maxIncrease/maxDecrease (nothing to compare with once promoted)",
             "spec.environments[1].gates.incidents.matchers[0] \"severity\" is not name=value, name!=value, name=~regex or name!~regex",
         ]
