@@ -199,35 +199,11 @@ async fn invalid_rollouts_are_rejected_naming_the_field() {
             "spec.trafficRouting.gatewayAPI.httpRoutes in body should be at least 1 chars long",
         ),
     ];
-    for (case, spec, expected) in cases {
-        let yaml = format!(
-            "apiVersion: sluice.dev/v1alpha1\nkind: CanaryRollout\nmetadata: {{name: bad}}\n\
-             spec:\n  targetRef: {{name: web}}\n  service: {{name: web, port: 80}}\n  {spec}\n"
-        );
-        let output = ns
-            .kubectl_with_input(&["apply", "-f", "-"], Some(&yaml))
-            .await;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{case}: accepted\n{yaml}");
-        assert!(
-            stderr.contains(r#"The CanaryRollout "bad" is invalid"#),
-            "{case}: {stderr}"
-        );
-        assert!(
-            stderr.contains(expected),
-            "{case}: expected {expected:?} in\n{stderr}"
-        );
-    }
-    let left = ns.kubectl(&["get", "canaryrollouts", "-o", "name"]).await;
-    assert_eq!(
-        String::from_utf8_lossy(&left.stdout),
-        "",
-        "nothing invalid was stored"
-    );
+    let head = "targetRef: {name: web}\n  service: {name: web, port: 80}\n  ";
+    assert_rejected(&ns, "CanaryRollout", "canaryrollouts", head, &cases).await;
 }
 
-/// What the schema bounds in a ReleasePipeline: empty names in its lists, an empty namespace or
-/// key, an empty Alertmanager URL.
+/// What the schema bounds in a ReleasePipeline: empty names in its lists, an empty namespace.
 #[tokio::test]
 async fn invalid_pipelines_are_rejected_naming_the_field() {
     let env = TestEnv::get().await;
@@ -254,10 +230,22 @@ async fn invalid_pipelines_are_rejected_naming_the_field() {
             "spec.environments.gates.incidents.matchers in body should be at least 1 chars long",
         ),
     ];
+    assert_rejected(&ns, "ReleasePipeline", "releasepipelines", "", &cases).await;
+}
+
+/// Applies an object of `kind` named "bad" for each (case, spec after `head`, expected error)
+/// and checks that the apiserver refuses each with the expected message and stores none.
+async fn assert_rejected(
+    ns: &TestNamespace,
+    kind: &str,
+    resource: &str,
+    head: &str,
+    cases: &[(&str, &str, &str)],
+) {
     for (case, spec, expected) in cases {
         let yaml = format!(
-            "apiVersion: sluice.dev/v1alpha1\nkind: ReleasePipeline\nmetadata: {{name: bad}}\n\
-             spec:\n  {spec}\n"
+            "apiVersion: sluice.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: bad}}\n\
+             spec:\n  {head}{spec}\n"
         );
         let output = ns
             .kubectl_with_input(&["apply", "-f", "-"], Some(&yaml))
@@ -265,11 +253,15 @@ async fn invalid_pipelines_are_rejected_naming_the_field() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{case}: accepted\n{yaml}");
         assert!(
+            stderr.contains(&format!(r#"The {kind} "bad" is invalid"#)),
+            "{case}: {stderr}"
+        );
+        assert!(
             stderr.contains(expected),
             "{case}: expected {expected:?} in\n{stderr}"
         );
     }
-    let left = ns.kubectl(&["get", "releasepipelines", "-o", "name"]).await;
+    let left = ns.kubectl(&["get", resource, "-o", "name"]).await;
     assert_eq!(
         String::from_utf8_lossy(&left.stdout),
         "",
