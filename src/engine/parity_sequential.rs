@@ -24,7 +24,7 @@ use jiff::Timestamp;
 
 use super::distribution;
 use super::sequential::{self, ChangeInterval};
-use super::statistics::Proportion;
+use super::statistics::{self, Proportion};
 use crate::api::evidence::{CheckEvidence, DistributionEvidence, PairedEvidence};
 use crate::api::parity_policy::{SequentialComparison, SequentialStatistics, StatisticsSpec};
 
@@ -117,9 +117,7 @@ pub fn compare(
         .is_some_and(|c| shift_beyond(c, tolerance));
     let mut distribution = context.prior(DISTRIBUTION);
     add_distribution_samples(&mut distribution, measured, context.since, tolerance);
-    let distribution_result = (distribution.distribution.as_ref())
-        .and_then(|d| d.compare(alpha))
-        .filter(|d| d.samples > 0);
+    let distribution_result = (distribution.distribution.as_ref()).and_then(|d| d.compare(alpha));
     failed |= distribution_result
         .as_ref()
         .is_some_and(distribution::beyond);
@@ -221,7 +219,7 @@ fn add_distribution_samples(
     let candidate = values(measured.candidate_values);
     let baseline = values(measured.baseline_values);
     if evidence.distribution.is_none() {
-        let scale = median(&baseline).unwrap_or(0.0).abs();
+        let scale = statistics::median(&baseline).unwrap_or(0.0).abs();
         evidence.distribution = DistributionEvidence::start(&baseline, tolerance * scale);
     }
     let Some(distribution) = evidence.distribution.as_mut() else {
@@ -231,17 +229,6 @@ fn add_distribution_samples(
         distribution.add(*c, *b);
     }
     mark_counted(evidence, measured, &new);
-}
-
-fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    match sorted.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(sorted[middle]),
-        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
-    }
 }
 
 /// Adds the tracks' bad proportions once a whole window has passed since the last pair.
