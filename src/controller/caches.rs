@@ -75,7 +75,8 @@ fn trim<K: Resource>(object: &mut K) {
     }
 }
 
-fn feed<K>(
+/// A store of `api`'s objects and the watch that fills it (each object `modify`d first).
+pub(super) fn feed<K>(
     api: Api<K>,
     config: watcher::Config,
     modify: impl FnMut(&mut K) + Send + 'static,

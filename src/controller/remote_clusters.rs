@@ -11,11 +11,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
 
-use super::caches::ready;
+use super::caches::{feed, ready};
 use super::deployment_summary::DeploymentSummary;
 use super::pipeline_nudges::PipelineNudges;
 use crate::api::CanaryRollout;
@@ -180,39 +180,15 @@ fn watch(
     pipeline: ObjectRef<ReleasePipeline>,
     nudges: PipelineNudges,
 ) -> RemoteNamespace {
-    let config = watcher::Config::default;
-    let (rollouts, rollout_writer) = reflector::store();
-    let (deployments, deployment_writer) = reflector::store();
-    let (budgets, budget_writer) = reflector::store();
-    let (parity_policies, policy_writer) = reflector::store();
-    let rollout_feed = watcher(
-        Api::<CanaryRollout>::namespaced(client.clone(), namespace),
-        config(),
-    )
-    .default_backoff()
-    .reflect(rollout_writer)
-    .touched_objects();
-    let deployment_feed = watcher(
-        Api::<DeploymentSummary>::namespaced(client.clone(), namespace),
-        config(),
-    )
-    .default_backoff()
-    .reflect(deployment_writer)
-    .touched_objects();
-    let budget_feed = watcher(
-        Api::<SLOBudget>::namespaced(client.clone(), namespace),
-        config(),
-    )
-    .default_backoff()
-    .reflect(budget_writer)
-    .touched_objects();
-    let policy_feed = watcher(
-        Api::<ParityPolicy>::namespaced(client.clone(), namespace),
-        config(),
-    )
-    .default_backoff()
-    .reflect(policy_writer)
-    .touched_objects();
+    let all = watcher::Config::default;
+    let (rollouts, rollout_feed) =
+        feed::<CanaryRollout>(Api::namespaced(client.clone(), namespace), all(), |_| {});
+    let (deployments, deployment_feed) =
+        feed::<DeploymentSummary>(Api::namespaced(client.clone(), namespace), all(), |_| {});
+    let (budgets, budget_feed) =
+        feed::<SLOBudget>(Api::namespaced(client.clone(), namespace), all(), |_| {});
+    let (parity_policies, policy_feed) =
+        feed::<ParityPolicy>(Api::namespaced(client.clone(), namespace), all(), |_| {});
     let watches = tokio::spawn(async move {
         let rollouts = rollout_feed.for_each(|event| {
             match event {
