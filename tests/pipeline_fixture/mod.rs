@@ -103,6 +103,23 @@ spec:
 impl Environments {
     /// Both environments on v1, adopted, with `pipeline` applied and the operator running.
     pub async fn start(prefix: &str, staging_stages: &str, pipeline: &str) -> Environments {
+        let mut environments = Environments::deploy(prefix, staging_stages, pipeline).await;
+        environments.operator = Some(Operator::start(
+            &environments.env,
+            environments.ns.name(),
+            &[],
+        ));
+        for name in ["checkout-staging", "checkout-production"] {
+            environments
+                .wait_rollout_phase(name, Phase::Idle, Duration::from_secs(60))
+                .await;
+        }
+        environments
+    }
+
+    /// Both environments on v1 and `pipeline` applied, with no operator of their own: the
+    /// caller runs one (e.g. over every namespace) and waits for the adoption.
+    pub async fn deploy(prefix: &str, staging_stages: &str, pipeline: &str) -> Environments {
         let env = TestEnv::get().await;
         let ns = env.namespace(prefix).await;
         let kubelet = FakeKubelet::start(env.client.clone(), ns.name());
@@ -128,20 +145,13 @@ impl Environments {
         ))
         .await;
         ns.apply_yaml(pipeline).await;
-        let operator = Operator::start(&env, ns.name(), &[]);
-        let environments = Environments {
+        Environments {
             env,
             ns,
             kubelet,
             exporter,
-            operator: Some(operator),
-        };
-        for name in ["checkout-staging", "checkout-production"] {
-            environments
-                .wait_rollout_phase(name, Phase::Idle, Duration::from_secs(60))
-                .await;
+            operator: None,
         }
-        environments
     }
 
     pub fn operator(&self) -> &Operator {

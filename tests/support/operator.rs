@@ -56,19 +56,49 @@ impl Operator {
         extra_args: &[&str],
         envs: &[(&str, &str)],
     ) -> Operator {
-        let mut args: Vec<String> = [
-            "run",
-            "--namespace",
-            namespace,
-            "--prometheus-url",
+        Self::spawn_run(
+            kubeconfig,
+            Some(namespace),
             prometheus_url,
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ]
-        .map(String::from)
-        .to_vec();
+            extra_args,
+            envs,
+        )
+    }
+
+    /// `sluice run` over every namespace of the cluster (no `--namespace`), e.g. for a campaign
+    /// whose scenarios each have a namespace of their own.
+    pub fn start_cluster_wide(
+        env: &TestEnv,
+        prometheus_url: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
+        Self::spawn_run(&env.kubeconfig, None, prometheus_url, extra_args, envs)
+    }
+
+    fn spawn_run(
+        kubeconfig: &Path,
+        namespace: Option<&str>,
+        prometheus_url: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Operator {
+        let mut args: Vec<String> = vec!["run".into()];
+        if let Some(namespace) = namespace {
+            args.extend(["--namespace".into(), namespace.into()]);
+        }
+        args.extend(
+            [
+                "--prometheus-url",
+                prometheus_url,
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ]
+            .map(String::from),
+        );
         args.extend(extra_args.iter().map(|a| a.to_string()));
-        let log_path = scratch_dir().join(format!("operator-{namespace}-{}.log", unique_suffix()));
+        let scope = namespace.unwrap_or("all");
+        let log_path = scratch_dir().join(format!("operator-{scope}-{}.log", unique_suffix()));
         let mut operator = Operator {
             args,
             envs: envs

@@ -1,0 +1,191 @@
+//! Watches every CanaryRollout and keeps each status it sees, in order, to check what happened
+//! between the campaign's looks: no stage skipped or repeated, no stage left without a passing
+//! judgement. A watch that had to list again may have missed statuses in between: the pair
+//! across it is not judged, and counted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use sluice::api::CanaryRollout;
+use sluice::api::canary_rollout::{Phase, Verdict};
+
+/// One status as the watch delivered it.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    /// The watch listed again before this one: statuses may be missing just before it.
+    after_gap: bool,
+    phase: Option<Phase>,
+    stage: Option<u32>,
+    stage_started_at: Option<Timestamp>,
+    candidate: Option<(String, Timestamp)>,
+    last_evaluation: Option<(Timestamp, Verdict)>,
+    stages: usize,
+}
+
+#[derive(Default)]
+struct Log {
+    /// By "namespace/name".
+    rollouts: HashMap<String, Vec<Seen>>,
+    relisting: bool,
+}
+
+pub struct Observer {
+    log: Arc<Mutex<Log>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the statuses seen in one namespace show.
+#[derive(Default)]
+pub struct Judged {
+    /// Stage changes and promotions seen from one status to the next.
+    pub transitions: usize,
+    /// Pairs of statuses with a relist between them, not judged.
+    pub across_gaps: usize,
+    pub skipped_or_repeated: Vec<String>,
+    pub without_passing_judgement: Vec<String>,
+}
+
+impl Observer {
+    pub fn start(client: Client) -> Observer {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let writer = log.clone();
+        let task = tokio::spawn(async move {
+            let rollouts: Api<CanaryRollout> = Api::all(client);
+            let mut events = watcher(rollouts, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(event) = events.next().await {
+                let Ok(event) = event else { continue };
+                let mut log = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                match event {
+                    watcher::Event::Init => log.relisting = true,
+                    watcher::Event::InitApply(rollout) => log.record(&rollout, true),
+                    watcher::Event::InitDone => log.relisting = false,
+                    watcher::Event::Apply(rollout) => log.record(&rollout, false),
+                    watcher::Event::Delete(_) => {}
+                }
+            }
+        });
+        Observer { log, task }
+    }
+
+    /// Judges every pair of successive statuses of the rollouts in `namespace`.
+    pub fn judge(&self, namespace: &str) -> Judged {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let prefix = format!("{namespace}/");
+        let mut judged = Judged::default();
+        for (key, seen) in log.rollouts.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            for pair in seen.windows(2) {
+                judge_pair(key, &pair[0], &pair[1], &mut judged);
+            }
+        }
+        judged
+    }
+
+    /// Forgets the rollouts of `namespace` (its scenario is over).
+    pub fn forget(&self, namespace: &str) {
+        let prefix = format!("{namespace}/");
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.rollouts.retain(|k, _| !k.starts_with(&prefix));
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Log {
+    fn record(&mut self, rollout: &CanaryRollout, listed: bool) {
+        let Some(status) = rollout.status.as_ref() else {
+            return;
+        };
+        let key = format!(
+            "{}/{}",
+            rollout.namespace().unwrap_or_default(),
+            rollout.name_any()
+        );
+        let seen = Seen {
+            after_gap: listed || self.relisting,
+            phase: status.phase,
+            stage: status.stage,
+            stage_started_at: status.stage_started_at,
+            candidate: status
+                .canary_revision
+                .clone()
+                .zip(status.rollout_started_at),
+            last_evaluation: status.last_evaluation.as_ref().map(|e| (e.time, e.verdict)),
+            stages: rollout.spec.stages.len(),
+        };
+        let history = self.rollouts.entry(key).or_default();
+        let unchanged = history.last().is_some_and(|last| {
+            Seen {
+                after_gap: seen.after_gap,
+                ..last.clone()
+            } == seen
+        });
+        if !unchanged {
+            history.push(seen);
+        }
+    }
+}
+
+fn judge_pair(key: &str, before: &Seen, after: &Seen, judged: &mut Judged) {
+    let same_candidate = before.candidate.is_some() && before.candidate == after.candidate;
+    let moving = before.phase == Some(Phase::Progressing)
+        && matches!(
+            after.phase,
+            Some(Phase::Progressing | Phase::Paused | Phase::Promoting)
+        );
+    if !same_candidate || !moving {
+        return;
+    }
+    let (Some(from), Some(to)) = (before.stage, after.stage) else {
+        return;
+    };
+    let promoted = after.phase == Some(Phase::Promoting);
+    let advanced = to == from + 1 || promoted;
+    // A promotion sets stageStartedAt to its own start.
+    let restarted = to == from
+        && !promoted
+        && before.stage_started_at.is_some()
+        && after.stage_started_at.is_some()
+        && before.stage_started_at != after.stage_started_at;
+    if !(advanced || restarted || to != from) {
+        return;
+    }
+    judged.transitions += 1;
+    if after.after_gap {
+        judged.across_gaps += 1;
+        return;
+    }
+    if to < from || to > from + 1 || restarted {
+        judged.skipped_or_repeated.push(format!(
+            "{key}: stage {from} (started {:?}) followed by stage {to} (started {:?})",
+            before.stage_started_at, after.stage_started_at
+        ));
+    }
+    if promoted && (from as usize) + 1 != before.stages {
+        judged.skipped_or_repeated.push(format!(
+            "{key}: promotion from stage {from} of {}",
+            before.stages
+        ));
+    }
+    if advanced {
+        let passed = match (after.last_evaluation, before.stage_started_at) {
+            (Some((time, Verdict::Pass)), Some(started)) => time > started,
+            _ => false,
+        };
+        if !passed {
+            judged.without_passing_judgement.push(format!(
+                "{key}: left stage {from} (started {:?}) with the last evaluation {:?}",
+                before.stage_started_at, after.last_evaluation
+            ));
+        }
+    }
+}
