@@ -113,6 +113,7 @@ impl Tally {
 #[tokio::main]
 async fn main() {
     let settings = Settings::read();
+    observer::check_the_judge();
     let env = TestEnv::get().await;
     let began = Instant::now();
     let proxy = Arc::new(PrometheusProxy::start(&env.prometheus_url).await);
@@ -267,6 +268,7 @@ async fn settle(scenarios: &[Scenario], operators: &mut Operators, seed: u64, ta
                         scenario.whereabouts().await
                     ),
                 );
+                println!("    Deployments:\n      {}", scenario.deployments().await);
             }
             return;
         }

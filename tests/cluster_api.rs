@@ -198,9 +198,88 @@ async fn invalid_rollouts_are_rejected_naming_the_field() {
             "trafficRouting: {gatewayAPI: {httpRoutes: ['']}}",
             "spec.trafficRouting.gatewayAPI.httpRoutes in body should be at least 1 chars long",
         ),
+        (
+            "zero interval",
+            "trafficRouting: {replicas: {}}\n  analysis: {interval: 0s}",
+            "spec.analysis.interval in body should match '^([0-9]+(ms|s|m|h|d|w|y))*[0-9]*[1-9]",
+        ),
+        (
+            "empty sampleCountQuery",
+            "trafficRouting: {replicas: {}}\n  analysis: {sampleCountQuery: ''}",
+            "spec.analysis.sampleCountQuery in body should be at least 1 chars long",
+        ),
+        (
+            "Prometheus address without a scheme",
+            "trafficRouting: {replicas: {}}\n  analysis: {prometheus: {address: 'prometheus:9090'}}",
+            "spec.analysis.prometheus.address in body should match '^https?://'",
+        ),
     ];
     let head = "targetRef: {name: web}\n  service: {name: web, port: 80}\n  ";
     assert_rejected(&ns, "CanaryRollout", "canaryrollouts", head, &cases).await;
+}
+
+/// What the schema bounds in an SLOBudget: targets strictly between 0 and 100, factors above 0.
+#[tokio::test]
+async fn invalid_budgets_are_rejected_naming_the_field() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("invalid-budget").await;
+    let objective = |target: &str| {
+        format!("objectives: [{{name: a, target: {target}, good: 'sum(g)', total: 'sum(t)'}}]")
+    };
+    let (target_100, target_0) = (objective("100"), objective("0"));
+    let valid = objective("99");
+    let factor_0 = format!(
+        "{valid}\n  burnRateAlerts: [{{long: 1h, short: 5m, factor: 0, severity: Critical}}]"
+    );
+    let cases = [
+        (
+            "target 100",
+            target_100.as_str(),
+            "spec.objectives.target in body should be less than 100",
+        ),
+        (
+            "target 0",
+            target_0.as_str(),
+            "spec.objectives.target in body should be greater than 0",
+        ),
+        (
+            "factor 0",
+            factor_0.as_str(),
+            "spec.burnRateAlerts.factor in body should be greater than 0",
+        ),
+    ];
+    assert_rejected(&ns, "SLOBudget", "slobudgets", "", &cases).await;
+}
+
+/// What the schema bounds in a ParityPolicy: a query per track must name the track, and no
+/// query or schedule is empty.
+#[tokio::test]
+async fn invalid_parity_policies_are_rejected_naming_the_field() {
+    let env = TestEnv::get().await;
+    let ns = env.namespace("invalid-parity").await;
+    let cases = [
+        (
+            "query without {{track}}",
+            "query: 'sum(order_value)'",
+            "spec.query in body should match '\\{\\{track\\}\\}'",
+        ),
+        (
+            "empty candidate",
+            "candidate: ''\n  baseline: 'sum(b)'",
+            "spec.candidate in body should be at least 1 chars long",
+        ),
+        (
+            "empty schedule",
+            "candidate: 'sum(c)'\n  baseline: 'sum(b)'\n  schedule: ''",
+            "spec.schedule in body should be at least 1 chars long",
+        ),
+        (
+            "component without {{track}}",
+            "query: 'sum(v{track=\"{{track}}\"})'\n  components: [{name: fees, query: 'sum(fees)'}]",
+            "spec.components.query in body should match '\\{\\{track\\}\\}'",
+        ),
+    ];
+    assert_rejected(&ns, "ParityPolicy", "paritypolicies", "", &cases).await;
 }
 
 /// What the schema bounds in a ReleasePipeline: empty names in its lists, an empty namespace.

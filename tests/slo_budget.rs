@@ -421,22 +421,6 @@ async fn budgets_the_schema_accepts_but_sluice_cannot_judge_are_stalled_with_an_
     };
     let cases = [
         (
-            "target-100",
-            format!(
-                "  window: 1h\n  objectives: [{{name: a, target: 100, {QUERIES}}}]\n{}",
-                pair("10m", "1m")
-            ),
-            "spec.objectives[0].target 100 must be between 0 and 100 (exclusive)",
-        ),
-        (
-            "target-0",
-            format!(
-                "  window: 1h\n  objectives: [{{name: a, target: 0, {QUERIES}}}]\n{}",
-                pair("10m", "1m")
-            ),
-            "spec.objectives[0].target 0 must be between 0 and 100 (exclusive)",
-        ),
-        (
             "short-longer",
             format!(
                 "  window: 1h\n  objectives: [{{name: a, target: 99, {QUERIES}}}]\n{}",
@@ -515,9 +499,12 @@ async fn a_rollout_referencing_an_invalid_budget_is_invalid_until_it_is_fixed() 
     let stages = "[{weight: 1, pause: 2s}, {weight: 100, pause: 2s}]";
     let service = Service::deploy("slo-ref-invalid", &rollout_yaml(GATEWAY, stages, extra)).await;
     let pairs = "[{long: 20s, short: 5s, factor: 14.4, severity: Critical}]";
-    let invalid = budget_yaml("2m", pairs, "{}").replace("target: 99", "target: 100");
+    // A target of 0 or 100 no longer gets past the schema: a burn-rate window longer than the
+    // budget's window is invalid only to the validator.
+    let invalid = budget_yaml("2m", pairs, "{}").replace("long: 20s", "long: 3m");
     service.ns.apply_yaml(&invalid).await;
-    let problem = "SLOBudget checkout-slo: spec.objectives[0].target 100 must be between 0 and 100 (exclusive)";
+    let problem =
+        "SLOBudget checkout-slo: spec.burnRateAlerts[0].long 3m is longer than spec.window 2m";
     eventually(
         Duration::from_secs(30),
         "the rollout Invalid over the budget",

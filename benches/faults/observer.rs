@@ -189,3 +189,89 @@ fn judge_pair(key: &str, before: &Seen, after: &Seen, judged: &mut Judged) {
         }
     }
 }
+
+/// Checks the judgement itself on statuses made up for it, before the campaign relies on it:
+/// a skipped stage, a restarted stage, a stage left on a failing evaluation and a promotion
+/// from the first of three stages must each be caught, and a clean run must pass.
+pub fn check_the_judge() {
+    let at = |second: i64| Timestamp::from_second(1_800_000_000 + second).expect("a time");
+    let seen = |phase: Phase, stage: u32, started: i64, evaluated: Option<(i64, Verdict)>| Seen {
+        after_gap: false,
+        phase: Some(phase),
+        stage: Some(stage),
+        stage_started_at: Some(at(started)),
+        candidate: Some(("abc".to_string(), at(0))),
+        last_evaluation: evaluated.map(|(second, verdict)| (at(second), verdict)),
+        stages: 3,
+    };
+    let judge = |statuses: &[Seen]| {
+        let mut judged = Judged::default();
+        for pair in statuses.windows(2) {
+            judge_pair("test/rollout", &pair[0], &pair[1], &mut judged);
+        }
+        judged
+    };
+    use Phase::{Progressing, Promoting};
+    use Verdict::{Fail, Pass};
+    let clean = judge(&[
+        seen(Progressing, 0, 1, None),
+        seen(Progressing, 0, 1, Some((2, Pass))),
+        seen(Progressing, 1, 3, Some((3, Pass))),
+        seen(Progressing, 2, 6, Some((5, Pass))),
+        seen(Progressing, 2, 6, Some((7, Pass))),
+        seen(Promoting, 2, 9, Some((7, Pass))),
+    ]);
+    assert!(
+        clean.skipped_or_repeated.is_empty() && clean.without_passing_judgement.is_empty(),
+        "a clean rollout judged wrong: {:?} {:?}",
+        clean.skipped_or_repeated,
+        clean.without_passing_judgement
+    );
+    assert_eq!(clean.transitions, 3);
+    let skipped = judge(&[
+        seen(Progressing, 0, 1, None),
+        seen(Progressing, 2, 4, Some((3, Pass))),
+    ]);
+    assert_eq!(
+        skipped.skipped_or_repeated.len(),
+        1,
+        "a skipped stage missed"
+    );
+    let restarted = judge(&[seen(Progressing, 1, 1, None), seen(Progressing, 1, 4, None)]);
+    assert_eq!(
+        restarted.skipped_or_repeated.len(),
+        1,
+        "a restarted stage missed"
+    );
+    let failing = judge(&[
+        seen(Progressing, 0, 1, None),
+        seen(Progressing, 1, 4, Some((3, Fail))),
+    ]);
+    assert_eq!(
+        failing.without_passing_judgement.len(),
+        1,
+        "a stage left on a failure missed"
+    );
+    let stale = judge(&[
+        seen(Progressing, 0, 5, None),
+        seen(Progressing, 1, 6, Some((4, Pass))),
+    ]);
+    assert_eq!(
+        stale.without_passing_judgement.len(),
+        1,
+        "a pass from before the stage missed"
+    );
+    let early = judge(&[
+        seen(Progressing, 0, 1, None),
+        seen(Promoting, 0, 4, Some((3, Pass))),
+    ]);
+    assert_eq!(
+        early.skipped_or_repeated.len(),
+        1,
+        "a promotion from stage 0 of 3 missed"
+    );
+    let mut gap = seen(Progressing, 2, 4, Some((3, Pass)));
+    gap.after_gap = true;
+    let across = judge(&[seen(Progressing, 0, 1, None), gap]);
+    assert!(across.skipped_or_repeated.is_empty() && across.across_gaps == 1);
+}

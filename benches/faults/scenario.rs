@@ -383,6 +383,45 @@ impl Scenario {
         parts.join("; ")
     }
 
+    /// The scenario's Deployments as the apiserver has them, for the report of one that did
+    /// not settle: generation against observedGeneration, replicas, image, Sluice's revision.
+    pub async fn deployments(&self) -> String {
+        let api = self.namespace().api::<Deployment>();
+        let list = retry("listing Deployments", async || {
+            api.list(&kube::api::ListParams::default()).await
+        })
+        .await;
+        list.items
+            .iter()
+            .map(|d| {
+                let status = d.status.clone().unwrap_or_default();
+                let spec = d.spec.clone().unwrap_or_default();
+                let image = spec
+                    .template
+                    .spec
+                    .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
+                    .unwrap_or_default();
+                let revision = d
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("sluice.dev/revision").cloned())
+                    .unwrap_or_default();
+                format!(
+                    "{} generation {:?} observed {:?} replicas {:?} updated {:?} ready {:?} available {:?} image {image} revision {revision:?}",
+                    d.metadata.name.clone().unwrap_or_default(),
+                    d.metadata.generation,
+                    status.observed_generation,
+                    spec.replicas,
+                    status.updated_replicas,
+                    status.ready_replicas,
+                    status.available_replicas,
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n      ")
+    }
+
     /// What the cluster and the status show once the scenario settled (or gave up).
     pub async fn check(&self) -> Vec<(Invariant, String)> {
         let mut found = Vec::new();

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
-use super::duration::Duration;
+use super::duration::{Duration, NON_ZERO_DURATION_PATTERN};
 pub use super::evidence::{CheckEvidence, LogMoments, PairedEvidence};
 use super::parity_policy::ParityLevel;
 pub use super::prometheus::PrometheusRef;
@@ -52,13 +52,14 @@ pub struct CanaryRolloutSpec {
     pub traffic_routing: TrafficRouting,
     /// Traffic stages, in order; weights strictly increasing. Default: 1, 5, 25, 100.
     #[serde(default = "default_stages")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 101))]
     pub stages: Vec<Stage>,
     /// How each stage is judged.
     #[serde(default)]
     pub analysis: Analysis,
     /// A canary whose pods are not all available this long after it was scaled up is rolled back.
     #[serde(default = "default_progress_deadline")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub progress_deadline: Duration,
     /// Hold the rollout where it is: no stage advances, no promotion; rollback on failed analysis
     /// still happens.
@@ -158,6 +159,7 @@ pub struct Stage {
 pub struct Analysis {
     /// Time between two evaluations.
     #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub interval: Duration,
     /// The rollout is rolled back when this many evaluations in a row have failed (1 = the first).
     #[serde(default = "default_failure_limit")]
@@ -172,6 +174,7 @@ pub struct Analysis {
     /// PromQL giving the number of canary samples (requests) in the last interval; drives the
     /// stages' `minSamples`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub sample_count_query: Option<String>,
     /// Checks evaluated on every interval.
     #[serde(default)]

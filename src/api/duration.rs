@@ -13,6 +13,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Pattern enforced by the CRD schema; kept in step with [`Duration::from_str`].
 pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d|w|y))+$";
 
+/// The schema pattern of a duration that must not be zero (an interval, a window, a deadline):
+/// [`DURATION_PATTERN`] with at least one non-zero number. Fields put it in place of the
+/// general pattern with `#[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]`.
+pub const NON_ZERO_DURATION_PATTERN: &str =
+    "^([0-9]+(ms|s|m|h|d|w|y))*[0-9]*[1-9][0-9]*(ms|s|m|h|d|w|y)([0-9]+(ms|s|m|h|d|w|y))*$";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(std::time::Duration);
 
@@ -191,6 +197,28 @@ mod tests {
             ("1500ms", "1s500ms"),
         ] {
             assert_eq!(text.parse::<Duration>().unwrap().to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn the_non_zero_pattern_accepts_exactly_the_non_zero_durations() {
+        let any = regex::Regex::new(DURATION_PATTERN).unwrap();
+        let non_zero = regex::Regex::new(NON_ZERO_DURATION_PATTERN).unwrap();
+        let samples = [
+            "1s", "10m", "1h30m", "2w", "500ms", "1y", "1m0s", "0s1m", "100s", "0s", "00m", "0s0m",
+            "0ms", "000h0s",
+        ];
+        for text in samples {
+            let parsed = text.parse::<Duration>().unwrap();
+            assert!(any.is_match(text), "{text}");
+            assert_eq!(
+                non_zero.is_match(text),
+                !parsed.as_std().is_zero(),
+                "{text}"
+            );
+        }
+        for bad in ["", "1", "s", "1.5s", "-1s", "1 s"] {
+            assert!(!non_zero.is_match(bad), "{bad}");
         }
     }
 

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
-use super::duration::Duration;
+use super::duration::{Duration, NON_ZERO_DURATION_PATTERN};
 use super::evidence::CheckEvidence;
 use super::prometheus::PrometheusRef;
 
@@ -37,18 +37,23 @@ pub struct ParityPolicySpec {
     /// One PromQL query evaluated per track; {{track}} expands to "canary" or "stable".
     /// Used when the policy is referenced by a CanaryRollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), regex(pattern = r"\{\{track\}\}"))]
     pub query: Option<String>,
     /// Explicit candidate series, for a standalone (scheduled) policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub candidate: Option<String>,
     /// Explicit baseline series, for a standalone (scheduled) policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub baseline: Option<String>,
     /// The active difference is sampled over this window...
     #[serde(default = "default_window")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub window: Duration,
     /// ...one sample every step.
     #[serde(default = "default_step")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub step: Duration,
     /// Which figure the thresholds judge: rms (default; catches bias and noise), stddev (the
     /// classic tracking error) or mean (bias, judged by its absolute value).
@@ -76,6 +81,7 @@ pub struct ParityPolicySpec {
     pub components: Vec<Component>,
     /// Cron expression (5 fields, UTC) for standalone evaluation, e.g. "0 6,18 * * *".
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub schedule: Option<String>,
     /// Prometheus to query for standalone evaluation. Default: the operator's `--prometheus-url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,7 +250,7 @@ pub struct Component {
     pub name: String,
     /// PromQL with {{track}}: this component's contribution per track, in the same unit as the
     /// policy's query.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), regex(pattern = r"\{\{track\}\}"))]
     pub query: String,
 }
 

@@ -8,6 +8,6 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusRef {
     /// Base URL, e.g. http://prometheus.monitoring:9090.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), regex(pattern = r"^https?://"))]
     pub address: String,
 }

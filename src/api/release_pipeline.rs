@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canary_rollout::Check;
 use super::conditions::Condition;
-use super::duration::Duration;
+use super::duration::{Duration, NON_ZERO_DURATION_PATTERN};
 
 /// Ordered environments and how a release moves between them.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -144,6 +144,7 @@ pub enum Promotion {
 pub struct Verification {
     /// Time between two verifications.
     #[serde(default = "default_verification_interval")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub interval: Duration,
     /// Absolute checks (min and/or max) on the environment; templates as a rollout's checks,
     /// with {{track}} = stable.

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::conditions::Condition;
-use super::duration::Duration;
+use super::duration::{Duration, NON_ZERO_DURATION_PATTERN};
 use super::prometheus::PrometheusRef;
 
 /// Error budgets for a service.
@@ -33,9 +33,11 @@ use super::prometheus::PrometheusRef;
 pub struct SLOBudgetSpec {
     /// The SLO window the budget is computed over.
     #[serde(default = "default_window")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub window: Duration,
     /// Time between two evaluations.
     #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub interval: Duration,
     /// The objectives.
     #[schemars(length(min = 1))]
@@ -59,7 +61,10 @@ pub struct Objective {
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// Target in percent, strictly between 0 and 100 (e.g. 99.5).
-    #[schemars(range(min = 0, max = 100))]
+    #[schemars(
+        range(min = 0, max = 100),
+        extend("exclusiveMinimum" = true, "exclusiveMaximum" = true)
+    )]
     pub target: f64,
     /// PromQL for good events per second; {{window}} is replaced by each evaluated window and
     /// {{track}} by the track for canary-scoped evaluation.
@@ -74,11 +79,13 @@ pub struct Objective {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BurnRatePair {
     /// Long window.
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub long: Duration,
     /// Short window; must be shorter than long.
+    #[schemars(regex(pattern = NON_ZERO_DURATION_PATTERN))]
     pub short: Duration,
     /// Burn-rate factor.
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0), extend("exclusiveMinimum" = true))]
     pub factor: f64,
     /// Critical or Warning.
     pub severity: Severity,

@@ -148,38 +148,71 @@ async fn tend_pods(
     let mut events = watcher(pods.clone(), watcher::Config::default())
         .default_backoff()
         .boxed();
+    // A write the apiserver refused (it restarts, etcd is down) is tried again, as a kubelet's
+    // sync loop would: every pod is looked at again a second later, until all writes went through.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let done = tokio::select! {
             event = events.next() => match event {
                 Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
-                    tend(&pods, &pod, &unready).await;
+                    tend(&pods, &pod, &unready).await
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => warn!("fake kubelet: watch error (retrying): {e}"),
+                Some(Ok(_)) => true,
+                Some(Err(e)) => {
+                    warn!("fake kubelet: watch error (retrying): {e}");
+                    true
+                }
                 None => return,
             },
-            Ok(()) = changes.changed() => match pods.list(&ListParams::default()).await {
-                Ok(list) => {
-                    for pod in &list.items {
-                        tend(&pods, pod, &unready).await;
-                    }
-                }
-                Err(e) => warn!("fake kubelet: listing pods: {e}"),
-            },
+            Ok(()) = changes.changed() => tend_all(&pods, &unready).await,
+            () = retry => {
+                retry_at = None;
+                tend_all(&pods, &unready).await
+            }
+        };
+        if !done && retry_at.is_none() {
+            retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
         }
     }
 }
 
-/// Moves one pod one step towards what a kubelet would make of it.
-async fn tend(pods: &Api<Pod>, pod: &Pod, unready: &Mutex<HashSet<String>>) {
+/// How long after a refused write every pod is looked at again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tends every pod of the namespace; false when a write or the list failed.
+async fn tend_all(pods: &Api<Pod>, unready: &Mutex<HashSet<String>>) -> bool {
+    match pods.list(&ListParams::default()).await {
+        Ok(list) => {
+            let mut done = true;
+            for pod in &list.items {
+                done &= tend(pods, pod, unready).await;
+            }
+            done
+        }
+        Err(e) => {
+            warn!("fake kubelet: listing pods: {e}");
+            false
+        }
+    }
+}
+
+/// Moves one pod one step towards what a kubelet would make of it; false when the apiserver
+/// refused the write (to be tried again).
+async fn tend(pods: &Api<Pod>, pod: &Pod, unready: &Mutex<HashSet<String>>) -> bool {
     let Some(name) = pod.metadata.name.as_deref() else {
-        return;
+        return true;
     };
     let node_name = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref());
     if pod.metadata.deletion_timestamp.is_some() {
-        finish_deletion(pods, pod, name).await;
+        finish_deletion(pods, pod, name).await
     } else if node_name.is_none() {
-        bind(pods, name).await;
+        bind(pods, name).await
     } else {
         let ready = match deployment_of(pod) {
             Some(deployment) => !unready
@@ -188,13 +221,11 @@ async fn tend(pods: &Api<Pod>, pod: &Pod, unready: &Mutex<HashSet<String>>) {
                 .unwrap_or(false),
             None => true,
         };
-        if !reports(pod, ready) {
-            report_running(pods, pod, name, ready).await;
-        }
+        reports(pod, ready) || report_running(pods, pod, name, ready).await
     }
 }
 
-async fn finish_deletion(pods: &Api<Pod>, pod: &Pod, name: &str) {
+async fn finish_deletion(pods: &Api<Pod>, pod: &Pod, name: &str) -> bool {
     let params = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions {
@@ -204,13 +235,16 @@ async fn finish_deletion(pods: &Api<Pod>, pod: &Pod, name: &str) {
         ..Default::default()
     };
     match pods.delete(name, &params).await {
-        Ok(_) => {}
-        Err(Error::Api(status)) if status.is_not_found() || status.is_conflict() => {}
-        Err(e) => warn!("fake kubelet: deleting pod {name}: {e}"),
+        Ok(_) => true,
+        Err(Error::Api(status)) if status.is_not_found() || status.is_conflict() => true,
+        Err(e) => {
+            warn!("fake kubelet: deleting pod {name}: {e}");
+            false
+        }
     }
 }
 
-async fn bind(pods: &Api<Pod>, name: &str) {
+async fn bind(pods: &Api<Pod>, name: &str) -> bool {
     let binding = Binding {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -227,10 +261,13 @@ async fn bind(pods: &Api<Pod>, name: &str) {
         .create_subresource("binding", name, &PostParams::default(), &binding)
         .await;
     match result {
-        Ok(_) => {}
+        Ok(_) => true,
         // Already bound (a stale event) or already gone.
-        Err(Error::Api(status)) if status.is_conflict() || status.is_not_found() => {}
-        Err(e) => warn!("fake kubelet: binding pod {name}: {e}"),
+        Err(Error::Api(status)) if status.is_conflict() || status.is_not_found() => true,
+        Err(e) => {
+            warn!("fake kubelet: binding pod {name}: {e}");
+            false
+        }
     }
 }
 
@@ -249,7 +286,7 @@ fn reports(pod: &Pod, ready: bool) -> bool {
         })
 }
 
-async fn report_running(pods: &Api<Pod>, pod: &Pod, name: &str, ready: bool) {
+async fn report_running(pods: &Api<Pod>, pod: &Pod, name: &str, ready: bool) -> bool {
     let now = Time(jiff::Timestamp::now());
     let ip = pod_ip(pod);
     let condition = |type_: &str, status: bool| PodCondition {
@@ -306,9 +343,12 @@ async fn report_running(pods: &Api<Pod>, pod: &Pod, name: &str, ready: bool) {
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => {}
-        Err(Error::Api(status)) if status.is_not_found() => {}
-        Err(e) => warn!("fake kubelet: reporting pod {name} running: {e}"),
+        Ok(_) => true,
+        Err(Error::Api(status)) if status.is_not_found() => true,
+        Err(e) => {
+            warn!("fake kubelet: reporting pod {name} running: {e}");
+            false
+        }
     }
 }
 

@@ -73,7 +73,8 @@ pub struct Plan {
 }
 
 /// Spec problems that need no cluster: repeated names or rollouts (a cycle), a soak shorter
-/// than the verification interval, relative verification checks, unknown matchers.
+/// than the verification interval, relative verification checks, queries that are not PromQL,
+/// unknown matchers.
 pub fn validate(spec: &ReleasePipelineSpec, namespace: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let mut seen: Vec<(&str, (String, &str))> = Vec::new();
@@ -108,6 +109,16 @@ pub fn validate(spec: &ReleasePipelineSpec, namespace: &str) -> Vec<String> {
                     "spec.environments[{i}].verification.checks[{c}] needs min or max, and no maxIncrease/maxDecrease (nothing to compare with once promoted)"
                 ));
             }
+            let field = format!("spec.environments[{i}].verification.checks[{c}].query");
+            problems.extend(promql_problem(&field, &check.query));
+        }
+        if let Some(volume) = &env.gates.min_volume {
+            let field = format!("spec.environments[{i}].gates.minVolume.query");
+            problems.extend(promql_problem(&field, &volume.query));
+        }
+        if let Some(shortfall) = &env.risk_budget.shortfall {
+            let field = format!("spec.environments[{i}].riskBudget.shortfall.query");
+            problems.extend(promql_problem(&field, &shortfall.query));
         }
         if let Some(gate) = &env.gates.incidents {
             for (m, matcher) in gate.matchers.iter().enumerate() {
@@ -120,6 +131,13 @@ pub fn validate(spec: &ReleasePipelineSpec, namespace: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A problem when `query` does not render with the template variables or parse as PromQL.
+fn promql_problem(field: &str, query: &str) -> Option<String> {
+    crate::metrics::template::validate_promql(query)
+        .err()
+        .map(|error| format!("{field}: {error}"))
 }
 
 /// Namespace and name of an environment's rollout.

@@ -440,11 +440,26 @@ environments:
 - name: production
   rolloutRef: {name: checkout, namespace: shop}
   verification: {interval: 0s, checks: [{name: latency, query: q, maxIncrease: 0.1}]}
-  gates: {incidents: {matchers: ['severity']}}
+  gates:
+    incidents: {matchers: ['severity']}
+    minVolume: {query: 'sum(increase(trades_total[{{window}}])', min: 100}
+  riskBudget: {shortfall: {query: 'sum(shortfall_{{day}})', max: 10}}
 ",
     )
     .unwrap();
-    let problems = validate(&spec, "shop");
+    let mut problems = validate(&spec, "shop");
+    let volume = problems.remove(4);
+    assert!(
+        volume.starts_with("spec.environments[1].gates.minVolume.query: ")
+            && volume.contains("sum(increase(trades_total[{{window}}])"),
+        "{volume}"
+    );
+    let shortfall = problems.remove(4);
+    assert!(
+        shortfall.starts_with("spec.environments[1].riskBudget.shortfall.query: ")
+            && shortfall.contains("day"),
+        "{shortfall}"
+    );
     assert_eq!(
         problems,
         vec![
