@@ -19,7 +19,7 @@ use sluice::api::canary_rollout::{Phase, RolloutResult};
 
 use crate::pipeline_fixture::{self, Environments};
 use crate::rollout_fixture::{self, Service};
-use crate::support::TestNamespace;
+use crate::support::{MetricsExporter, TestNamespace};
 
 pub const V1: &str = "registry.example/checkout:1.0.0";
 const V2: &str = "registry.example/checkout:2.0.0";
@@ -158,6 +158,22 @@ enum Deployed {
     Pipeline(Environments),
 }
 
+impl Deployed {
+    fn namespace(&self) -> &TestNamespace {
+        match self {
+            Deployed::Rollout(service) => &service.ns,
+            Deployed::Pipeline(environments) => &environments.ns,
+        }
+    }
+
+    fn exporter(&self) -> &MetricsExporter {
+        match self {
+            Deployed::Rollout(service) => &service.exporter,
+            Deployed::Pipeline(environments) => &environments.exporter,
+        }
+    }
+}
+
 pub struct Scenario {
     pub plan: Plan,
     deployed: Deployed,
@@ -186,6 +202,17 @@ impl Scenario {
                 )
             }
         };
+        // A canary's series exists while a canary runs, as series selected by a track label do:
+        // a value from before the release is no evidence about it. (Prometheus restarted
+        // before it scraped the release's first value would otherwise answer with the last
+        // value before the release; see docs/robustness.md.)
+        let canary = [
+            ("namespace", deployed.namespace().name()),
+            ("track", "canary"),
+        ];
+        deployed
+            .exporter()
+            .remove(rollout_fixture::ERROR_METRIC, &canary);
         Scenario {
             plan,
             deployed,
@@ -196,10 +223,7 @@ impl Scenario {
     }
 
     pub fn namespace(&self) -> &TestNamespace {
-        match &self.deployed {
-            Deployed::Rollout(service) => &service.ns,
-            Deployed::Pipeline(environments) => &environments.ns,
-        }
+        self.deployed.namespace()
     }
 
     fn rollout_names(&self) -> &'static [&'static str] {
@@ -226,14 +250,15 @@ impl Scenario {
         let released = Instant::now();
         match &self.deployed {
             Deployed::Pipeline(environments) => {
-                if self.plan.kind == Kind::PipelineBad {
-                    let labels = [("namespace", environments.ns.name()), ("track", "canary")];
-                    environments.exporter.set(
-                        pipeline_fixture::ERROR_METRIC,
-                        &labels,
-                        BAD_ERROR_RATIO,
-                    );
-                }
+                let ratio = if self.plan.kind == Kind::PipelineBad {
+                    BAD_ERROR_RATIO
+                } else {
+                    GOOD_ERROR_RATIO
+                };
+                let labels = [("namespace", environments.ns.name()), ("track", "canary")];
+                environments
+                    .exporter
+                    .set(pipeline_fixture::ERROR_METRIC, &labels, ratio);
                 self.set_image("checkout-staging", V2).await;
                 return;
             }
