@@ -226,51 +226,48 @@ async fn wait_adopted(
     seed: u64,
     tally: &mut Tally,
 ) {
-    let deadline = Instant::now() + ADOPTION;
-    loop {
-        let adopted = join_all(scenarios.iter().map(Scenario::adopted)).await;
-        if adopted.iter().all(|a| *a) {
-            return;
-        }
-        if Instant::now() >= deadline {
-            for (scenario, _) in scenarios.iter().zip(adopted).filter(|(_, a)| !a) {
-                let ns = scenario.namespace().name();
-                tally.violation(
-                    Invariant::Stuck,
-                    seed,
-                    format!("{ns}: not adopted: {}", scenario.whereabouts().await),
-                );
-            }
-            return;
-        }
-        operators.look().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    for scenario in wait_for(scenarios, operators, ADOPTION, Scenario::adopted).await {
+        let ns = scenario.namespace().name();
+        let what = format!("{ns}: not adopted: {}", scenario.whereabouts().await);
+        tally.violation(Invariant::Stuck, seed, what);
     }
 }
 
 async fn settle(scenarios: &[Scenario], operators: &mut Operators, seed: u64, tally: &mut Tally) {
-    let deadline = Instant::now() + SETTLE;
+    for scenario in wait_for(scenarios, operators, SETTLE, Scenario::settled).await {
+        let ns = scenario.namespace().name();
+        let (kind, edit) = (scenario.plan.kind, scenario.plan.edit);
+        let what = format!(
+            "{ns} ({kind:?}, edit {edit:?}) not settled after {SETTLE:?}: {}",
+            scenario.whereabouts().await
+        );
+        tally.violation(Invariant::Stuck, seed, what);
+        println!("    Deployments:\n      {}", scenario.deployments().await);
+    }
+}
+
+/// Looks at every scenario each second, and at the operators in between, until `done` holds for
+/// all or `patience` ran out; returns those for which it does not.
+async fn wait_for<'a, Done, Fut>(
+    scenarios: &'a [Scenario],
+    operators: &mut Operators,
+    patience: Duration,
+    done: Done,
+) -> Vec<&'a Scenario>
+where
+    Done: Fn(&'a Scenario) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + patience;
     loop {
-        let settled = join_all(scenarios.iter().map(Scenario::settled)).await;
-        if settled.iter().all(|s| *s) {
-            return;
-        }
-        if Instant::now() >= deadline {
-            for (scenario, _) in scenarios.iter().zip(settled).filter(|(_, s)| !s) {
-                let ns = scenario.namespace().name();
-                tally.violation(
-                    Invariant::Stuck,
-                    seed,
-                    format!(
-                        "{ns} ({:?}, edit {:?}) not settled after {SETTLE:?}: {}",
-                        scenario.plan.kind,
-                        scenario.plan.edit,
-                        scenario.whereabouts().await
-                    ),
-                );
-                println!("    Deployments:\n      {}", scenario.deployments().await);
-            }
-            return;
+        let finished = join_all(scenarios.iter().map(&done)).await;
+        if finished.iter().all(|f| *f) || Instant::now() >= deadline {
+            return scenarios
+                .iter()
+                .zip(finished)
+                .filter(|(_, f)| !f)
+                .map(|(s, _)| s)
+                .collect();
         }
         operators.look().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
