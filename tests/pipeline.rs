@@ -457,6 +457,22 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
         )),
         "{notes:?}"
     );
+    // A verification query that is not PromQL.
+    let unparsable = pipeline_yaml("Push", "")
+        .replace("name: checkout}", "name: checkout-4}")
+        .replace(r#"track="stable"})'"#, r#"track="stable"}'"#);
+    assert!(unparsable.contains(r#"track="stable"}'"#), "{unparsable}");
+    envs.ns.apply_yaml(&unparsable).await;
+    let notes = eventually(MINUTE, "checkout-4's InvalidSpec event", async || {
+        let notes = envs.notes("checkout-4", "InvalidSpec").await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert!(
+        notes[0].contains("spec.environments[0].verification.checks[0].query: ")
+            && notes[0].contains("PromQL"),
+        "{notes:?}"
+    );
 }
 
 /// An operator of the test namespace that takes part in leader election as `identity`.
