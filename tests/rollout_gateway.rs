@@ -3,7 +3,7 @@
 mod rollout_fixture;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rollout_fixture::*;
 use sluice::api::canary_rollout::{Phase, RolloutResult};
@@ -49,30 +49,16 @@ async fn adoption_routes_all_traffic_to_stable_and_scales_the_target_to_zero() {
 #[tokio::test]
 async fn happy_path_moves_weights_through_the_stages_and_promotes() {
     let service = Service::start("happy", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
+    // Every distinct canary weight on the route, with when its watch event arrived.
+    let weights = service.record_weights();
     service.set_image("registry.example/checkout:2.0.0").await;
-
-    // Watch the route: every distinct canary weight, with when it was first seen.
-    let mut seen: Vec<(i64, Instant)> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(weight) = service.canary_weight_on_route().await
-            && seen.last().map(|(w, _)| *w) != Some(weight)
-        {
-            seen.push((weight, Instant::now()));
-        }
-        if service.phase().await == Some(Phase::Succeeded) || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let weights: Vec<i64> = seen.iter().map(|(w, _)| *w).collect();
-    assert_eq!(
-        weights,
-        vec![0, 1, 5, 25, 100, 0],
-        "operator log: {}",
-        service.operator_log()
-    );
-    for pair in seen.windows(2).skip(1).take(4) {
+    let rollout = service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(90))
+        .await;
+    weights.expect(&[0, 1, 5, 25, 100, 0]).await;
+    // Each stage's weight is written in the reconcile that starts the stage, and the next one
+    // once its 3 s pause is over: the route shows each for about the pause.
+    for pair in weights.timeline().windows(2).skip(1).take(4) {
         let held = pair[1].1 - pair[0].1;
         assert!(
             held >= Duration::from_millis(2800),
@@ -80,9 +66,6 @@ async fn happy_path_moves_weights_through_the_stages_and_promotes() {
             pair[0].0
         );
     }
-    let rollout = service
-        .wait_phase(Phase::Succeeded, Duration::from_secs(10))
-        .await;
     assert_eq!(
         service.image("checkout-stable").await,
         "registry.example/checkout:2.0.0"

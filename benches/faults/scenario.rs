@@ -325,9 +325,7 @@ impl Scenario {
             .await
         })
         .await;
-        if deployment != "checkout-production" {
-            self.final_image = image;
-        }
+        self.final_image = image;
     }
 
     async fn rollout(&self, name: &str) -> Option<CanaryRollout> {

@@ -8,11 +8,13 @@ pub mod parity;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service as CoreService};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::{CanaryRolloutStatus, Phase};
@@ -407,20 +409,29 @@ impl Service {
         .await
     }
 
-    /// Starts recording every distinct canary weight the route shows, polling every 50 ms.
+    /// Starts recording every distinct canary weight the route shows, from a watch of the route:
+    /// each change is timestamped as it arrives, where a poll would see it up to a poll late (or
+    /// not at all, had it lasted less than one).
     pub fn record_weights(&self) -> WeightLog {
         let api = self.routes();
         let seen: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
         let log = seen.clone();
         let task = tokio::spawn(async move {
-            loop {
-                if let Some(weight) = canary_weight(&read_route(&api).await) {
+            let config = watcher::Config::default().fields("metadata.name=checkout");
+            let mut events = watcher(api, config).default_backoff().boxed();
+            while let Some(event) = events.next().await {
+                let (Ok(watcher::Event::Apply(route)) | Ok(watcher::Event::InitApply(route))) =
+                    event
+                else {
+                    continue;
+                };
+                let route = serde_json::to_value(route).expect("route json");
+                if let Some(weight) = canary_weight(&route) {
                     let mut seen = log.lock().expect("weight log");
                     if seen.last().map(|(w, _)| *w) != Some(weight) {
                         seen.push((weight, Instant::now()));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
         WeightLog { seen, task }
