@@ -103,6 +103,15 @@ async fn a_production_environment_in_another_cluster_waits_for_staging_and_then_
         phase_b().await == Some(Phase::Idle)
     })
     .await;
+    // Staging too: a target whose image changes before its first adoption is adopted with the
+    // new image (no rollout), and the release would then wait in staging for a rollout that
+    // never comes.
+    let rollouts_a: Api<CanaryRollout> = ns.api();
+    eventually(MINUTE, "staging adopted in cluster A", async || {
+        let rollout = rollouts_a.get("checkout-staging").await.ok();
+        rollout.and_then(|r| r.status?.phase) == Some(Phase::Idle)
+    })
+    .await;
 
     // Git changes both environments at once.
     let patch =
