@@ -426,11 +426,7 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
         message.contains("ReleasePipelines checkout, checkout-2 all include this rollout"),
         "{message}"
     );
-    let notes = eventually(MINUTE, "checkout-2's InvalidSpec event", async || {
-        let notes = envs.notes("checkout-2", "InvalidSpec").await;
-        (!notes.is_empty()).then_some(notes)
-    })
-    .await;
+    let notes = envs.awaited_notes("checkout-2", "InvalidSpec").await;
     assert!(
         notes[0].contains("spec.environments[1].rolloutRef: CanaryRollout")
             && notes[0].contains("checkout-qa not found"),
@@ -445,11 +441,7 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
             "    rolloutRef: {name: checkout-production}\n    cluster: {secretRef: {name: no-such-cluster}}\n",
         );
     envs.ns.apply_yaml(&remote).await;
-    let notes = eventually(MINUTE, "checkout-3's InvalidSpec event", async || {
-        let notes = envs.notes("checkout-3", "InvalidSpec").await;
-        (!notes.is_empty()).then_some(notes)
-    })
-    .await;
+    let notes = envs.awaited_notes("checkout-3", "InvalidSpec").await;
     assert!(
         notes[0].contains(&format!(
             "spec.environments[1].cluster: Secret {}/no-such-cluster not found",
@@ -463,11 +455,7 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
         .replace(r#"track="stable"})'"#, r#"track="stable"}'"#);
     assert!(unparsable.contains(r#"track="stable"}'"#), "{unparsable}");
     envs.ns.apply_yaml(&unparsable).await;
-    let notes = eventually(MINUTE, "checkout-4's InvalidSpec event", async || {
-        let notes = envs.notes("checkout-4", "InvalidSpec").await;
-        (!notes.is_empty()).then_some(notes)
-    })
-    .await;
+    let notes = envs.awaited_notes("checkout-4", "InvalidSpec").await;
     assert!(
         notes[0].contains("spec.environments[0].verification.checks[0].query: ")
             && notes[0].contains("PromQL"),

@@ -218,6 +218,9 @@ async fn inject(timed: &Timed, operators: &mut Operators, proxy: &PrometheusProx
     }
 }
 
+/// The script that started the environment and restarts its components.
+const TESTENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv");
+
 async fn proxy_for(proxy: &PrometheusProxy, mode: Mode, length: Duration) {
     proxy.set(mode);
     sleep_until(Instant::now() + length).await;
@@ -228,9 +231,8 @@ async fn proxy_for(proxy: &PrometheusProxy, mode: Mode, length: Duration) {
 /// again with the same command line.
 async fn restart(component: &str, length: Duration) {
     let seconds = length.as_secs().max(1).to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv");
     let status = tokio::process::Command::new("bash")
-        .args([script, "restart", component, &seconds])
+        .args([TESTENV, "restart", component, &seconds])
         .stdout(std::process::Stdio::null())
         .status()
         .await
@@ -243,9 +245,8 @@ async fn restart(component: &str, length: Duration) {
 
 /// Whether every component of the environment runs, for a check between batches.
 pub async fn environment_down() -> Vec<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/testenv");
     let output = tokio::process::Command::new("bash")
-        .args([script, "status"])
+        .args([TESTENV, "status"])
         .output()
         .await
         .expect("hack/testenv status");

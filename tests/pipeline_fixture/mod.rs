@@ -266,6 +266,16 @@ impl Environments {
             .map(|e| e.message)
             .collect()
     }
+
+    /// The notes of `name`'s events with this reason, once there is one (within a minute).
+    pub async fn awaited_notes(&self, name: &str, reason: &str) -> Vec<String> {
+        let what = format!("{name}'s {reason} event");
+        eventually(Duration::from_secs(60), &what, async || {
+            let notes = self.notes(name, reason).await;
+            (!notes.is_empty()).then_some(notes)
+        })
+        .await
+    }
 }
 
 pub fn release_entry(
