@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use sluice::api::canary_rollout::{CanaryRolloutSpec, CanaryRolloutStatus, Phase};
 use sluice::engine::analysis::{AnalysisInput, wants_stable_value};
+use sluice::engine::count_test::{Counts, TrackCounts};
 use sluice::engine::{Snapshot, Workload, evaluation_due, plan};
-use sluice::simulate::corpus::{Family, History, Label};
+use sluice::simulate::corpus::{Family, History, Label, TrackWindow};
 
 /// The policy the docs give users to copy (docs/judge.md): a high absolute bound on the error
 /// ratio for sharp failures, the same ratio and the p99 latency relative to stable, on windows
@@ -55,6 +56,18 @@ struct Outcome {
     /// Canary weight when the decision was taken.
     weight: u32,
     minutes: f64,
+}
+
+/// Errors and requests of both tracks' windows.
+fn counts(canary: &TrackWindow, stable: &TrackWindow) -> Counts {
+    let track = |window: &TrackWindow| TrackCounts {
+        events: window.error_ratio.unwrap_or(0.0) * window.requests,
+        requests: window.requests,
+    };
+    Counts {
+        canary: track(canary),
+        stable: track(stable),
+    }
 }
 
 fn run(spec: &CanaryRolloutSpec, family: Family, seed: u64) -> Outcome {
@@ -99,6 +112,9 @@ fn run(spec: &CanaryRolloutSpec, family: Family, seed: u64) -> Outcome {
                 ],
                 checks: vec![canary_error.clone(), canary_error, Ok(canary.p99_seconds)],
                 gates: vec![],
+                prometheus_start: None,
+                // The relative error check is a ratio of counters: the counts behind it.
+                counts: vec![None, Some(Ok(counts(&canary, &stable_track))), None],
             }
         });
         let problems: Vec<String> = Vec::new();

@@ -23,6 +23,8 @@ mod injector;
 mod observer;
 #[path = "../tests/pipeline_fixture/mod.rs"]
 mod pipeline_fixture;
+#[path = "faults/prometheus_starts.rs"]
+mod prometheus_starts;
 #[path = "faults/proxy.rs"]
 mod proxy;
 #[path = "../tests/rollout_fixture/mod.rs"]
@@ -42,6 +44,7 @@ use rand::rngs::StdRng;
 
 use injector::{Fault, Operators};
 use observer::Observer;
+use prometheus_starts::PrometheusStarts;
 use proxy::PrometheusProxy;
 use scenario::{Edit, Invariant, Kind, Plan, Scenario};
 use support::TestEnv;
@@ -100,6 +103,7 @@ struct Tally {
     transitions: usize,
     across_gaps: usize,
     lease_exits: usize,
+    prometheus_starts: usize,
     violations: Vec<(Invariant, u64, String)>,
 }
 
@@ -117,6 +121,7 @@ async fn main() {
     let env = TestEnv::get().await;
     let began = Instant::now();
     let proxy = Arc::new(PrometheusProxy::start(&env.prometheus_url).await);
+    let prometheus_starts = PrometheusStarts::watch(&env.prometheus_url).await;
     let home = env.namespace("faults").await;
     let mut operators = Operators::start(&env, proxy.url(), home.name());
     let observer = Observer::start(env.client.clone());
@@ -189,7 +194,7 @@ async fn main() {
                     ),
                 );
             }
-            let judged = observer.judge(ns);
+            let judged = observer.judge(ns, &prometheus_starts.untrusted());
             tally.transitions += judged.transitions;
             tally.across_gaps += judged.across_gaps;
             for what in judged.skipped_or_repeated {
@@ -211,6 +216,7 @@ async fn main() {
         drop(scenarios);
     }
     tally.lease_exits = operators.lease_exits;
+    tally.prometheus_starts = prometheus_starts.count();
     for panic in operators.panics() {
         tally.violation(Invariant::PanicOrCrash, 0, panic);
     }
@@ -322,6 +328,10 @@ fn report(settings: &Settings, tally: &Tally, took: Duration) {
     println!(
         "stage changes observed: {} ({} right after a watch relist, not judged)",
         tally.transitions, tally.across_gaps
+    );
+    println!(
+        "Prometheus starts seen: {} (no stage may pass on an evaluation within one lookback of one)",
+        tally.prometheus_starts
     );
     println!(
         "operator exits on a lost lease (by design, restarted): {}",

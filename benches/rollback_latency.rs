@@ -62,6 +62,7 @@ async fn main() {
         checks: vec![Ok(Some(0.2))],
         baselines: vec![],
         gates: vec![],
+        ..Default::default()
     };
     let annotations = BTreeMap::new();
 

@@ -58,6 +58,7 @@ impl SecuredPrometheus {
             .arg(format!("--web.config.file={}/web.yml", dir.display()))
             .arg(format!("--storage.tsdb.path={}/data", dir.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--query.lookback-delta={}", support::LOOKBACK))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -173,6 +174,10 @@ async fn queries_need_the_ca_and_the_credentials() {
     let prometheus = SecuredPrometheus::start(&env).await;
     let with_all = prometheus.source(prometheus.auth());
     assert_eq!(with_all.query_value("vector(2)", None).await, Ok(Some(2.0)));
+    // The status endpoints behind the start time take the same credentials.
+    let start = with_all.start().await.expect("runtimeinfo and flags");
+    let start = start.expect("a Prometheus says when it started");
+    assert_eq!(start.lookback, Duration::from_secs(10), "{start:?}");
 
     let without_ca = prometheus.source(PrometheusAuth {
         ca_file: None,
@@ -183,6 +188,7 @@ async fn queries_need_the_ca_and_the_credentials() {
         matches!(&refused, Err(QueryError::Unreachable { reason, .. } | QueryError::Other(reason)) if reason.to_lowercase().contains("certificate")),
         "{refused:?}"
     );
+    assert!(without_ca.start().await.is_err());
 
     std::fs::write(prometheus.file("wrong"), "guess").expect("write");
     let wrong_password = prometheus.source(PrometheusAuth {
@@ -194,6 +200,11 @@ async fn queries_need_the_ca_and_the_credentials() {
     });
     let refused = wrong_password.query_value("vector(2)", None).await;
     assert!(refused.is_err(), "{refused:?}");
+    let refused = wrong_password.start().await;
+    assert!(
+        matches!(&refused, Err(QueryError::Other(reason)) if reason.contains("HTTP 401")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use rollout_fixture::*;
 use sluice::api::canary_rollout::{Phase, RolloutResult};
-use support::{PrometheusInstance, TestEnv, eventually};
+use support::{LOOKBACK, PrometheusInstance, TestEnv, eventually};
 
 #[tokio::test]
 async fn prometheus_outage_holds_the_stage_and_the_rollout_resumes_when_it_is_back() {
     let env = TestEnv::get().await;
+    let launched = Instant::now();
     let mut prometheus = PrometheusInstance::start(&env).await;
+    let lookback = Duration::from_secs(10);
+    assert_eq!(LOOKBACK, "10s");
     // Stage 1 could pass after 4 s; the outage must hold it far longer.
     let stages = "[{weight: 1, pause: 2s}, {weight: 5, pause: 4s}, {weight: 100, pause: 2s}]";
     let rollout = rollout_yaml(GATEWAY, stages, &analysis_prometheus(&prometheus.url()));
@@ -21,10 +24,13 @@ async fn prometheus_outage_holds_the_stage_and_the_rollout_resumes_when_it_is_ba
     let weights = service.record_weights();
     service.set_image("registry.example/checkout:2.0.0").await;
 
-    eventually(Duration::from_secs(30), "stage 1 (5%)", async || {
+    eventually(Duration::from_secs(45), "stage 1 (5%)", async || {
         service.canary_weight_on_route().await == Some(5)
     })
     .await;
+    // Its answers count only from one lookback after it started.
+    let (_, five_at) = weights.timeline()[2];
+    assert!(five_at - launched >= lookback, "{:?}", five_at - launched);
     prometheus.stop().await;
     let stopped = Instant::now();
     while stopped.elapsed() < Duration::from_secs(10) {
@@ -52,11 +58,28 @@ async fn prometheus_outage_holds_the_stage_and_the_rollout_resumes_when_it_is_ba
         "an AnalysisHeld warning names the unreachable Prometheus: {held:?}"
     );
 
+    // Back, it may answer with samples of series that went away while it was down: the stage,
+    // long enough held to pass, waits one lookback more, and says why.
+    let relaunched = Instant::now();
     prometheus.start_again().await;
+    eventually(Duration::from_secs(8), "held for the restart", async || {
+        service.condition("Reconciling").await.is_some_and(|c| {
+            c.message
+                .contains(&format!("Prometheus at {} started", prometheus.url()))
+                && c.message.contains("query.lookback-delta 10s")
+        })
+    })
+    .await;
     service
-        .wait_phase(Phase::Succeeded, Duration::from_secs(30))
+        .wait_phase(Phase::Succeeded, Duration::from_secs(40))
         .await;
     weights.expect(&[0, 1, 5, 100, 0]).await;
+    let (_, full_at) = weights.timeline()[3];
+    assert!(
+        full_at - relaunched >= lookback,
+        "{:?}",
+        full_at - relaunched
+    );
     assert_eq!(
         service.image("checkout-stable").await,
         "registry.example/checkout:2.0.0"

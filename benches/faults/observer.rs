@@ -1,6 +1,7 @@
 //! Watches every CanaryRollout and keeps each status it sees, in order, to check what happened
 //! between the campaign's looks: no stage skipped or repeated, no stage left without a passing
-//! judgement. A watch that had to list again may have missed statuses in between: the pair
+//! judgement, none on a judgement made while Prometheus could still answer with samples from
+//! before a restart (within one lookback after a start). A watch that had to list again may have missed statuses in between: the pair
 //! across it is not judged, and counted.
 
 use std::collections::HashMap;
@@ -73,14 +74,15 @@ impl Observer {
         Observer { log, task }
     }
 
-    /// Judges every pair of successive statuses of the rollouts in `namespace`.
-    pub fn judge(&self, namespace: &str) -> Judged {
+    /// Judges every pair of successive statuses of the rollouts in `namespace`; `untrusted`
+    /// are the spans [start, start + lookback) of Prometheus' starts.
+    pub fn judge(&self, namespace: &str, untrusted: &[(Timestamp, Timestamp)]) -> Judged {
         let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let prefix = format!("{namespace}/");
         let mut judged = Judged::default();
         for (key, seen) in log.rollouts.iter().filter(|(k, _)| k.starts_with(&prefix)) {
             for pair in seen.windows(2) {
-                judge_pair(key, &pair[0], &pair[1], &mut judged);
+                judge_pair(key, &pair[0], &pair[1], untrusted, &mut judged);
             }
         }
         judged
@@ -135,7 +137,13 @@ impl Log {
     }
 }
 
-fn judge_pair(key: &str, before: &Seen, after: &Seen, judged: &mut Judged) {
+fn judge_pair(
+    key: &str,
+    before: &Seen,
+    after: &Seen,
+    untrusted: &[(Timestamp, Timestamp)],
+    judged: &mut Judged,
+) {
     let same_candidate = before.candidate.is_some() && before.candidate == after.candidate;
     let moving = before.phase == Some(Phase::Progressing)
         && matches!(
@@ -178,7 +186,12 @@ fn judge_pair(key: &str, before: &Seen, after: &Seen, judged: &mut Judged) {
     }
     if advanced {
         let passed = match (after.last_evaluation, before.stage_started_at) {
-            (Some((time, Verdict::Pass)), Some(started)) => time > started,
+            (Some((time, Verdict::Pass)), Some(started)) => {
+                time > started
+                    && !untrusted
+                        .iter()
+                        .any(|&(from, to)| from <= time && time < to)
+            }
             _ => false,
         };
         if !passed {
@@ -204,10 +217,12 @@ pub fn check_the_judge() {
         last_evaluation: evaluated.map(|(second, verdict)| (at(second), verdict)),
         stages: 3,
     };
+    // Prometheus started at 20 with a lookback of 5.
+    let untrusted = [(at(20), at(25))];
     let judge = |statuses: &[Seen]| {
         let mut judged = Judged::default();
         for pair in statuses.windows(2) {
-            judge_pair("test/rollout", &pair[0], &pair[1], &mut judged);
+            judge_pair("test/rollout", &pair[0], &pair[1], &untrusted, &mut judged);
         }
         judged
     };
@@ -260,6 +275,16 @@ pub fn check_the_judge() {
         stale.without_passing_judgement.len(),
         1,
         "a pass from before the stage missed"
+    );
+    let restarted_prometheus = judge(&[
+        seen(Progressing, 0, 10, None),
+        seen(Progressing, 1, 23, Some((22, Pass))),
+        seen(Progressing, 2, 26, Some((25, Pass))),
+    ]);
+    assert_eq!(
+        restarted_prometheus.without_passing_judgement.len(),
+        1,
+        "a pass within a lookback after Prometheus started missed"
     );
     let early = judge(&[
         seen(Progressing, 0, 1, None),

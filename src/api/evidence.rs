@@ -21,6 +21,10 @@ pub struct CheckEvidence {
     /// counted between fixed edges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<DistributionEvidence>,
+    /// For a relative check on a ratio of counters: both tracks' counts and the sequential
+    /// test on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<CountEvidence>,
 }
 
 /// Running means, variances and covariance of a check's (canary, stable) pairs at one stage,
@@ -70,4 +74,32 @@ pub struct DistributionEvidence {
     pub baseline: Vec<u32>,
     /// The tolerated shift between the tracks, in the values' unit.
     pub tolerance: f64,
+}
+
+/// A relative check on a ratio of counters: the events and requests both tracks had at the
+/// stage, and the sequential test of each bound (`engine::count_test`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CountEvidence {
+    /// Evaluations whose counts were added.
+    pub evaluations: u32,
+    pub canary_events: f64,
+    pub canary_requests: f64,
+    pub stable_events: f64,
+    pub stable_requests: f64,
+    /// One per bound of the check (maxIncrease, maxDecrease).
+    pub bounds: Vec<BoundTest>,
+}
+
+/// The log likelihood ratios of the alternatives on each side of one bound on the rate ratio,
+/// summed over the stage's evaluations.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BoundTest {
+    /// The bound, as canary's rate over stable's (1 + maxIncrease, or 1 - maxDecrease).
+    pub ratio: f64,
+    /// Alternatives ratio × 2^(k/4), k = 1..16.
+    pub above: Vec<f64>,
+    /// Alternatives ratio / 2^(k/4), k = 1..16.
+    pub below: Vec<f64>,
 }

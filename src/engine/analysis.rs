@@ -11,16 +11,21 @@
 //! - an empty or NaN result follows `noData` (Hold → NoData, Fail → Fail, Pass → Pass);
 //! - a query that could not run (Prometheus unreachable, bad response) is always NoData, whatever
 //!   `noData` says: an outage of Prometheus neither promotes nor rolls back;
-//! - the evaluation fails if any check or gate fails, else holds (NoData) if any holds, else passes.
+//! - the evaluation fails if any check or gate fails, else holds (NoData) if any holds, else passes;
+//! - until one lookback after the Prometheus that answered started, its answers may hold samples
+//!   of series that went away while it was down ([`PrometheusStart`]): an evaluation then does
+//!   not pass (it holds), adds no evidence and ends no failure streak; a failure still counts.
 
 use jiff::Timestamp;
 
+use super::count_test::{self, CountEvidence, Counts};
 use super::dispersion::{self, DispersionTest};
 use super::sequential::{self, ChangeInterval};
 use crate::api::canary_rollout::{
     Analysis, Check, CheckEvidence, CheckResult, Evaluation, NoDataPolicy, PairedEvidence,
     ParityVerdict, SloVerdict, Verdict,
 };
+use crate::metrics::PrometheusStart;
 
 /// What a query gave: a number, no data, or an error message.
 pub type QueryOutcome = Result<Option<f64>, String>;
@@ -36,6 +41,12 @@ pub struct AnalysisInput {
     pub baselines: Vec<Option<QueryOutcome>>,
     /// Verdicts of ParityPolicy / SLOBudget, when referenced.
     pub gates: Vec<GateVerdict>,
+    /// Both tracks' counts over the interval behind each relative check on a ratio of
+    /// counters (None for other checks); may be shorter than `checks`.
+    pub counts: Vec<Option<Result<Counts, String>>>,
+    /// When the Prometheus that answered the checks started, read after they were answered;
+    /// None when it could not tell.
+    pub prometheus_start: Option<PrometheusStart>,
 }
 
 /// What an external policy (ParityPolicy, SLOBudget) says about the canary.
@@ -107,6 +118,7 @@ pub struct Judgement {
 struct CheckOutcome {
     result: CheckResult,
     evidence: Option<PairedEvidence>,
+    counts: Option<CountEvidence>,
     shared_failure: bool,
 }
 
@@ -128,18 +140,18 @@ pub fn judge(
                 true => Some(baseline.unwrap_or_else(not_run)),
                 false => baseline,
             };
-            let prior = stage
-                .evidence
-                .iter()
-                .find(|e| e.name == check.name)
-                .map(|e| e.evidence.clone())
-                .unwrap_or_default();
+            let prior = stage.evidence.iter().find(|e| e.name == check.name);
+            let counted = Counted {
+                now: input.counts.get(i).and_then(|c| c.as_ref()),
+                prior: prior.and_then(|e| e.counts.clone()),
+            };
             judge_check(
                 check,
                 &canary,
                 baseline.as_ref(),
                 analysis.no_data,
-                prior,
+                prior.map(|e| e.evidence.clone()).unwrap_or_default(),
+                counted,
                 stage,
             )
         })
@@ -155,6 +167,7 @@ pub fn judge(
                 evidence: outcome.evidence.clone()?,
                 through: None,
                 distribution: None,
+                counts: outcome.counts.clone(),
             })
         })
         .chain(input.gates.iter().flat_map(|g| g.evidence.iter().cloned()))
@@ -190,6 +203,23 @@ pub fn judge(
         }
     }
 
+    let warming = input
+        .prometheus_start
+        .as_ref()
+        .filter(|start| now < start.trusted_from());
+    let evidence = match warming {
+        Some(start) => {
+            if verdict == Verdict::Pass {
+                verdict = Verdict::NoData;
+            }
+            if verdict == Verdict::NoData {
+                reasons.push(describe_warming(start, now));
+            }
+            stage.evidence.to_vec()
+        }
+        None => evidence,
+    };
+
     let samples = match &input.samples {
         Some(Ok(value)) => *value,
         _ => None,
@@ -208,6 +238,7 @@ pub fn judge(
         },
     };
     let measured_without_failure = !shared_failure
+        && warming.is_none()
         && evaluation
             .checks
             .iter()
@@ -219,6 +250,20 @@ pub fn judge(
         shared_failure,
         measured_without_failure,
     }
+}
+
+/// Why answers of a Prometheus that started less than a lookback ago do not pass a stage.
+fn describe_warming(start: &PrometheusStart, now: Timestamp) -> String {
+    let since = now.duration_since(start.started);
+    let ago = crate::api::Duration::from_secs(since.as_secs().max(0).unsigned_abs());
+    format!(
+        "Prometheus at {} started {ago} ago and may answer with samples of series that went \
+         away while it was down until {} (its start plus query.lookback-delta {}): no pass \
+         counts before then",
+        start.address,
+        start.trusted_from().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        crate::api::Duration::from(start.lookback),
+    )
 }
 
 /// Whether the stable track's value of an absolute `check` is wanted after the canary's gave
@@ -236,12 +281,19 @@ fn out_of_bounds(check: &Check, value: f64) -> bool {
         || check.max.is_some_and(|max| value > max)
 }
 
+/// A relative check's counts: this evaluation's, and the stage's so far.
+struct Counted<'a> {
+    now: Option<&'a Result<Counts, String>>,
+    prior: Option<CountEvidence>,
+}
+
 fn judge_check(
     check: &Check,
     canary: &QueryOutcome,
     baseline: Option<&QueryOutcome>,
     no_data: NoDataPolicy,
     mut evidence: PairedEvidence,
+    counted: Counted,
     stage: &StageContext,
 ) -> CheckOutcome {
     let mut result = CheckResult {
@@ -257,9 +309,12 @@ fn judge_check(
         message: None,
     };
     let relative = check.is_relative();
-    let outcome = |result, evidence: PairedEvidence, shared_failure| CheckOutcome {
+    let bounds = count_test::bounds(check);
+    let mut counts = counted.prior.filter(|c| c.tests(&bounds));
+    let outcome = |result, evidence: PairedEvidence, counts, shared_failure| CheckOutcome {
         result,
         evidence: relative.then_some(evidence),
+        counts,
         shared_failure,
     };
     let value = match value_or_verdict(canary, no_data) {
@@ -267,7 +322,7 @@ fn judge_check(
         Err((verdict, message)) => {
             result.verdict = verdict;
             result.message = Some(message);
-            return outcome(result, evidence, false);
+            return outcome(result, evidence, counts, false);
         }
     };
     result.value = Some(value);
@@ -276,7 +331,7 @@ fn judge_check(
         result.verdict = Verdict::Fail;
         let stable = baseline.and_then(|b| b.clone().ok().flatten());
         let Some(stable) = stable.filter(|s| !s.is_nan() && out_of_bounds(*s)) else {
-            return outcome(result, evidence, false);
+            return outcome(result, evidence, counts, false);
         };
         // Stable fails too: an incident both tracks share, which holds while it may.
         result.baseline = Some(stable);
@@ -290,27 +345,47 @@ fn judge_check(
                 format!("stable fails too ({stable}), for longer than a shared failure may hold")
             }
         });
-        return outcome(result, evidence, true);
+        return outcome(result, evidence, counts, true);
     }
     if !relative {
-        return outcome(result, evidence, false);
+        return outcome(result, evidence, counts, false);
     }
     let Some(baseline) = baseline else {
-        return outcome(result, evidence, false);
+        return outcome(result, evidence, counts, false);
     };
     let stable = match value_or_verdict(baseline, no_data) {
         Ok(stable) => stable,
         Err((verdict, message)) => {
             result.verdict = verdict;
             result.message = Some(format!("stable track: {message}"));
-            return outcome(result, evidence, false);
+            return outcome(result, evidence, counts, false);
         }
     };
     if value.is_finite() && stable.is_finite() {
         evidence.add(value, stable);
     }
-    judge_relative(check, &mut result, &evidence, stage);
-    outcome(result, evidence, false)
+    if let Some(Ok(now)) = counted.now {
+        counts
+            .get_or_insert_with(|| CountEvidence::new(&bounds))
+            .add(now);
+    }
+    match counts.as_ref().filter(|c| c.evaluations > 0) {
+        Some(counted) => judge_counts(check, &mut result, counted, stage.alpha),
+        None => judge_relative(check, &mut result, &evidence, stage),
+    }
+    outcome(result, evidence, counts, false)
+}
+
+/// A relative check on a ratio of counters, judged on the counts behind it
+/// ([`count_test`]): the rates per request over the stage, and the sequential test's verdict.
+fn judge_counts(check: &Check, result: &mut CheckResult, counts: &CountEvidence, alpha: f64) {
+    result.value = Some(counts.canary_events / counts.canary_requests);
+    result.baseline = Some(counts.stable_events / counts.stable_requests);
+    result.change = counts.rate_ratio().map(|ratio| ratio - 1.0);
+    result.evaluations = Some(counts.evaluations);
+    let (verdict, message) = count_test::judge(check, counts, alpha);
+    result.verdict = verdict;
+    result.message = (verdict != Verdict::Pass).then_some(message);
 }
 
 /// A relative check on the stage's evidence: fails when a change beyond a bound is established,

@@ -35,6 +35,8 @@ fn run(no_data: NoDataPolicy, a: QueryOutcome, b: QueryOutcome) -> Verdict {
         checks: vec![a, b],
         baselines: vec![],
         gates: vec![],
+        prometheus_start: None,
+        counts: vec![],
     };
     judge(&analysis(no_data), &input, &stage(), now())
         .evaluation
@@ -70,6 +72,8 @@ fn failing_check_is_described_with_value_and_bound() {
         checks: vec![Ok(Some(0.052)), Ok(Some(0.99))],
         baselines: vec![],
         gates: vec![],
+        prometheus_start: None,
+        counts: vec![],
     };
     let judgement = judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now());
     assert_eq!(
@@ -108,6 +112,18 @@ fn judge_repeatedly(
         baselines: vec![Some(stable)],
         ..Default::default()
     };
+    judge_stage(&analysis, &input, evaluations, false).0
+}
+
+/// Judges up to `evaluations` evaluations of `input` at one stage (stopping at the first that
+/// fails, if `until_failure`), threading the evidence from one to the next as the rollout's
+/// status does: the last evaluation and the evidence after it.
+fn judge_stage(
+    analysis: &Analysis,
+    input: &AnalysisInput,
+    evaluations: u32,
+    until_failure: bool,
+) -> (Evaluation, Vec<CheckEvidence>) {
     let mut evidence = Vec::new();
     let mut last = None;
     for _ in 0..evaluations {
@@ -115,11 +131,15 @@ fn judge_repeatedly(
             evidence: &evidence,
             ..stage()
         };
-        let judgement = judge(&analysis, &input, &context, now());
+        let judgement = judge(analysis, input, &context, now());
         evidence = judgement.evidence;
+        let failed = judgement.evaluation.verdict == Verdict::Fail;
         last = Some(judgement.evaluation);
+        if failed && until_failure {
+            break;
+        }
     }
-    last.expect("at least one evaluation")
+    (last.expect("at least one evaluation"), evidence)
 }
 
 fn latency_check() -> Check {
@@ -291,6 +311,8 @@ fn gates_hold_or_roll_back() {
         checks: vec![Ok(Some(0.0)), Ok(Some(1.0))],
         baselines: vec![],
         gates: vec![gate(GateEffect::Hold)],
+        prometheus_start: None,
+        counts: vec![],
     };
     assert_eq!(
         judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now())
@@ -400,4 +422,167 @@ fn a_failure_not_of_the_bounds_names_its_reason() {
         describe_check(&beyond, None, 0.01),
         "check errors-vs-stable = 1.5 > max 1"
     );
+}
+
+/// A Prometheus that started `ago` seconds before [`now`], with a lookback of `lookback` seconds.
+fn prometheus_started(ago: u64, lookback: u64) -> crate::metrics::PrometheusStart {
+    crate::metrics::PrometheusStart {
+        address: "http://prometheus:9090".into(),
+        started: now() - std::time::Duration::from_secs(ago),
+        lookback: std::time::Duration::from_secs(lookback),
+    }
+}
+
+#[test]
+fn answers_of_a_prometheus_younger_than_its_lookback_hold_instead_of_passing() {
+    let judged = |canary_errors: f64, start| {
+        let input = AnalysisInput {
+            checks: vec![Ok(Some(canary_errors)), Ok(Some(0.99))],
+            prometheus_start: Some(start),
+            ..Default::default()
+        };
+        judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now())
+    };
+
+    let young = judged(0.002, prometheus_started(40, 300));
+    assert_eq!(young.evaluation.verdict, Verdict::NoData);
+    assert!(
+        !young.measured_without_failure,
+        "a held pass ends no failure streak"
+    );
+    let message = young.evaluation.message.unwrap_or_default();
+    for part in [
+        "Prometheus at http://prometheus:9090 started 40s ago",
+        "until 2023-11-14T22:17:40Z",
+        "query.lookback-delta 5m",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message:?}");
+    }
+
+    let failing = judged(0.05, prometheus_started(40, 300));
+    assert_eq!(
+        failing.evaluation.verdict,
+        Verdict::Fail,
+        "a failure still counts"
+    );
+    let message = failing.evaluation.message.unwrap_or_default();
+    assert!(
+        !message.contains("lookback"),
+        "only what decided: {message:?}"
+    );
+
+    let settled = judged(0.002, prometheus_started(300, 300));
+    assert_eq!(settled.evaluation.verdict, Verdict::Pass);
+    assert!(settled.measured_without_failure);
+}
+
+#[test]
+fn answers_of_a_prometheus_younger_than_its_lookback_add_no_evidence() {
+    let analysis = Analysis {
+        checks: vec![latency_check()],
+        ..Analysis::default()
+    };
+    let input = |start| AnalysisInput {
+        checks: vec![Ok(Some(0.105))],
+        baselines: vec![Some(Ok(Some(0.100)))],
+        prometheus_start: Some(start),
+        ..Default::default()
+    };
+    let mut evidence = Vec::new();
+    for _ in 0..sequential::MIN_PAIRS {
+        let context = StageContext {
+            evidence: &evidence,
+            ..stage()
+        };
+        let judgement = judge(
+            &analysis,
+            &input(prometheus_started(10, 60)),
+            &context,
+            now(),
+        );
+        assert_eq!(judgement.evaluation.verdict, Verdict::NoData);
+        evidence = judgement.evidence;
+    }
+    assert!(evidence.is_empty(), "{evidence:?}");
+    let context = StageContext {
+        evidence: &evidence,
+        ..stage()
+    };
+    let judgement = judge(
+        &analysis,
+        &input(prometheus_started(60, 60)),
+        &context,
+        now(),
+    );
+    assert_eq!(judgement.evidence.len(), 1, "{:?}", judgement.evidence);
+}
+
+/// A relative check on a ratio of counters with its counts: judged on the counts, the
+/// evidence kept from one evaluation to the next, the reason naming the test and its e-value.
+#[test]
+fn a_ratio_of_counters_is_judged_on_its_counts() {
+    let errors = Check {
+        name: "errors".into(),
+        query: "sum(rate(errors{track=\"{{track}}\"}[1m])) / sum(rate(requests{track=\"{{track}}\"}[1m]))".into(),
+        min: None,
+        max: None,
+        max_increase: Some(1.0),
+        max_decrease: None,
+    };
+    let analysis = Analysis {
+        checks: vec![errors],
+        ..Analysis::default()
+    };
+    let run = |canary_errors: f64, evaluations: u32| {
+        let counts = Counts {
+            canary: count_test::TrackCounts {
+                events: canary_errors,
+                requests: 100.0,
+            },
+            stable: count_test::TrackCounts {
+                events: 19.0,
+                requests: 1900.0,
+            },
+        };
+        let input = AnalysisInput {
+            checks: vec![Ok(Some(canary_errors / 100.0))],
+            baselines: vec![Some(Ok(Some(0.01)))],
+            counts: vec![Some(Ok(counts))],
+            ..Default::default()
+        };
+        judge_stage(&analysis, &input, evaluations, true)
+    };
+
+    // Five times stable's error rate, against a bound of twice.
+    let (failed, evidence) = run(5.0, 10);
+    assert_eq!(failed.verdict, Verdict::Fail, "{failed:?}");
+    let counts = evidence[0].counts.as_ref().expect("the counts are kept");
+    assert_eq!(
+        counts.evaluations,
+        failed.checks[0].evaluations.unwrap_or(0)
+    );
+    assert!(counts.evaluations < 10, "decided as soon as established");
+    let reason = failed.message.unwrap_or_default();
+    for part in [
+        "check errors = 0.05",
+        "5 times stable's",
+        "above 2 times stable's established (e-value",
+        "sequential binomial test on the counts",
+    ] {
+        assert!(reason.contains(part), "{part:?} in {reason:?}");
+    }
+    assert_eq!(failed.checks[0].baseline, Some(0.01));
+
+    // Stable's rate: held at first, then established within the bound.
+    let (early, _) = run(1.0, 1);
+    assert_eq!(early.verdict, Verdict::NoData, "{early:?}");
+    assert!(
+        early
+            .message
+            .unwrap_or_default()
+            .contains("not yet established"),
+        "held for evidence"
+    );
+    let (passed, _) = run(1.0, 40);
+    assert_eq!(passed.verdict, Verdict::Pass, "{passed:?}");
 }

@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod count_test;
 pub mod dispersion;
 pub mod distribution;
 pub mod hand_back;

@@ -142,6 +142,8 @@ impl World {
                 checks: vec![Ok(value)],
                 baselines: vec![],
                 gates: vec![],
+                prometheus_start: None,
+                counts: vec![],
             });
             self.step(input);
         }
@@ -241,6 +243,8 @@ fn failing_checks_roll_back_when_the_failure_limit_is_reached() {
         checks: vec![Ok(Some(0.05))],
         baselines: vec![],
         gates: vec![],
+        prometheus_start: None,
+        counts: vec![],
     };
     let plan = world.step(Some(input));
     assert_eq!(plan.rollback_cause, Some(RollbackCause::Analysis));
@@ -311,6 +315,8 @@ fn no_data_holds_the_stage_and_never_promotes() {
             checks: vec![Err("connection refused".into())],
             baselines: vec![],
             gates: vec![],
+            prometheus_start: None,
+            counts: vec![],
         };
         world.step(Some(input));
     }
@@ -364,6 +370,8 @@ fn min_samples_hold_a_stage_until_enough_traffic_was_seen() {
             checks: vec![Ok(Some(0.0))],
             baselines: vec![],
             gates: vec![],
+            prometheus_start: None,
+            counts: vec![],
         };
         world.step(Some(input));
     }
@@ -382,6 +390,8 @@ fn min_samples_hold_a_stage_until_enough_traffic_was_seen() {
         checks: vec![Ok(Some(0.0))],
         baselines: vec![],
         gates: vec![],
+        prometheus_start: None,
+        counts: vec![],
     }));
     assert_eq!(world.status.stage, Some(1));
 }
@@ -673,6 +683,8 @@ fn a_gate_rollback_and_freeze_stops_the_rollout_at_once() {
         checks: vec![Ok(Some(0.0))],
         baselines: vec![],
         gates: vec![gate],
+        prometheus_start: None,
+        counts: vec![],
     }));
     assert_eq!(plan.rollback_cause, Some(RollbackCause::Parity));
     assert_eq!(world.status.phase, Some(Phase::Frozen));
@@ -736,6 +748,8 @@ fn a_rollback_decided_by_the_statistical_comparison_is_a_parity_rollback_naming_
         checks: vec![Ok(Some(0.0))],
         baselines: vec![],
         gates: vec![gate_verdict(&spec, &report, None)],
+        prometheus_start: None,
+        counts: vec![],
     }));
     assert_eq!(plan.rollback_cause, Some(RollbackCause::Parity));
     assert_eq!(world.status.phase, Some(Phase::RolledBack));
@@ -842,6 +856,8 @@ fn queries_run_only_for_a_valid_spec_on_the_candidate_being_judged_when_due() {
         checks: vec![Ok(Some(0.001))],
         baselines: vec![],
         gates: vec![],
+        prometheus_start: None,
+        counts: vec![],
     }));
     assert!(plan.track_services);
     world.advance(1);

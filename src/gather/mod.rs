@@ -18,8 +18,10 @@ use crate::api::CanaryRollout;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::slo_budget::SLOBudget;
 use crate::engine::analysis::{AnalysisInput, QueryOutcome, wants_stable_value};
+use crate::engine::count_test::{Counts, TrackCounts};
 use crate::engine::parity::ParityReport;
 use crate::engine::{parity_gate, slo_gate};
+use crate::metrics::counter_ratio::count_queries;
 use crate::metrics::{MetricsSource, PrometheusPool, QueryError, TemplateVars, render};
 pub use vars::template_vars;
 
@@ -43,8 +45,9 @@ async fn run_query(source: &dyn MetricsSource, query: &str, vars: &TemplateVars)
         .map_err(|e| e.to_string())
 }
 
-/// Runs the sample count, every check and the gates concurrently. A Prometheus that cannot be
-/// reached gives errors, which the engine treats as "hold". `now` is the evaluation's time:
+/// Runs the sample count, every check and the gates concurrently, then asks the checks'
+/// Prometheus when it started. A Prometheus that cannot be reached gives errors, which the
+/// engine treats as "hold"; one that cannot say when it started is taken as long started. `now` is the evaluation's time:
 /// the end of the parity window and of the canary's SLO age.
 pub async fn run(
     sources: &dyn MetricsSources,
@@ -99,6 +102,8 @@ async fn run_analysis(
                     })
                     .into_iter()
                     .collect(),
+                prometheus_start: None,
+                counts: Vec::new(),
             };
             return (input, None);
         }
@@ -140,8 +145,15 @@ async fn run_analysis(
             None => None,
         }
     };
-    let (samples, checks, mut baselines, parity) =
-        futures::join!(samples, checks, relative_baselines, parity);
+    let counts = join_all(analysis.checks.iter().map(|check| async {
+        let interval = analysis.interval.as_std();
+        match check.is_relative() {
+            true => run_counts(source.as_ref(), &check.query, &vars, &stable_vars, interval).await,
+            false => None,
+        }
+    }));
+    let (samples, checks, mut baselines, parity, counts) =
+        futures::join!(samples, checks, relative_baselines, parity, counts);
     // A check the canary fails is asked of stable too, to tell a shared incident apart.
     let shared = join_all(
         analysis
@@ -161,6 +173,8 @@ async fn run_analysis(
             *baseline = stable;
         }
     }
+    // Read after every answer, so a restart before any of them shows.
+    let prometheus_start = source.start().await.ok().flatten();
     let (gates, report) = match parity {
         Some((gate, report)) => (vec![gate], Some(report)),
         None => (Vec::new(), None),
@@ -170,6 +184,47 @@ async fn run_analysis(
         checks,
         baselines,
         gates,
+        prometheus_start,
+        counts,
     };
     (input, report)
+}
+
+/// Both tracks' events and requests over the last `interval` behind a ratio of counters; None
+/// when `query` is not one.
+async fn run_counts(
+    source: &dyn MetricsSource,
+    query: &str,
+    canary_vars: &TemplateVars,
+    stable_vars: &TemplateVars,
+    interval: std::time::Duration,
+) -> Option<Result<Counts, String>> {
+    let canary = count_queries(&render(query, canary_vars).ok()?, interval)?;
+    let stable = count_queries(&render(query, stable_vars).ok()?, interval)?;
+    let queries = [&canary.0, &canary.1, &stable.0, &stable.1];
+    let answers = join_all(queries.map(|q| source.query_value(q, None))).await;
+    let mut values = [0.0; 4];
+    for ((value, answer), query) in values.iter_mut().zip(answers).zip(queries) {
+        *value = match answer {
+            Ok(Some(number)) => number,
+            Ok(None) => return Some(Err(format!("no data for {query}"))),
+            Err(error) => return Some(Err(error.to_string())),
+        };
+    }
+    let [
+        canary_events,
+        canary_requests,
+        stable_events,
+        stable_requests,
+    ] = values;
+    Some(Ok(Counts {
+        canary: TrackCounts {
+            events: canary_events,
+            requests: canary_requests,
+        },
+        stable: TrackCounts {
+            events: stable_events,
+            requests: stable_requests,
+        },
+    }))
 }

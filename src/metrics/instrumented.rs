@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use super::prometheus::{MetricsSource, QueryError};
+use super::prometheus_start::PrometheusStart;
 
 type Labels = Vec<(String, String)>;
 pub type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -16,7 +17,7 @@ pub type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 /// The query families, registered by the operator's metrics registry.
 #[derive(Clone)]
 pub struct QueryTelemetry {
-    /// Seconds per query, by `type` (instant or range).
+    /// Seconds per query, by `type` (instant, range, or status: when Prometheus started).
     pub duration: HistogramFamily,
     /// Failed queries, by static category (see [`QueryError::category`]).
     pub failures: Family<Labels, Counter>,
@@ -86,6 +87,15 @@ impl<S: MetricsSource> MetricsSource for Instrumented<S> {
             let started = Instant::now();
             let result = self.inner.query_range(query, start, end, step).await;
             self.observe("range", started, &result);
+            result
+        })
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<Option<PrometheusStart>, QueryError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.inner.start().await;
+            self.observe("status", started, &result);
             result
         })
     }

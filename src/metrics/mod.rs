@@ -8,9 +8,11 @@
 pub mod alert_matchers;
 pub mod alertmanager;
 mod auth;
+pub mod counter_ratio;
 mod fake;
 mod instrumented;
 pub mod prometheus;
+mod prometheus_start;
 pub mod template;
 
 pub use auth::{BasicAuth, PrometheusAuth};
@@ -19,4 +21,5 @@ pub use instrumented::{Instrumented, QueryTelemetry};
 pub use prometheus::{
     DEFAULT_TIMEOUT, MetricsSource, PrometheusPool, PrometheusSource, QueryError,
 };
+pub use prometheus_start::{DEFAULT_LOOKBACK, PrometheusStart};
 pub use template::{KNOWN_VARIABLES, TemplateError, TemplateVars, render, validate_promql};

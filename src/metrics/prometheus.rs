@@ -17,6 +17,7 @@ use reqwest::header::AUTHORIZATION;
 
 use super::auth::PrometheusAuth;
 use super::instrumented::{Instrumented, QueryTelemetry};
+use super::prometheus_start::{self, LookbackCache, PrometheusStart};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,12 +67,22 @@ pub trait MetricsSource: Send + Sync {
         end: Timestamp,
         step: Duration,
     ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>>;
+
+    /// When the Prometheus answering started, and its lookback: until one lookback after its
+    /// start, an answer may hold samples of series that went away while it was down. None
+    /// when the source cannot tell (a recording, a replay of the past).
+    fn start(&self) -> BoxFuture<'_, Result<Option<PrometheusStart>, QueryError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 pub struct PrometheusSource {
     address: String,
     client: prometheus_http_query::Client,
+    /// The client's HTTP client, for the status endpoints it has no call with headers for.
+    http: reqwest::Client,
     auth: PrometheusAuth,
+    lookback: LookbackCache,
 }
 
 impl PrometheusSource {
@@ -106,12 +117,14 @@ impl PrometheusSource {
             http = http.tls_certs_merge(certificates);
         }
         let http = http.build().map_err(|e| invalid(root_cause(&e)))?;
-        let client = prometheus_http_query::Client::from(http, base_url)
+        let client = prometheus_http_query::Client::from(http.clone(), base_url)
             .map_err(|e| invalid(root_cause(&e)))?;
         Ok(Self {
             address: base_url.to_string(),
             client,
+            http,
             auth: auth.clone(),
+            lookback: LookbackCache::default(),
         })
     }
 
@@ -195,6 +208,15 @@ impl MetricsSource for PrometheusSource {
             }
             let result = request.get().await.map_err(|e| self.classify(e, query))?;
             range_series(result.into_inner().0, query)
+        })
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<Option<PrometheusStart>, QueryError>> {
+        Box::pin(async move {
+            let auth = self.auth.header()?;
+            prometheus_start::fetch(&self.http, &self.address, auth, &self.lookback)
+                .await
+                .map(Some)
         })
     }
 }

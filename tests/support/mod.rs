@@ -34,7 +34,7 @@ pub use exporter::MetricsExporter;
 pub use kubelet::FakeKubelet;
 pub use namespace::{TestEvent, TestNamespace};
 pub use operator::Operator;
-pub use prometheus::PrometheusInstance;
+pub use prometheus::{LOOKBACK, PrometheusInstance};
 pub use second_cluster::SecondCluster;
 
 /// A lowercase suffix unique across the test processes running now and recent runs (pid,

@@ -11,10 +11,17 @@ use tokio::process::{Child, Command};
 
 use super::{TestEnv, free_port, scratch_dir, unique_suffix};
 
+/// The lookback of a scraping instance, as `hack/testenv` sets it: ten scrapes of 1 s. Sluice
+/// counts no pass until one lookback after a Prometheus started, so the default 5m would hold
+/// every test's rollout for five minutes.
+pub const LOOKBACK: &str = "10s";
+
 /// A dedicated `prometheus` process on a loopback port with its own data folder; killed on drop.
 pub struct PrometheusInstance {
     port: u16,
     dir: PathBuf,
+    /// `--query.lookback-delta`, when not Prometheus' default.
+    lookback: Option<&'static str>,
     child: Option<Child>,
 }
 
@@ -29,7 +36,7 @@ impl PrometheusInstance {
             env.sd_dir.display()
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
-        Self::launch_in(dir).await
+        Self::launch_in(dir, Some(LOOKBACK)).await
     }
 
     /// A fresh folder for an instance, with an empty `data/` to fill (e.g. with
@@ -42,24 +49,25 @@ impl PrometheusInstance {
     }
 
     /// Starts it on the TSDB already in `dir/data`, scraping nothing: a Prometheus that answers
-    /// only from the blocks it was given.
+    /// only from the blocks it was given, with Prometheus' default lookback.
     pub async fn start_on_data(dir: PathBuf) -> PrometheusInstance {
         std::fs::write(
             dir.join("prometheus.yml"),
             "global:\n  scrape_interval: 1m\n",
         )
         .expect("write prometheus.yml");
-        Self::launch_in(dir).await
+        Self::launch_in(dir, None).await
     }
 
-    async fn launch_in(dir: PathBuf) -> PrometheusInstance {
+    async fn launch_in(dir: PathBuf, lookback: Option<&'static str>) -> PrometheusInstance {
         // The free port may be taken by someone else before Prometheus binds it: try a few.
         for _ in 0..3 {
             let port = free_port();
-            if let Some(child) = launch(&dir, port).await {
+            if let Some(child) = launch(&dir, port, lookback).await {
                 return PrometheusInstance {
                     port,
                     dir,
+                    lookback,
                     child: Some(child),
                 };
             }
@@ -85,7 +93,7 @@ impl PrometheusInstance {
     /// Starts it again on the same port with the same data folder, and waits until it is ready.
     pub async fn start_again(&mut self) {
         self.stop().await;
-        self.child = launch(&self.dir, self.port).await;
+        self.child = launch(&self.dir, self.port, self.lookback).await;
         assert!(
             self.child.is_some(),
             "prometheus did not start again; see {}",
@@ -117,7 +125,7 @@ impl Drop for PrometheusInstance {
 
 /// Spawns Prometheus for `dir` on `port` and waits up to 30 s until it is ready; `None` if it
 /// exited (port taken) or never got ready.
-async fn launch(dir: &Path, port: u16) -> Option<Child> {
+async fn launch(dir: &Path, port: u16, lookback: Option<&str>) -> Option<Child> {
     let log_path = dir.join("prometheus.log");
     let log = File::options()
         .create(true)
@@ -135,6 +143,7 @@ async fn launch(dir: &Path, port: u16) -> Option<Child> {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--storage.tsdb.retention.time=1d")
+        .args(lookback.map(|l| format!("--query.lookback-delta={l}")))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone log handle"))
         .stderr(log)
