@@ -256,18 +256,18 @@ struct DemoArgs {
     timeout: sluice::api::Duration,
 }
 
-/// At most two malloc arenas, and freed memory handed back to the system every 5 s. glibc
-/// gives threads that allocate at the same time arenas of their own (up to 8 per core), and
-/// memory freed in one stays resident there; within an arena, freed pages below the top of the
-/// heap stay resident too until `malloc_trim` returns them. The operator's caches churn through
-/// objects on every watch event: at 1000 rollouts trimming lowered its resident size from 53.0
-/// to 49.5 MiB at rest and its peak from 69.3 to 61.6 MiB (docs/fleet.md).
+/// One malloc arena, and freed memory handed back to the system every 5 s. glibc gives threads
+/// that allocate at the same time arenas of their own (up to 8 per core), and memory freed in
+/// one stays resident there; within an arena, freed pages below the top of the heap stay
+/// resident too until `malloc_trim` returns them. The operator's caches churn through objects
+/// on every watch event: at 1000 rollouts trimming lowered its resident size from 53.0 to 49.5
+/// MiB at rest and its peak from 69.3 to 61.6 MiB (docs/fleet.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     // SAFETY: mallopt only sets an allocator parameter; it is called before any thread of ours
     // allocates concurrently.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     let trimmer = std::thread::Builder::new()
         .name("malloc-trim".into())

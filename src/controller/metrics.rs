@@ -178,7 +178,7 @@ impl Metrics {
         );
         registry.register(
             "prometheus_query_duration_seconds",
-            "Duration of Prometheus queries, by type (instant or range)",
+            "Duration of requests to Prometheus, by type (instant or range query, or status: its start)",
             metrics.queries.duration.clone(),
         );
         registry.register(
