@@ -135,6 +135,43 @@ impl BoundTest {
     }
 }
 
+impl BoundTest {
+    /// The rate ratios the counts exclude, each at level `alpha`, among the grid
+    /// `ratio · 2^(j/4)`, j = -16..=16: those below the first end and above the second. An end
+    /// is None when the test excludes no grid point on that side. Each grid point is tested as
+    /// the bound is, by a mixture over the alternatives on its side that the grid holds (those
+    /// beyond it weigh 0, which keeps the mixture an e-process), so the ends move in steps of
+    /// about 19 %.
+    pub fn excluded(&self, alpha: f64) -> (Option<f64>, Option<f64>) {
+        let points = GRID_POINTS as i32;
+        // Log likelihood at grid point j, relative to the bound's.
+        let at = |j: i32| match j {
+            0 => 0.0,
+            j if j > 0 => self.above[(j - 1) as usize],
+            j => self.below[(-j - 1) as usize],
+        };
+        let log_e = |j: i32, direction: i32| {
+            let logs: Vec<f64> = (1..=points)
+                .map(|step| j + direction * step)
+                .filter(|i| i.abs() <= points)
+                .map(|i| at(i) - at(j))
+                .collect();
+            mean_of_exp(&logs).ln() + (logs.len() as f64 / f64::from(points)).ln()
+        };
+        let threshold = (1.0 / alpha).ln();
+        let point = |j: i32| self.ratio * GRID_RATIO.powi(j);
+        let lower = (-points..=points)
+            .filter(|&j| log_e(j, 1) >= threshold)
+            .map(point)
+            .reduce(f64::max);
+        let upper = (-points..=points)
+            .filter(|&j| log_e(j, -1) >= threshold)
+            .map(point)
+            .reduce(f64::min);
+        (lower, upper)
+    }
+}
+
 /// `mean(exp(x))`, computed without overflow.
 fn mean_of_exp(logs: &[f64]) -> f64 {
     let largest = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -199,9 +236,24 @@ pub fn judge(check: &Check, evidence: &CountEvidence, alpha: f64) -> (Verdict, S
             format_value(requests)
         )
     };
-    let ratio = evidence.rate_ratio().map_or("no ratio".to_string(), |r| {
+    let mut ratio = evidence.rate_ratio().map_or("no ratio".to_string(), |r| {
         format!("{} times stable's", format_value(r))
     });
+    if let Some(test) = evidence.bounds.first() {
+        let ends = match test.excluded(alpha) {
+            (Some(lower), Some(upper)) => Some(format!(
+                "below {} and above {}",
+                format_value(lower),
+                format_value(upper)
+            )),
+            (Some(lower), None) => Some(format!("below {}", format_value(lower))),
+            (None, Some(upper)) => Some(format!("above {}", format_value(upper))),
+            (None, None) => None,
+        };
+        if let Some(ends) = ends {
+            ratio.push_str(&format!(" (ratios {ends} excluded)"));
+        }
+    }
     let message = format!(
         "canary {} against stable {} over {} evaluations, {ratio}: {} (sequential binomial test \
          on the counts)",

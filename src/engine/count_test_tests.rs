@@ -162,3 +162,56 @@ fn a_rate_well_beyond_the_bound_is_established_and_one_well_within_too() {
     assert!(within >= 0.9, "stable's rate, bound twice: {within}");
     assert!(wrong_way <= alpha, "{wrong_way}");
 }
+
+#[test]
+fn the_excluded_ratios_lie_on_either_side_of_the_estimate() {
+    let worse = [
+        (3.0, 1000.0, 10.0, 19000.0),
+        (5.0, 1100.0, 12.0, 18500.0),
+        (9.0, 950.0, 8.0, 19400.0),
+        (4.0, 1020.0, 11.0, 18900.0),
+    ];
+    for bound in [2.0, 1.15, 0.5] {
+        let evidence = evidence_of(&[bound], &worse);
+        let estimate = evidence.rate_ratio().expect("a ratio");
+        let (lower, upper) = evidence.bounds[0].excluded(0.01);
+        let lower = lower.expect("low ratios are excluded");
+        assert!(lower < estimate, "bound {bound}: {lower} < {estimate}");
+        assert!(
+            upper.is_none_or(|u| u > estimate),
+            "bound {bound}: {upper:?}"
+        );
+    }
+}
+
+/// Over many stages whose true ratio, 3, lies between grid points, the ratio is excluded (below
+/// the lower end or above the upper one) in no more than twice alpha of them, at any look.
+#[test]
+fn the_true_ratio_is_rarely_excluded() {
+    let (alpha, stages, looks) = (0.05, 1000, 40);
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut excluded = 0;
+    for _ in 0..stages {
+        let mut evidence = CountEvidence::new(&[2.0]);
+        let mut ever = false;
+        for _ in 0..looks {
+            let canary_requests = poisson(&mut rng, 100.0);
+            let stable_requests = poisson(&mut rng, 1900.0);
+            let stable_events = poisson(&mut rng, stable_requests * 0.01);
+            let canary_events = poisson(&mut rng, canary_requests * 0.03);
+            evidence.add(&counts(
+                (canary_events, canary_requests),
+                (stable_events, stable_requests),
+            ));
+            let (lower, upper) = evidence.bounds[0].excluded(alpha);
+            ever |= lower.is_some_and(|l| l > 3.0) || upper.is_some_and(|u| u < 3.0);
+        }
+        excluded += u32::from(ever);
+    }
+    let rate = f64::from(excluded) / f64::from(stages);
+    let slack = 3.0 * (2.0 * alpha * (1.0 - 2.0 * alpha) / f64::from(stages)).sqrt();
+    assert!(
+        rate <= 2.0 * alpha + slack,
+        "excluded in {rate} of the stages"
+    );
+}

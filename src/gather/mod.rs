@@ -47,8 +47,8 @@ async fn run_query(source: &dyn MetricsSource, query: &str, vars: &TemplateVars)
 
 /// Runs the sample count, every check and the gates concurrently, then asks the checks'
 /// Prometheus when it started. A Prometheus that cannot be reached gives errors, which the
-/// engine treats as "hold"; one that cannot say when it started is taken as long started. `now` is the evaluation's time:
-/// the end of the parity window and of the canary's SLO age.
+/// engine treats as "hold"; one that cannot say when it started is taken as long started.
+/// `now` is the evaluation's time: the end of the parity window and of the canary's SLO age.
 pub async fn run(
     sources: &dyn MetricsSources,
     rollout: &CanaryRollout,
