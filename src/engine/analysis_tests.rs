@@ -565,7 +565,7 @@ fn a_ratio_of_counters_is_judged_on_its_counts() {
     let reason = failed.message.unwrap_or_default();
     for part in [
         "check errors = 0.05",
-        "5 times stable's",
+        "5 times stable's (ratios below 2 and above",
         "above 2 times stable's established (e-value",
         "sequential binomial test on the counts",
     ] {

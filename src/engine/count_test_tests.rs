@@ -110,6 +110,19 @@ fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
     k
 }
 
+/// One evaluation's counts: 5 % of 2 000 requests on the canary, stable's error rate 1 %, the
+/// canary's `theta` times that.
+fn draw_evaluation(rng: &mut StdRng, theta: f64) -> Counts {
+    let canary_requests = poisson(rng, 100.0);
+    let stable_requests = poisson(rng, 1900.0);
+    let stable_events = poisson(rng, stable_requests * 0.01);
+    let canary_events = poisson(rng, canary_requests * 0.01 * theta);
+    counts(
+        (canary_events, canary_requests),
+        (stable_events, stable_requests),
+    )
+}
+
 /// Stages of `looks` evaluations whose canary rate is `theta` times stable's; the fraction in
 /// which the test ever said "above" (and "below") at level `alpha`.
 fn rejection_rates(theta: f64, bound: f64, looks: u32, stages: u32, alpha: f64) -> (f64, f64) {
@@ -119,15 +132,7 @@ fn rejection_rates(theta: f64, bound: f64, looks: u32, stages: u32, alpha: f64) 
         let mut evidence = CountEvidence::new(&[bound]);
         let (mut said_above, mut said_below) = (false, false);
         for _ in 0..looks {
-            // 5 % of 2 000 requests per evaluation on the canary, stable's rate 1 %.
-            let canary_requests = poisson(&mut rng, 100.0);
-            let stable_requests = poisson(&mut rng, 1900.0);
-            let stable_events = poisson(&mut rng, stable_requests * 0.01);
-            let canary_events = poisson(&mut rng, canary_requests * 0.01 * theta);
-            evidence.add(&counts(
-                (canary_events, canary_requests),
-                (stable_events, stable_requests),
-            ));
+            evidence.add(&draw_evaluation(&mut rng, theta));
             let e = evidence.bounds[0].e_values();
             said_above |= e.above >= 1.0 / alpha;
             said_below |= e.below >= 1.0 / alpha;
@@ -195,14 +200,7 @@ fn the_true_ratio_is_rarely_excluded() {
         let mut evidence = CountEvidence::new(&[2.0]);
         let mut ever = false;
         for _ in 0..looks {
-            let canary_requests = poisson(&mut rng, 100.0);
-            let stable_requests = poisson(&mut rng, 1900.0);
-            let stable_events = poisson(&mut rng, stable_requests * 0.01);
-            let canary_events = poisson(&mut rng, canary_requests * 0.03);
-            evidence.add(&counts(
-                (canary_events, canary_requests),
-                (stable_events, stable_requests),
-            ));
+            evidence.add(&draw_evaluation(&mut rng, 3.0));
             let (lower, upper) = evidence.bounds[0].excluded(alpha);
             ever |= lower.is_some_and(|l| l > 3.0) || upper.is_some_and(|u| u < 3.0);
         }
