@@ -128,6 +128,7 @@ fn run(spec: &CanaryRolloutSpec, family: Family, seed: u64) -> Outcome {
             problems: &problems,
             analysis: input.as_ref(),
             freeze: None,
+            delivery_freeze: None,
             pipeline: None,
             revoke_stable: None,
             keep_templates: false,

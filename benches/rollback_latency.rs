@@ -105,6 +105,7 @@ async fn main() {
             problems: &[],
             analysis: Some(&failing),
             freeze: None,
+            delivery_freeze: None,
             pipeline: None,
             revoke_stable: None,
             keep_templates: false,

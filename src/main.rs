@@ -137,6 +137,10 @@ struct RunArgs {
     /// watched namespace (or for all namespaces).
     #[arg(long, env = "SLUICE_MAX_CONCURRENT_RECONCILES", default_value_t = controller::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_reconciles: u16,
+    /// The namespace whose DeliveryFreezes may freeze every watched namespace
+    /// (`spec.allNamespaces`); a freeze elsewhere freezes its own namespace only.
+    #[arg(long, env = "SLUICE_FREEZE_NAMESPACE", default_value = controller::DEFAULT_FREEZE_NAMESPACE)]
+    freeze_namespace: String,
     #[command(flatten)]
     leader_election: LeaderElectionArgs,
 }
@@ -318,6 +322,7 @@ async fn run_cli() -> std::process::ExitCode {
                 metrics_address: args.metrics_addr.0,
                 lease: args.leader_election.into_lease(),
                 concurrency: args.max_concurrent_reconciles,
+                freeze_namespace: args.freeze_namespace,
             })
             .await
         }

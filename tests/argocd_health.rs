@@ -173,3 +173,26 @@ fn the_docs_carry_the_script_unchanged() {
         "docs/gitops.md does not carry deploy/argocd/health.lua as it is"
     );
 }
+
+#[test]
+fn an_in_flight_rollout_held_by_a_delivery_freeze_is_suspended() {
+    let now = jiff::Timestamp::from_second(1_700_000_000).expect("time");
+    let message = "stage 1 (5%) held: DeliveryFreeze team/stop (Hold): quarter end";
+    let status = CanaryRolloutStatus {
+        observed_generation: Some(1),
+        phase: Some(Phase::Progressing),
+        message: Some(message.into()),
+        conditions: vec![Condition::new(
+            "Frozen",
+            true,
+            "DeliveryFreeze",
+            "DeliveryFreeze team/stop (Hold): quarter end",
+            now,
+        )],
+        ..Default::default()
+    };
+    assert_eq!(
+        health(&rollout(1, Some(&status))),
+        ("Suspended".into(), format!("Progressing: {message}"))
+    );
+}

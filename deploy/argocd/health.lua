@@ -32,8 +32,8 @@ local health = {
   Succeeded = "Healthy",
   Progressing = "Progressing",
   Promoting = "Progressing",
-  -- Held on purpose (spec.paused, an error-budget freeze, a parity emergency, or a
-  -- ReleasePipeline waiting for the environment before): stable serves.
+  -- Held on purpose (spec.paused, an error-budget freeze, a DeliveryFreeze, a parity
+  -- emergency, or a ReleasePipeline waiting for the environment before): stable serves.
   Paused = "Suspended",
   Frozen = "Suspended",
   Waiting = "Suspended",
@@ -43,6 +43,11 @@ local health = {
 }
 
 hs.status = health[status.phase]
+-- An in-flight rollout held at its stage by a DeliveryFreeze: on purpose, and not progressing.
+local frozen = condition(status, "Frozen")
+if status.phase == "Progressing" and frozen ~= nil and frozen.status == "True" then
+  hs.status = "Suspended"
+end
 if hs.status == nil then
   -- A phase newer than this script: read the kstatus conditions instead.
   local stalled = condition(status, "Stalled")

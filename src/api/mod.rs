@@ -2,6 +2,7 @@
 
 pub mod canary_rollout;
 pub mod conditions;
+pub mod delivery_freeze;
 pub mod duration;
 pub mod evidence;
 pub mod parity_policy;
@@ -13,6 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use canary_rollout::{CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus};
+pub use delivery_freeze::{DeliveryFreeze, DeliveryFreezeSpec, DeliveryFreezeStatus};
 pub use duration::Duration;
 pub use parity_policy::{ParityPolicy, ParityPolicySpec, ParityPolicyStatus};
 pub use release_pipeline::{ReleasePipeline, ReleasePipelineSpec, ReleasePipelineStatus};
@@ -25,6 +27,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ParityPolicy::crd(),
         SLOBudget::crd(),
         ReleasePipeline::crd(),
+        DeliveryFreeze::crd(),
     ]
 }
 

@@ -23,6 +23,7 @@ use super::workloads::{
     self, MANAGED_BY_LABEL, REPLICA_SET_REVISION, REVISION_ANNOTATION, ROLLOUT_LABEL, TRACK_LABEL,
 };
 use crate::api::CanaryRollout;
+use crate::api::delivery_freeze::DeliveryFreeze;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
@@ -47,6 +48,7 @@ pub struct Caches {
     pub parity_policies: Store<ParityPolicy>,
     pub slo_budgets: Store<SLOBudget>,
     pub pipelines: Store<ReleasePipeline>,
+    pub delivery_freezes: Store<DeliveryFreeze>,
 }
 
 type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
@@ -62,6 +64,7 @@ pub struct Feeds {
     pub parity_policies: Feed<ParityPolicy>,
     pub slo_budgets: Feed<SLOBudget>,
     pub pipelines: Feed<ReleasePipeline>,
+    pub delivery_freezes: Feed<DeliveryFreeze>,
     /// Fills the pod store; pods trigger nothing (the rollouts requeue while a canary runs).
     pub pods: futures::future::BoxFuture<'static, ()>,
 }
@@ -151,6 +154,7 @@ pub fn watch(
     let (parity_policies, policy_feed) = feed(scoped(client, namespace), all(), trim);
     let (slo_budgets, budget_feed) = feed(scoped(client, namespace), all(), trim);
     let (pipelines, pipeline_feed) = feed(scoped(client, namespace), all(), trim);
+    let (delivery_freezes, freeze_feed) = feed(scoped(client, namespace), all(), trim);
 
     let pod_api: Api<PartialObjectMeta<Pod>> = scoped(client, namespace);
     let (unlabelled_pods, pod_writer) = reflector::store();
@@ -200,6 +204,7 @@ pub fn watch(
         parity_policies,
         slo_budgets,
         pipelines,
+        delivery_freezes,
     };
     let feeds = Feeds {
         rollouts: rollout_feed,
@@ -210,6 +215,7 @@ pub fn watch(
         parity_policies: policy_feed,
         slo_budgets: budget_feed,
         pipelines: pipeline_feed,
+        delivery_freezes: freeze_feed,
         pods,
     };
     (caches, feeds)
@@ -228,6 +234,7 @@ impl Caches {
             parity_policies: reflector::store().0,
             slo_budgets: reflector::store().0,
             pipelines: reflector::store().0,
+            delivery_freezes: reflector::store().0,
         }
     }
 
@@ -261,6 +268,7 @@ impl Caches {
             && ready(&self.parity_policies)
             && ready(&self.slo_budgets)
             && ready(&self.pipelines)
+            && ready(&self.delivery_freezes)
     }
 
     /// The pipelines whose environments include the rollout, with the environment's index.

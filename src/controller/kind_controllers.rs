@@ -11,7 +11,10 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tracing::warn;
 
-use super::{Context, parity_policy, release_pipeline, scoped, slo_budget, traced};
+use super::{
+    Context, delivery_freeze, parity_policy, release_pipeline, scoped, slo_budget, traced,
+};
+use crate::api::delivery_freeze::DeliveryFreeze;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
@@ -105,6 +108,32 @@ pub async fn run_parity_policies(
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("parity controller: {error}");
+            }
+        })
+        .await;
+}
+
+/// The DeliveryFreeze controller over a namespace (or all): each freeze's status at its window
+/// boundaries, and its list of affected rollouts while in force.
+pub async fn run_delivery_freezes(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
+    context: Arc<Context>,
+) {
+    let freezes: Api<DeliveryFreeze> = scoped(&client, &namespace);
+    Controller::new(freezes, selected)
+        .with_config(settings)
+        .shutdown_on_signal()
+        .run(
+            |freeze, ctx| traced("delivery_freeze", freeze, ctx, delivery_freeze::reconcile),
+            delivery_freeze::error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("delivery freeze controller: {error}");
             }
         })
         .await;

@@ -34,6 +34,7 @@ macro_rules! summary_resource {
 
 pub mod backoff;
 pub mod caches;
+pub mod delivery_freeze;
 pub mod deployment_summary;
 pub mod error;
 mod kind_controllers;
@@ -74,9 +75,11 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::CanaryRolloutStatus;
+use crate::api::delivery_freeze::{DeliveryFreeze, DeliveryFreezeStatus};
 use crate::api::parity_policy::{ParityPolicy, ParityPolicyStatus};
 use crate::api::release_pipeline::{ReleasePipeline, ReleasePipelineStatus};
 use crate::api::slo_budget::{SLOBudget, SLOBudgetStatus};
+use crate::engine::delivery_freeze::{FreezeRef, selects};
 use crate::metrics::{PrometheusAuth, PrometheusPool};
 use backoff::ErrorBackoff;
 use caches::Caches;
@@ -102,7 +105,12 @@ pub struct RunConfig {
     pub lease: Option<LeaseConfig>,
     /// Reconciles of one kind that may run at once in one watched namespace.
     pub concurrency: u16,
+    /// The namespace whose DeliveryFreezes may freeze every namespace (`allNamespaces`).
+    pub freeze_namespace: String,
 }
+
+/// The default of `RunConfig::freeze_namespace`.
+pub const DEFAULT_FREEZE_NAMESPACE: &str = "sluice-system";
 
 /// The default of `RunConfig::concurrency`.
 pub const DEFAULT_CONCURRENCY: u16 = 16;
@@ -128,6 +136,9 @@ pub struct Context {
     pub pipeline_nudges: PipelineNudges,
     /// Environments of pipelines in other clusters.
     pub remote_clusters: Arc<remote_clusters::RemoteClusters>,
+    /// The namespace whose DeliveryFreezes may freeze every namespace.
+    pub freeze_namespace: String,
+    pub freeze_statuses: StatusMemory<DeliveryFreezeStatus>,
 }
 
 impl Context {
@@ -162,13 +173,15 @@ impl Context {
 
     /// A context for one watched namespace (or all), reading from `caches`.
     fn for_scope(&self, caches: Caches) -> Self {
-        Self::from_parts(
+        let mut scope = Self::from_parts(
             self.client.clone(),
             self.reporter.clone(),
             self.prometheus.clone(),
             self.metrics.clone(),
             caches,
-        )
+        );
+        scope.freeze_namespace = self.freeze_namespace.clone();
+        scope
     }
 
     /// Shared parts, and nothing remembered yet.
@@ -193,6 +206,8 @@ impl Context {
             parity_feed: ParityFeed::default(),
             pipeline_nudges: PipelineNudges::default(),
             remote_clusters: Arc::default(),
+            freeze_namespace: DEFAULT_FREEZE_NAMESPACE.to_string(),
+            freeze_statuses: StatusMemory::default(),
         }
     }
 }
@@ -203,7 +218,9 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let prometheus = PrometheusPool::new(config.prometheus_url.clone())
         .with_auth(config.prometheus_auth.clone())
         .with_telemetry(metrics.queries.clone());
-    let context = Arc::new(Context::with_metrics(client.clone(), prometheus, metrics));
+    let mut context = Context::with_metrics(client.clone(), prometheus, metrics);
+    context.freeze_namespace = config.freeze_namespace.clone();
+    let context = Arc::new(context);
     info!(namespaces = ?config.namespaces, selector = config.selector.as_deref().unwrap_or(""), prometheus = %config.prometheus_url, concurrency = config.concurrency, "sluice operator starting");
     if let Some(address) = config.metrics_address {
         let state = ServerState {
@@ -306,6 +323,14 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
             )
             .boxed(),
             kind_controllers::run_slo_budgets(
+                client.clone(),
+                namespace.clone(),
+                selected(),
+                settings.clone(),
+                context.clone(),
+            )
+            .boxed(),
+            kind_controllers::run_delivery_freezes(
                 client.clone(),
                 namespace.clone(),
                 selected(),
@@ -468,6 +493,25 @@ async fn run_rollouts(
                 .collect::<Vec<_>>()
         }
     };
+    let by_freeze = {
+        let store = rollouts.clone();
+        let freeze_namespace = context.freeze_namespace.clone();
+        move |freeze: DeliveryFreeze| {
+            let place = FreezeRef {
+                namespace: freeze.metadata.namespace.as_deref().unwrap_or_default(),
+                name: freeze.metadata.name.as_deref().unwrap_or_default(),
+                spec: &freeze.spec,
+            };
+            store
+                .state_filter(|r| {
+                    let namespace = r.namespace().unwrap_or_default();
+                    selects(place, &namespace, r.labels(), &freeze_namespace)
+                })
+                .iter()
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
     let controller = Controller::for_stream(trigger, rollouts)
         .with_config(settings)
         .watches_stream(feeds.deployments, by_deployment)
@@ -480,6 +524,10 @@ async fn run_rollouts(
         )
         .watches_stream(feeds.parity_policies, by_policy)
         .watches_stream(feeds.pipelines, by_pipeline)
+        .watches_stream(
+            freeze_changes(feeds.delivery_freezes, caches.delivery_freezes.clone()),
+            by_freeze,
+        )
         .watches_stream(
             budget_changes(feeds.slo_budgets, caches.slo_budgets.clone()),
             by_budget,
@@ -554,6 +602,35 @@ fn budget_changes(
                         budget.status.as_ref().is_some_and(|s| s.frozen),
                     );
                     (seen.insert(key, gate) != Some(gate)).then_some(Ok(budget))
+                }
+            }
+            Err(error) => Some(Err(error)),
+        };
+        std::future::ready(passed)
+    })
+}
+
+/// DeliveryFreezes as the rollouts care about them: created, deleted, or changed in spec or in
+/// `status.active` (a window opened or closed). The status changes as the affected list does;
+/// passing each of those on would reconcile every selected rollout for nothing.
+fn freeze_changes(
+    feed: impl futures::Stream<Item = Result<DeliveryFreeze, watcher::Error>> + Send + 'static,
+    store: reflector::Store<DeliveryFreeze>,
+) -> impl futures::Stream<Item = Result<DeliveryFreeze, watcher::Error>> + Send + 'static {
+    let mut seen: HashMap<(Option<String>, String), (Option<i64>, bool)> = HashMap::new();
+    feed.filter_map(move |event| {
+        let passed = match event {
+            Ok(freeze) => {
+                let key = (freeze.namespace(), freeze.name_any());
+                if store.get(&ObjectRef::from_obj(&freeze)).is_none() {
+                    seen.remove(&key);
+                    Some(Ok(freeze))
+                } else {
+                    let gate = (
+                        freeze.metadata.generation,
+                        freeze.status.as_ref().is_some_and(|s| s.active),
+                    );
+                    (seen.insert(key, gate) != Some(gate)).then_some(Ok(freeze))
                 }
             }
             Err(error) => Some(Err(error)),

@@ -30,6 +30,7 @@ use crate::api::conditions::{Condition, RECONCILE_FAILING, set_condition};
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
+use crate::engine::delivery_freeze::{self, FreezeInForce, FreezeRef};
 use crate::engine::hand_back::HandBackStep;
 use crate::engine::pipeline_gates::{self, Admission};
 use crate::engine::{
@@ -279,6 +280,26 @@ fn observe(objects: &Dereferenced) -> (Option<Workload>, Option<Workload>) {
     (target, stable)
 }
 
+/// The DeliveryFreeze in force on the rollout now, from the cache (`engine::delivery_freeze`).
+fn delivery_freeze_in_force(
+    rollout: &CanaryRollout,
+    namespace: &str,
+    ctx: &Context,
+) -> Option<FreezeInForce> {
+    let freezes = ctx.caches.delivery_freezes.state();
+    delivery_freeze::in_force(
+        freezes.iter().map(|f| FreezeRef {
+            namespace: f.metadata.namespace.as_deref().unwrap_or_default(),
+            name: f.metadata.name.as_deref().unwrap_or_default(),
+            spec: &f.spec,
+        }),
+        namespace,
+        rollout.labels(),
+        &ctx.freeze_namespace,
+        Timestamp::now(),
+    )
+}
+
 async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> {
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let spec = &rollout.spec;
@@ -289,6 +310,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         .slo_budget
         .as_deref()
         .and_then(slo_gate::freeze_reason);
+    let delivery_freeze = delivery_freeze_in_force(rollout, &namespace, ctx);
     let (target_observed, stable_observed) = observe(&objects);
     let (admission, revoke_stable, keep_templates) =
         match pipeline_verdicts(rollout, &objects, &status) {
@@ -344,6 +366,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
         problems: &problems,
         analysis: analysis.as_ref(),
         freeze: freeze.as_deref(),
+        delivery_freeze: delivery_freeze.as_ref(),
         pipeline: admission.as_ref(),
         revoke_stable: revoke_stable.as_deref(),
         keep_templates,

@@ -88,6 +88,7 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
         metrics_address: None,
         lease: None,
         concurrency: controller::DEFAULT_CONCURRENCY,
+        freeze_namespace: controller::DEFAULT_FREEZE_NAMESPACE.to_string(),
     }));
     timeline.say(format!("operator started, watching namespace {namespace}"));
 

@@ -18,6 +18,8 @@ pub enum Situation {
     PromotionStuck,
     RolledBack,
     Frozen,
+    /// In flight, held at its stage by a DeliveryFreeze (`action: Hold`).
+    FreezeHeld,
     /// The candidate waits for its ReleasePipeline.
     Waiting,
     InvalidSpec,
@@ -38,7 +40,7 @@ impl Situation {
             Situation::Promoting => "Promoting",
             Situation::PromotionStuck => "PromotionStuck",
             Situation::RolledBack => "RolledBack",
-            Situation::Frozen => "Frozen",
+            Situation::Frozen | Situation::FreezeHeld => "Frozen",
             Situation::Waiting => "PipelineWaiting",
             Situation::InvalidSpec => "InvalidSpec",
         }
@@ -66,6 +68,7 @@ pub fn set_kstatus(
             | Situation::AnalysisHeld
             | Situation::Promoting
             | Situation::Waiting
+            | Situation::FreezeHeld
     );
     let stalled = matches!(
         situation,

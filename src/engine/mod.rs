@@ -11,6 +11,8 @@
 pub mod analysis;
 pub mod conditions;
 pub mod count_test;
+pub mod delivery_freeze;
+pub mod delivery_freeze_status;
 pub mod dispersion;
 pub mod distribution;
 pub mod hand_back;

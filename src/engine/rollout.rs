@@ -12,6 +12,7 @@ use jiff::Timestamp;
 
 use super::analysis::{AnalysisInput, GateEffect, GateSource, StageContext, judge};
 use super::conditions::{Situation, set_kstatus};
+use super::delivery_freeze::FreezeInForce;
 use super::pipeline_gates::Admission;
 use super::requests::Requests;
 use super::sequential;
@@ -20,6 +21,7 @@ use crate::api::canary_rollout::{
     Stage, Verdict,
 };
 use crate::api::conditions::{Condition, FROZEN, PROMOTED, WAITING, find_condition, set_condition};
+use crate::api::delivery_freeze::FreezeAction;
 use crate::traffic::replica_split;
 
 const HISTORY_LIMIT: usize = 10;
@@ -27,6 +29,8 @@ const HISTORY_LIMIT: usize = 10;
 pub const FROZEN_BY_ROLLBACK: &str = "RollbackAndFreeze";
 /// Reason of the Frozen condition that an SLOBudget sets and lifts.
 pub const FROZEN_BY_BUDGET: &str = "BudgetFrozen";
+/// Reason of the Frozen condition that a DeliveryFreeze sets and lifts.
+pub const FROZEN_BY_DELIVERY_FREEZE: &str = "DeliveryFreeze";
 const FAST_REQUEUE: Duration = Duration::from_secs(2);
 const REST_REQUEUE: Duration = Duration::from_secs(300);
 const INVALID_REQUEUE: Duration = Duration::from_secs(60);
@@ -59,6 +63,8 @@ pub struct Snapshot<'a> {
     pub analysis: Option<&'a AnalysisInput>,
     /// Why no rollout may start now (an SLOBudget freeze), if so.
     pub freeze: Option<&'a str>,
+    /// The DeliveryFreeze in force on this rollout, if any (`engine::delivery_freeze`).
+    pub delivery_freeze: Option<&'a FreezeInForce>,
     /// What the ReleasePipeline that claims the rollout says of its candidate; None outside a
     /// pipeline.
     pub pipeline: Option<&'a Admission>,
@@ -126,6 +132,8 @@ pub enum RollbackCause {
     Manual,
     /// The ReleasePipeline revoked the release (upstream, or a risk budget here).
     Pipeline,
+    /// A DeliveryFreeze with `action: Rollback` (the kill switch).
+    Freeze,
 }
 
 impl From<GateSource> for RollbackCause {
@@ -147,6 +155,7 @@ impl RollbackCause {
             Self::StageDeadline => "stage_deadline",
             Self::Manual => "manual",
             Self::Pipeline => "pipeline",
+            Self::Freeze => "freeze",
         }
     }
 }
@@ -401,12 +410,13 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status.phase = Some(Phase::RolledBack);
             self.event(false, "Unfrozen", "freeze cleared by request".to_string());
         }
+        // Budget and delivery freezes lift by themselves; their conditions go with them.
         if self.s.freeze.is_none() {
-            // A budget freeze lifts by itself; its condition goes with it.
             self.status
                 .conditions
                 .retain(|c| !(c.type_ == FROZEN && c.reason == FROZEN_BY_BUDGET));
         }
+        self.lift_delivery_freeze();
         if let Some(reason) = self.s.revoke_stable
             && let Some(previous) = self.status.previous_stable_revision.clone()
         {
@@ -435,25 +445,13 @@ impl<'s, 'a> Planner<'s, 'a> {
             let desired = self.desired(0, false);
             return self.finish(Situation::RolledBack, message, desired);
         }
+        // A DeliveryFreeze is lifted by thawing it, never by a request on the rollout.
+        if let Some(freeze) = self.s.delivery_freeze {
+            let reason = freeze.reason.clone();
+            return self.frozen_at_rest(target, phase, FROZEN_BY_DELIVERY_FREEZE, &reason);
+        }
         if let Some(reason) = self.s.freeze.filter(|_| !requests.override_freeze) {
-            if phase != Phase::Frozen {
-                self.event(
-                    true,
-                    "Frozen",
-                    format!(
-                        "rollout of revision {} not started: {reason}",
-                        target.revision
-                    ),
-                );
-            }
-            self.status.phase = Some(Phase::Frozen);
-            let message = format!("frozen: {reason}; revision {} waits", target.revision);
-            set_condition(
-                &mut self.status.conditions,
-                Condition::new(FROZEN, true, FROZEN_BY_BUDGET, reason, self.s.now),
-            );
-            let desired = self.desired(0, false);
-            return self.finish(Situation::Frozen, message, desired);
+            return self.frozen_at_rest(target, phase, FROZEN_BY_BUDGET, reason);
         }
         if let Some(Admission::Wait(why) | Admission::Revoke(why)) = self.s.pipeline {
             return self.wait_for_pipeline(target, phase, why);
@@ -466,6 +464,52 @@ impl<'s, 'a> Planner<'s, 'a> {
             );
         }
         self.start_rollout(target)
+    }
+
+    /// No rollout starts while a freeze is in force: Frozen, with the freeze's reason.
+    fn frozen_at_rest(
+        mut self,
+        target: &Workload,
+        phase: Phase,
+        frozen_by: &str,
+        reason: &str,
+    ) -> Plan {
+        let message = format!("frozen: {reason}; revision {} waits", target.revision);
+        if phase != Phase::Frozen || self.status.message.as_deref() != Some(message.as_str()) {
+            self.event(
+                true,
+                "Frozen",
+                format!(
+                    "rollout of revision {} not started: {reason}",
+                    target.revision
+                ),
+            );
+        }
+        self.status.phase = Some(Phase::Frozen);
+        set_condition(
+            &mut self.status.conditions,
+            Condition::new(FROZEN, true, frozen_by, reason, self.s.now),
+        );
+        let desired = self.desired(0, false);
+        self.finish(Situation::Frozen, message, desired)
+    }
+
+    /// Once no DeliveryFreeze is in force, its Frozen condition goes, with an event.
+    fn lift_delivery_freeze(&mut self) {
+        if self.s.delivery_freeze.is_some() {
+            return;
+        }
+        let before = self.status.conditions.len();
+        self.status
+            .conditions
+            .retain(|c| !(c.type_ == FROZEN && c.reason == FROZEN_BY_DELIVERY_FREEZE));
+        if self.status.conditions.len() != before {
+            self.event(
+                false,
+                "Thawed",
+                "no DeliveryFreeze is in force any more".to_string(),
+            );
+        }
     }
 
     /// The promoted revision was revoked: stable takes the revision before it back, and the
@@ -578,7 +622,21 @@ impl<'s, 'a> Planner<'s, 'a> {
         if let Some(Admission::Revoke(reason)) = self.s.pipeline {
             return self.rollback(reason.clone(), false, RollbackCause::Pipeline);
         }
-        if requests.promote {
+        self.lift_delivery_freeze();
+        let freeze_hold = match self.s.delivery_freeze {
+            Some(freeze) if freeze.action == FreezeAction::Rollback => {
+                return self.rollback(freeze.reason.clone(), false, RollbackCause::Freeze);
+            }
+            Some(freeze) => Some(freeze.reason.clone()),
+            None => None,
+        };
+        if requests.promote && freeze_hold.is_some() {
+            self.event(
+                true,
+                "PromoteRefused",
+                format!("revision {canary_revision} is not promoted while frozen"),
+            );
+        } else if requests.promote {
             self.event(
                 false,
                 "PromoteRequested",
@@ -674,6 +732,9 @@ impl<'s, 'a> Planner<'s, 'a> {
             self.status.phase = Some(Phase::Progressing);
         }
 
+        if let Some(reason) = freeze_hold {
+            return self.hold_for_freeze(position, reason, desired);
+        }
         let mut complete = self.stage_complete(&stage, stage_started_at);
         if let Err(waiting_for) = &complete
             && let Some(max) = stage.max_duration
@@ -738,6 +799,25 @@ impl<'s, 'a> Planner<'s, 'a> {
                 ),
             },
         }
+    }
+
+    /// An in-flight rollout holds its stage while a DeliveryFreeze with `action: Hold` is in
+    /// force; its checks still run, and a failing canary still rolls back.
+    fn hold_for_freeze(mut self, position: String, reason: String, desired: Desired) -> Plan {
+        let already = find_condition(&self.status.conditions, FROZEN)
+            .is_some_and(|c| c.is_true() && c.message == reason);
+        if !already {
+            self.event(true, "Frozen", format!("held at {position}: {reason}"));
+        }
+        set_condition(
+            &mut self.status.conditions,
+            Condition::new(FROZEN, true, FROZEN_BY_DELIVERY_FREEZE, &reason, self.s.now),
+        );
+        self.finish(
+            Situation::FreezeHeld,
+            format!("{position} held: {reason}"),
+            desired,
+        )
     }
 
     fn wait_for_canary(mut self, target: &Workload, first_weight: u32) -> Plan {

@@ -7,8 +7,10 @@ use super::*;
 use crate::api::canary_rollout::{
     CanaryRolloutSpec, CanaryRolloutStatus, Phase, RolloutResult, Verdict,
 };
+use crate::api::delivery_freeze::FreezeAction;
 use crate::api::parity_policy::StatisticsMethod;
 use crate::engine::analysis::{AnalysisInput, GateEffect, GateSource, GateVerdict};
+use crate::engine::delivery_freeze::FreezeInForce;
 
 struct World {
     spec: CanaryRolloutSpec,
@@ -21,6 +23,7 @@ struct World {
     events: Vec<PlannedEvent>,
     weights: Vec<u32>,
     freeze: Option<String>,
+    delivery_freeze: Option<crate::engine::delivery_freeze::FreezeInForce>,
     pipeline: Option<crate::engine::pipeline_gates::Admission>,
     revoke_stable: Option<String>,
     keep_templates: bool,
@@ -56,6 +59,7 @@ impl World {
             events: Vec::new(),
             weights: Vec::new(),
             freeze: None,
+            delivery_freeze: None,
             pipeline: None,
             revoke_stable: None,
             keep_templates: false,
@@ -83,6 +87,7 @@ impl World {
             problems: &problems,
             analysis: analysis.as_ref(),
             freeze: self.freeze.as_deref(),
+            delivery_freeze: self.delivery_freeze.as_ref(),
             pipeline: self.pipeline.as_ref(),
             revoke_stable: self.revoke_stable.as_deref(),
             keep_templates: self.keep_templates,
@@ -554,6 +559,122 @@ fn freeze_keeps_a_new_rollout_from_starting_until_it_lifts() {
     );
 }
 
+fn delivery_freeze(action: FreezeAction) -> FreezeInForce {
+    FreezeInForce {
+        freeze: "team/stop".into(),
+        action,
+        reason: format!(
+            "DeliveryFreeze team/stop ({}): incident 4711",
+            action.as_str()
+        ),
+    }
+}
+
+fn condition<'w>(world: &'w World, kind: &str) -> Option<&'w crate::api::conditions::Condition> {
+    world.status.conditions.iter().find(|c| c.type_ == kind)
+}
+
+#[test]
+fn a_delivery_freeze_holds_a_new_release_until_it_is_thawed_and_no_request_overrides_it() {
+    let mut world = World::adopted(GATEWAY);
+    world.delivery_freeze = Some(delivery_freeze(FreezeAction::Hold));
+    world.new_template("rev2");
+    world
+        .annotations
+        .insert(crate::engine::requests::OVERRIDE_FREEZE.into(), "1".into());
+    world.step(None);
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Frozen));
+    assert_eq!(world.target.replicas, 0);
+    let frozen = condition(&world, "Frozen").unwrap();
+    assert_eq!(frozen.reason, FROZEN_BY_DELIVERY_FREEZE);
+    assert!(frozen.message.contains("incident 4711"));
+    assert_eq!(
+        world.reasons().iter().filter(|r| **r == "Frozen").count(),
+        1,
+        "one event, not one per reconcile"
+    );
+    assert_eq!(condition(&world, "Stalled").unwrap().reason, "Frozen");
+
+    world.delivery_freeze = None;
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert!(condition(&world, "Frozen").is_none());
+    assert!(world.reasons().contains(&"Thawed"));
+}
+
+#[test]
+fn a_hold_freeze_keeps_an_in_flight_rollout_at_its_stage_and_a_failing_canary_still_rolls_back() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.run_for(130, Some(0.0));
+    assert_eq!(world.status.stage, Some(1));
+    world.delivery_freeze = Some(delivery_freeze(FreezeAction::Hold));
+    world.run_for(3600, Some(0.0));
+    assert_eq!(world.status.phase, Some(Phase::Progressing));
+    assert_eq!(
+        world.status.stage,
+        Some(1),
+        "no stage advances while frozen"
+    );
+    assert_eq!(world.weights.last(), Some(&5));
+    assert_eq!(condition(&world, "Reconciling").unwrap().reason, "Frozen");
+    assert_eq!(
+        condition(&world, "Frozen").unwrap().reason,
+        FROZEN_BY_DELIVERY_FREEZE
+    );
+    assert!(
+        world
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("stage 1 (5%) held: DeliveryFreeze team/stop (Hold)")
+    );
+    world
+        .annotations
+        .insert(crate::engine::requests::PROMOTE.into(), "1".into());
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Progressing), "no promotion");
+    assert!(world.reasons().contains(&"PromoteRefused"));
+
+    world.delivery_freeze = None;
+    world.run_for(20, Some(0.0));
+    assert_eq!(world.status.stage, Some(2), "thawed: the stage passes");
+    assert!(condition(&world, "Frozen").is_none());
+
+    // Held again, the checks still judge: failures roll the canary back.
+    world.delivery_freeze = Some(delivery_freeze(FreezeAction::Hold));
+    world.run_for(120, Some(0.5));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+}
+
+#[test]
+fn a_rollback_freeze_rolls_an_in_flight_canary_back_at_once() {
+    let mut world = World::adopted(GATEWAY);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.run_for(130, Some(0.0));
+    assert_eq!(world.weights.last(), Some(&5));
+    world.delivery_freeze = Some(delivery_freeze(FreezeAction::Rollback));
+    let plan = world.step(None);
+    assert_eq!(plan.rollback_cause, Some(RollbackCause::Freeze));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert_eq!(plan.canary_weight, Some(0));
+    assert_eq!(world.target.replicas, 0);
+    assert_eq!(
+        world.status.history.last().unwrap().reason,
+        "DeliveryFreeze team/stop (Rollback): incident 4711"
+    );
+    // A newer template does not start while the kill switch is on.
+    world.new_template("rev3");
+    world.step(None);
+    assert_eq!(world.status.phase, Some(Phase::Frozen));
+}
+
 #[test]
 fn a_candidate_the_pipeline_has_not_cleared_waits_and_a_revoked_one_is_rolled_back() {
     use crate::engine::pipeline_gates::Admission;
@@ -779,6 +900,7 @@ fn invalid_spec_changes_nothing_and_resumes_when_fixed() {
         problems: &problems,
         analysis: None,
         freeze: None,
+        delivery_freeze: None,
         pipeline: None,
         revoke_stable: None,
         keep_templates: false,

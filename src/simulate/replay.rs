@@ -124,6 +124,7 @@ pub async fn replay(
             problems: &[],
             analysis,
             freeze,
+            delivery_freeze: None,
             pipeline: None,
             revoke_stable: None,
             keep_templates: false,
