@@ -38,9 +38,9 @@ pub struct DeliveryFreezeSpec {
     #[serde(default)]
     pub action: FreezeAction,
     /// Why, for people: shown in the rollouts' status, events and notifications.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
-    pub reason: String,
+    pub reason: Option<String>,
     /// Every namespace the operator watches instead of this one. Honoured only for a
     /// DeliveryFreeze in the operator's freeze namespace (`--freeze-namespace`).
     #[serde(default)]

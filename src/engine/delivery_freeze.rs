@@ -149,7 +149,7 @@ pub fn in_force<'a>(
         .collect();
     found.sort_by_key(|(f, _)| (f.spec.action != FreezeAction::Rollback, f.namespace, f.name));
     let (freeze, state) = found.into_iter().next()?;
-    let why = match freeze.spec.reason.trim() {
+    let why = match freeze.spec.reason.as_deref().unwrap_or_default().trim() {
         "" => String::new(),
         reason => format!(": {reason}"),
     };
