@@ -468,3 +468,41 @@ async fn context_picks_the_cluster_and_its_namespace() {
     let broken = plugin(&env, &["get", "--kubeconfig", path, "--context", "broken"]).await;
     assert_eq!(broken.code, 1, "{}", broken.stdout);
 }
+
+#[tokio::test]
+async fn freeze_holds_a_release_and_thaw_lets_it_through() {
+    let service = Service::start("plugin-freeze", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
+    let said = sluice(&service, &["freeze", "--reason", "quarter end close"]).await;
+    assert!(
+        said.contains(&format!(
+            "DeliveryFreeze {}/sluice-freeze in force",
+            service.ns.name()
+        )),
+        "{said}"
+    );
+    service.set_image(V2).await;
+    let frozen = service
+        .wait_phase(Phase::Frozen, Duration::from_secs(15))
+        .await;
+    let message = frozen.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("quarter end close"), "{message}");
+    assert_eq!(service.replicas("checkout").await, 0);
+
+    let said = sluice(&service, &["thaw"]).await;
+    assert!(said.contains("deleted"), "{said}");
+    service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(40))
+        .await;
+    service.assert_promoted(V2).await;
+
+    // Thawing what is not frozen says so, and fails.
+    let mut args = vec!["thaw", "-n", service.ns.name()];
+    args.extend(["--name", "nothing-here"]);
+    let run = plugin(&service.env, &args).await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("DeliveryFreeze nothing-here not found"),
+        "{}",
+        run.stderr
+    );
+}

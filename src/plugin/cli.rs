@@ -58,6 +58,11 @@ pub enum Command {
     /// Show a ReleasePipeline: releases × environments (phase, soak, since when), the risk
     /// each release spent against its budgets, and why each waits.
     Pipeline(PipelineArgs),
+    /// Stop the line: create a DeliveryFreeze in force until `thaw`. No rollout starts, and
+    /// in-flight ones hold (or, with --rollback, roll back at once).
+    Freeze(FreezeArgs),
+    /// Lift the freeze `freeze` created (delete the DeliveryFreeze).
+    Thaw(ThawArgs),
     /// Print a line each time the phase, stage, weight or verdict changes, until the rollout
     /// settles. Exit 0 when it succeeds (or nothing is pending), 1 when it is rolled back,
     /// frozen or invalid.
@@ -80,6 +85,41 @@ pub struct GetArgs {
     /// Output format: json or yaml (the objects), wide (more columns).
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Why: shown on every rollout it holds, in events and notifications.
+    #[arg(long)]
+    pub reason: String,
+    /// Freeze every namespace the operator watches (a DeliveryFreeze in the freeze namespace).
+    #[arg(long)]
+    pub all: bool,
+    /// The kill switch: roll back every in-flight canary in scope, not only hold it.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Only rollouts with these labels, e.g. tier=critical.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Name of the DeliveryFreeze (default: sluice-freeze).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The operator's freeze namespace, where --all freezes go (its --freeze-namespace).
+    #[arg(long, default_value = crate::controller::DEFAULT_FREEZE_NAMESPACE)]
+    pub freeze_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ThawArgs {
+    /// Lift the freeze of every namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Name of the DeliveryFreeze (default: sluice-freeze).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The operator's freeze namespace, where --all freezes are.
+    #[arg(long, default_value = crate::controller::DEFAULT_FREEZE_NAMESPACE)]
+    pub freeze_namespace: String,
 }
 
 #[derive(Debug, Args)]

@@ -13,14 +13,17 @@ use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 
 use super::Exit;
-use super::cli::{Connection, DocumentFormat, GetArgs, OutputFormat, PipelineArgs, WatchArgs};
+use super::cli::{
+    Connection, DocumentFormat, FreezeArgs, GetArgs, OutputFormat, PipelineArgs, ThawArgs,
+    WatchArgs,
+};
 use super::error::PluginError;
 use super::explain::Explained;
 use super::pipeline::pipeline_matrix;
 use super::requests::{Request, paused_patch, paused_summary};
 use super::table::{TableOptions, rollout_table};
 use super::watch::{Progress, Settled, settled};
-use crate::api::{CanaryRollout, ParityPolicy, ReleasePipeline, SLOBudget};
+use crate::api::{CanaryRollout, DeliveryFreeze, ParityPolicy, ReleasePipeline, SLOBudget};
 use crate::controller::deployment_summary::DeploymentSummary;
 use crate::controller::workloads::target_revision;
 
@@ -309,6 +312,50 @@ async fn patch_rollout(
                 e,
             )
         })?;
+    Ok(())
+}
+
+pub async fn freeze(session: &Session, args: &FreezeArgs) -> Result<(), PluginError> {
+    let planned = super::freeze::planned(args, &session.namespace).map_err(PluginError::Usage)?;
+    let api: Api<DeliveryFreeze> = Api::namespaced(session.client.clone(), &planned.namespace);
+    api.patch(
+        &planned.name,
+        &PatchParams::apply("kubectl-sluice").force(),
+        &Patch::Apply(&planned.manifest),
+    )
+    .await
+    .map_err(|e| {
+        PluginError::api_for(
+            "DeliveryFreeze",
+            format!("applying DeliveryFreeze {}", planned.name),
+            &planned.name,
+            &planned.namespace,
+            e,
+        )
+    })?;
+    print_out(&format!("{}\n", super::freeze::summary(&planned, args)));
+    Ok(())
+}
+
+pub async fn thaw(session: &Session, args: &ThawArgs) -> Result<(), PluginError> {
+    let namespace = match args.all {
+        true => args.freeze_namespace.as_str(),
+        false => session.namespace.as_str(),
+    };
+    let name = args.name.as_deref().unwrap_or(super::freeze::DEFAULT_NAME);
+    let api: Api<DeliveryFreeze> = Api::namespaced(session.client.clone(), namespace);
+    api.delete(name, &Default::default()).await.map_err(|e| {
+        PluginError::api_for(
+            "DeliveryFreeze",
+            format!("deleting DeliveryFreeze {name}"),
+            name,
+            namespace,
+            e,
+        )
+    })?;
+    print_out(&format!(
+        "DeliveryFreeze {namespace}/{name} deleted: rollouts it held continue\n"
+    ));
     Ok(())
 }
 

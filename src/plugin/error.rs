@@ -40,6 +40,8 @@ pub enum PluginError {
         #[source]
         source: kube::core::dynamic::ParseDynamicObjectError,
     },
+    #[error("{0}")]
+    Usage(String),
     #[error("printing as {format}: {message}")]
     Output {
         format: &'static str,

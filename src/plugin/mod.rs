@@ -5,7 +5,8 @@
 //! `unfreeze` set the request annotations the operator already acts on, `pause` and `resume`
 //! set `spec.paused` (`requests`: the patches, pure); `watch` follows one rollout until it
 //! settles (`watch`: what changed and when it is over, pure); `pipeline` shows a
-//! ReleasePipeline's release × environment matrix (pure). `commands` does the I/O. The
+//! ReleasePipeline's release × environment matrix (pure); `freeze` and `thaw` create and delete
+//! a DeliveryFreeze (`freeze`: the manifest, pure). `commands` does the I/O. The
 //! plugin never decides anything about a rollout itself: the operator does.
 
 pub mod cli;
@@ -13,6 +14,7 @@ mod commands;
 pub mod error;
 pub mod explain;
 pub mod format;
+pub mod freeze;
 pub mod holding;
 pub mod pipeline;
 pub mod requests;
@@ -60,6 +62,8 @@ pub async fn run(cli: Cli) -> Result<Exit, PluginError> {
         Command::Pause(t) => commands::set_paused(&session, &t.name, true).await,
         Command::Resume(t) => commands::set_paused(&session, &t.name, false).await,
         Command::Pipeline(args) => commands::pipeline(&session, &args).await,
+        Command::Freeze(args) => commands::freeze(&session, &args).await,
+        Command::Thaw(args) => commands::thaw(&session, &args).await,
         Command::Watch(args) => return commands::watch(&session, &args).await,
     };
     done.map(|()| Exit::Success)
