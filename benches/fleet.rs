@@ -3,6 +3,8 @@
 //! requests per rollout the operator sent to adopt them and then to roll all of them out once
 //! (by verb and resource, from the apiserver's audit log), its memory and CPU at rest and at
 //! peak, reconcile duration quantiles, its Prometheus queries, and the 429/5xx answers it got.
+//! Last, it pulls the kill switch (a DeliveryFreeze with `action: Rollback`) on the whole fleet
+//! in flight and prints how long each canary took to roll back.
 //!
 //! ```text
 //! SLUICE_AUDIT=1 SLUICE_TESTENV=/tmp/sluice-fleet-env bash hack/testenv up
@@ -14,6 +16,8 @@
 
 #[path = "fleet/audit.rs"]
 mod audit;
+#[path = "fleet/kill_switch.rs"]
+mod kill_switch;
 #[path = "fleet/operator_stats.rs"]
 mod operator_stats;
 #[path = "fleet/services.rs"]
@@ -294,6 +298,15 @@ async fn measure(
         println!("  the operator had exited: {status}");
     }
 
+    // The kill switch, after the figures above so they stay comparable with earlier runs.
+    let killed = match rollout_window.is_some() {
+        true => kill_switch::pull(&env.client, &fleet, ns.name(), settings.timeout).await,
+        false => None,
+    };
+    if let Some(killed) = &killed {
+        killed.print(size);
+    }
+
     // The apiserver logs a watch when it ends: only now is every request in the log.
     operator.kill().await;
     if let Some(audit) = &mut audit {
@@ -308,6 +321,13 @@ async fn measure(
             let rollout = audit.tally(from, to);
             summary.rollout_requests = Some(per_rollout(&rollout));
             print_requests("two-stage rollout", &rollout, size);
+        }
+        if let Some(killed) = &killed {
+            print_requests(
+                "kill switch",
+                &audit.tally(killed.pulled_at, killed.done_at),
+                size,
+            );
         }
     }
     if let Err(e) = fleet.release_rollouts().await {

@@ -130,7 +130,7 @@ impl Fleet {
 
     /// Waits until every Deployment (targets only, before any rollout) is available.
     pub async fn wait_available(&self, timeout: Duration) -> Progress {
-        self.wait(timeout, "Deployments available", async || {
+        self.wait(LOOK_EVERY, timeout, "Deployments available", async || {
             let list = self.deployments.list(&ListParams::default()).await?;
             let available = list
                 .items
@@ -207,13 +207,45 @@ impl Fleet {
         in_flight(writes).await
     }
 
-    async fn wait_rollouts(
+    /// Long stages on every rollout, so that a new image keeps all of them in flight.
+    pub async fn set_stages(&self, stages: serde_json::Value) -> Result<(), kube::Error> {
+        let patch = json!({"spec": {"stages": stages}});
+        let writes = self.names().map(|name| {
+            let patch = &patch;
+            async move {
+                self.rollouts
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+            }
+        });
+        in_flight(writes).await
+    }
+
+    /// Every rollout, as listed now.
+    pub async fn rollouts(&self) -> Result<Vec<CanaryRollout>, kube::Error> {
+        Ok(self.rollouts.list(&ListParams::default()).await?.items)
+    }
+
+    /// Waits until every rollout is `done`, looking every few seconds.
+    pub async fn wait_rollouts(
         &self,
         timeout: Duration,
         what: &str,
         done: impl Fn(&CanaryRollout) -> bool,
     ) -> Progress {
-        self.wait(timeout, &format!("rollouts {what}"), async || {
+        self.wait_rollouts_every(LOOK_EVERY, timeout, what, done)
+            .await
+    }
+
+    /// Like [`Fleet::wait_rollouts`], looking every `every`.
+    pub async fn wait_rollouts_every(
+        &self,
+        every: Duration,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&CanaryRollout) -> bool,
+    ) -> Progress {
+        self.wait(every, timeout, &format!("rollouts {what}"), async || {
             let list = self.rollouts.list(&ListParams::default()).await?;
             let mut phases: BTreeMap<String, usize> = BTreeMap::new();
             let mut reached = 0;
@@ -236,6 +268,7 @@ impl Fleet {
     /// it got now and then, so a long wait shows it is alive.
     async fn wait(
         &self,
+        every: Duration,
         timeout: Duration,
         what: &str,
         mut look: impl AsyncFnMut() -> Result<(usize, String), kube::Error>,
@@ -269,7 +302,7 @@ impl Fleet {
                     progress.stragglers
                 );
             }
-            tokio::time::sleep(LOOK_EVERY).await;
+            tokio::time::sleep(every).await;
         }
     }
 }
