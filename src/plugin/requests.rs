@@ -12,7 +12,7 @@ use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
 use crate::api::conditions::{FROZEN, find_condition};
 use crate::engine::requests::{ABORT, OVERRIDE_FREEZE, PROMOTE, RETRY, UNFREEZE};
-use crate::engine::rollout::FROZEN_BY_BUDGET;
+use crate::engine::rollout::{FROZEN_BY_BUDGET, FROZEN_BY_DELIVERY_FREEZE};
 
 /// A request made through an annotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +75,12 @@ impl Request {
             Request::Unfreeze => {
                 let frozen = find_condition(&status.conditions, FROZEN).filter(|c| c.is_true());
                 match frozen {
+                    Some(c) if c.reason == FROZEN_BY_DELIVERY_FREEZE => {
+                        return Err(PluginError::Usage(format!(
+                            "rollout {name} is held by {}: no request on the rollout lifts it; `kubectl sluice thaw` (or deleting the DeliveryFreeze) does",
+                            c.message
+                        )));
+                    }
                     Some(c) if c.reason == FROZEN_BY_BUDGET => (
                         OVERRIDE_FREEZE,
                         format!(
@@ -228,6 +234,11 @@ mod tests {
 
     #[test]
     fn unfreeze_on_a_rollout_that_is_not_frozen_is_an_error() {
+        let held = Request::Unfreeze
+            .patch(&frozen(FROZEN_BY_DELIVERY_FREEZE), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(held.contains("kubectl sluice thaw"), "{held}");
         let error = Request::Unfreeze.patch(&rollout(), NOW).unwrap_err();
         assert_eq!(
             error.to_string(),
