@@ -15,6 +15,7 @@ pub mod engine;
 pub mod gather;
 pub mod metrics;
 pub mod noise;
+pub mod notify;
 pub mod plugin;
 pub mod simulate;
 pub mod telemetry;

@@ -5,6 +5,7 @@ pub mod conditions;
 pub mod delivery_freeze;
 pub mod duration;
 pub mod evidence;
+pub mod notification;
 pub mod parity_policy;
 pub mod prometheus;
 pub mod release_pipeline;
@@ -16,6 +17,7 @@ use kube::CustomResourceExt;
 pub use canary_rollout::{CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus};
 pub use delivery_freeze::{DeliveryFreeze, DeliveryFreezeSpec, DeliveryFreezeStatus};
 pub use duration::Duration;
+pub use notification::{Notification, NotificationSpec, NotificationStatus};
 pub use parity_policy::{ParityPolicy, ParityPolicySpec, ParityPolicyStatus};
 pub use release_pipeline::{ReleasePipeline, ReleasePipelineSpec, ReleasePipelineStatus};
 pub use slo_budget::{SLOBudget, SLOBudgetSpec, SLOBudgetStatus};
@@ -28,6 +30,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         SLOBudget::crd(),
         ReleasePipeline::crd(),
         DeliveryFreeze::crd(),
+        Notification::crd(),
     ]
 }
 

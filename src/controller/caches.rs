@@ -24,6 +24,7 @@ use super::workloads::{
 };
 use crate::api::CanaryRollout;
 use crate::api::delivery_freeze::DeliveryFreeze;
+use crate::api::notification::Notification;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
@@ -49,6 +50,8 @@ pub struct Caches {
     pub slo_budgets: Store<SLOBudget>,
     pub pipelines: Store<ReleasePipeline>,
     pub delivery_freezes: Store<DeliveryFreeze>,
+    /// Notifications, matched against every event the operator records.
+    pub notifications: Store<Notification>,
 }
 
 type Feed<K> = BoxStream<'static, Result<K, watcher::Error>>;
@@ -67,6 +70,8 @@ pub struct Feeds {
     pub delivery_freezes: Feed<DeliveryFreeze>,
     /// Fills the pod store; pods trigger nothing (the rollouts requeue while a canary runs).
     pub pods: futures::future::BoxFuture<'static, ()>,
+    /// Fills the notification store; notifications trigger nothing.
+    pub notifications: futures::future::BoxFuture<'static, ()>,
 }
 
 /// Fields no reconcile reads, dropped before caching to keep the operator small at thousands of
@@ -155,6 +160,15 @@ pub fn watch(
     let (slo_budgets, budget_feed) = feed(scoped(client, namespace), all(), trim);
     let (pipelines, pipeline_feed) = feed(scoped(client, namespace), all(), trim);
     let (delivery_freezes, freeze_feed) = feed(scoped(client, namespace), all(), trim);
+    let (notifications, notification_feed) = feed(scoped(client, namespace), all(), trim);
+    let notification_feed = notification_feed
+        .for_each(|event| {
+            if let Err(error) = event {
+                tracing::warn!("notification watch: {error}");
+            }
+            std::future::ready(())
+        })
+        .boxed();
 
     let pod_api: Api<PartialObjectMeta<Pod>> = scoped(client, namespace);
     let (unlabelled_pods, pod_writer) = reflector::store();
@@ -205,6 +219,7 @@ pub fn watch(
         slo_budgets,
         pipelines,
         delivery_freezes,
+        notifications,
     };
     let feeds = Feeds {
         rollouts: rollout_feed,
@@ -217,6 +232,7 @@ pub fn watch(
         pipelines: pipeline_feed,
         delivery_freezes: freeze_feed,
         pods,
+        notifications: notification_feed,
     };
     (caches, feeds)
 }
@@ -235,6 +251,7 @@ impl Caches {
             slo_budgets: reflector::store().0,
             pipelines: reflector::store().0,
             delivery_freezes: reflector::store().0,
+            notifications: reflector::store().0,
         }
     }
 
@@ -269,6 +286,7 @@ impl Caches {
             && ready(&self.slo_budgets)
             && ready(&self.pipelines)
             && ready(&self.delivery_freezes)
+            && ready(&self.notifications)
     }
 
     /// The pipelines whose environments include the rollout, with the environment's index.

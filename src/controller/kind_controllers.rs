@@ -12,9 +12,11 @@ use kube::runtime::watcher;
 use tracing::warn;
 
 use super::{
-    Context, delivery_freeze, parity_policy, release_pipeline, scoped, slo_budget, traced,
+    Context, delivery_freeze, notification, parity_policy, release_pipeline, scoped, slo_budget,
+    traced,
 };
 use crate::api::delivery_freeze::DeliveryFreeze;
+use crate::api::notification::Notification;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
@@ -134,6 +136,31 @@ pub async fn run_delivery_freezes(
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!("delivery freeze controller: {error}");
+            }
+        })
+        .await;
+}
+
+/// The Notification controller over a namespace (or all): each sink's figures in the status.
+pub async fn run_notifications(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
+    context: Arc<Context>,
+) {
+    let subscriptions: Api<Notification> = scoped(&client, &namespace);
+    Controller::new(subscriptions, selected)
+        .with_config(settings)
+        .shutdown_on_signal()
+        .run(
+            |subscription, ctx| traced("notification", subscription, ctx, notification::reconcile),
+            notification::error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("notification controller: {error}");
             }
         })
         .await;

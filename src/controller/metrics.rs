@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use crate::api::parity_policy::{ParityEvaluation, ParityLevel};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus};
 use crate::metrics::QueryTelemetry;
+use crate::notify::metrics::NotificationMetrics;
 
 use super::pipeline_metrics::PipelineMetrics;
 use super::rollout_metrics::RolloutMetrics;
@@ -74,6 +75,7 @@ pub struct Metrics {
     leader: Gauge,
     pub rollouts: RolloutMetrics,
     pub pipelines: PipelineMetrics,
+    pub notifications: NotificationMetrics,
     /// Handed to the Prometheus pool, which times every query.
     pub queries: QueryTelemetry,
 }
@@ -90,10 +92,13 @@ impl Metrics {
         let rollouts = RolloutMetrics::new(&mut registry);
         let pipelines = PipelineMetrics::default();
         pipelines.register(&mut registry);
+        let notifications = NotificationMetrics::default();
+        notifications.register(&mut registry);
         let metrics = Self {
             registry: Registry::default(),
             rollouts,
             pipelines,
+            notifications,
             queries: QueryTelemetry::default(),
             leader: Gauge::default(),
             parity_tracking_error: Family::default(),

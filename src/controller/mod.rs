@@ -40,6 +40,7 @@ pub mod error;
 mod kind_controllers;
 pub mod leader;
 pub mod metrics;
+pub mod notification;
 pub mod objects;
 pub mod parity_feed;
 pub mod parity_policy;
@@ -76,14 +77,18 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::CanaryRolloutStatus;
 use crate::api::delivery_freeze::{DeliveryFreeze, DeliveryFreezeStatus};
+use crate::api::notification::NotificationStatus;
 use crate::api::parity_policy::{ParityPolicy, ParityPolicyStatus};
 use crate::api::release_pipeline::{ReleasePipeline, ReleasePipelineStatus};
 use crate::api::slo_budget::{SLOBudget, SLOBudgetStatus};
 use crate::engine::delivery_freeze::{FreezeRef, selects};
+use crate::engine::notification::OutgoingEvent;
 use crate::metrics::{PrometheusAuth, PrometheusPool};
+use crate::notify::Notifier;
 use backoff::ErrorBackoff;
 use caches::Caches;
 use deployment_summary::DeploymentSummary;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use parity_feed::ParityFeed;
@@ -139,6 +144,9 @@ pub struct Context {
     /// The namespace whose DeliveryFreezes may freeze every namespace.
     pub freeze_namespace: String,
     pub freeze_statuses: StatusMemory<DeliveryFreezeStatus>,
+    pub notification_statuses: StatusMemory<NotificationStatus>,
+    /// Sends the events of every scope to the sinks of the Notifications that subscribe.
+    pub notifier: Arc<Notifier>,
 }
 
 impl Context {
@@ -147,6 +155,26 @@ impl Context {
     /// so every event is recorded on its own.
     pub fn recorder(&self) -> Recorder {
         Recorder::new(self.client.clone(), self.reporter.clone())
+    }
+
+    /// Hands an event just recorded on an object of `kind` to the Notifications of its
+    /// namespace that subscribe to it; returns at once.
+    pub fn notify(&self, kind: &str, meta: &ObjectMeta, warning: bool, reason: &str, note: &str) {
+        let notifications = self.caches.notifications.state();
+        if notifications.is_empty() {
+            return;
+        }
+        let event = OutgoingEvent {
+            kind: kind.to_string(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            reason: reason.to_string(),
+            warning,
+            note: note.to_string(),
+            time: jiff::Timestamp::now(),
+        };
+        self.notifier
+            .offer(notifications.iter().map(|n| n.as_ref()), &event);
     }
 
     pub fn new(client: Client, prometheus: PrometheusPool) -> Self {
@@ -162,12 +190,14 @@ impl Context {
             controller: "sluice".into(),
             instance,
         };
+        let notifier = Arc::new(Notifier::new(client.clone(), metrics.notifications.clone()));
         Self::from_parts(
             client,
             reporter,
             Arc::new(prometheus),
             metrics,
             Caches::empty(),
+            notifier,
         )
     }
 
@@ -179,6 +209,7 @@ impl Context {
             self.prometheus.clone(),
             self.metrics.clone(),
             caches,
+            self.notifier.clone(),
         );
         scope.freeze_namespace = self.freeze_namespace.clone();
         scope
@@ -191,6 +222,7 @@ impl Context {
         prometheus: Arc<PrometheusPool>,
         metrics: Arc<Metrics>,
         caches: Caches,
+        notifier: Arc<Notifier>,
     ) -> Self {
         Self {
             client,
@@ -208,6 +240,8 @@ impl Context {
             remote_clusters: Arc::default(),
             freeze_namespace: DEFAULT_FREEZE_NAMESPACE.to_string(),
             freeze_statuses: StatusMemory::default(),
+            notification_statuses: StatusMemory::default(),
+            notifier,
         }
     }
 }
@@ -331,6 +365,14 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
             )
             .boxed(),
             kind_controllers::run_delivery_freezes(
+                client.clone(),
+                namespace.clone(),
+                selected(),
+                settings.clone(),
+                context.clone(),
+            )
+            .boxed(),
+            kind_controllers::run_notifications(
                 client.clone(),
                 namespace.clone(),
                 selected(),
@@ -543,10 +585,12 @@ async fn run_rollouts(
                 warn!("controller: {error}");
             }
         });
-    // The pod cache triggers nothing; it only needs driving while the controller runs.
+    // The pod and notification caches trigger nothing; they only need driving while the
+    // controller runs.
     tokio::select! {
         () = controller => {}
         () = feeds.pods => {}
+        () = feeds.notifications => {}
     }
 }
 

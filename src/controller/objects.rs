@@ -68,6 +68,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     {
         warn!(object = %object.name_any(), reason, "event not recorded: {error}");
     }
+    ctx.notify(&K::kind(&()), object.meta(), warning, reason, note);
 }
 
 /// Records a plan's events on `object`, in order.

@@ -550,6 +550,13 @@ async fn publish(ctx: &Context, rollout: &CanaryRollout, events: &[PlannedEvent]
         if let Err(error) = ctx.recorder().publish(&kube_event, &reference).await {
             warn!(rollout = %rollout.name_any(), "event not recorded: {error}");
         }
+        ctx.notify(
+            "CanaryRollout",
+            &rollout.metadata,
+            event.warning,
+            event.reason,
+            &event.note,
+        );
     }
 }
 

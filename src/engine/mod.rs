@@ -16,6 +16,7 @@ pub mod delivery_freeze_status;
 pub mod dispersion;
 pub mod distribution;
 pub mod hand_back;
+pub mod notification;
 pub mod parity;
 pub mod parity_gate;
 pub mod parity_policy;
