@@ -22,6 +22,7 @@ mod kubelet;
 mod namespace;
 mod operator;
 mod prometheus;
+pub mod receivers;
 mod second_cluster;
 
 use std::sync::atomic::{AtomicU64, Ordering};
