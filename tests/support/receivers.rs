@@ -190,7 +190,7 @@ fn text_object(value: &Value, kind: &str, max: usize, what: &str) -> Result<(), 
 /// 150 characters), section (text object, at most 3000) or context (at most 10 elements).
 fn check_slack(headers: &HeaderMap, body: &Value) -> Result<(), String> {
     json_content(headers, "application/json")?;
-    if !body["text"].as_str().is_some_and(|t| !t.is_empty()) {
+    if body["text"].as_str().is_none_or(|t| t.is_empty()) {
         return Err("no text".into());
     }
     let blocks = body["blocks"].as_array().ok_or("no blocks")?;
@@ -266,7 +266,7 @@ fn check_cloud_event(
         return Err(format!("specversion {}", body["specversion"]));
     }
     for attribute in ["id", "source", "type"] {
-        if !body[attribute].as_str().is_some_and(|v| !v.is_empty()) {
+        if body[attribute].as_str().is_none_or(|v| v.is_empty()) {
             return Err(format!("attribute {attribute} missing"));
         }
     }
