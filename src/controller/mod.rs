@@ -161,7 +161,8 @@ impl Context {
     /// namespace that subscribe to it; returns at once.
     pub fn notify(&self, kind: &str, meta: &ObjectMeta, warning: bool, reason: &str, note: &str) {
         let notifications = self.caches.notifications.state();
-        if notifications.is_empty() {
+        // A Notification's own events (DeliveryFailing, ...) would feed the sink that fails.
+        if notifications.is_empty() || kind == "Notification" {
             return;
         }
         let event = OutgoingEvent {
