@@ -7,6 +7,7 @@
 //! `simulate` replays the engine against recorded metrics.
 
 pub mod api;
+pub mod audit;
 pub mod client;
 pub mod controller;
 pub mod demo;

@@ -41,6 +41,23 @@ enum Command {
     /// virtual clock, with no cluster (docs/simulate.md). Exit code: 0 promoted, 1 rolled back,
     /// frozen or held to the end, 2 bad input.
     Simulate(SimulateArgs),
+    /// Delivery figures per service and environment from the audit trail in PostgreSQL:
+    /// deployment frequency, success rate, rollback frequency and causes, lead time, time to
+    /// restore (docs/audit.md).
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The audit database, postgres://user:password@host:port/database.
+    #[arg(long, env = "SLUICE_AUDIT_DATABASE_URL")]
+    database_url: String,
+    /// The window, e.g. 30d or 12h.
+    #[arg(long, default_value = "30d")]
+    since: sluice::api::Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -141,6 +158,20 @@ struct RunArgs {
     /// (`spec.allNamespaces`); a freeze elsewhere freezes its own namespace only.
     #[arg(long, env = "SLUICE_FREEZE_NAMESPACE", default_value = controller::DEFAULT_FREEZE_NAMESPACE)]
     freeze_namespace: String,
+    /// Write every decision to this PostgreSQL database as well as the log,
+    /// postgres://user:password@host:port/database (docs/audit.md).
+    #[arg(long, env = "SLUICE_AUDIT_DATABASE_URL")]
+    audit_database_url: Option<String>,
+    /// Delete audit records older than this from the database (hourly). Default: keep them.
+    #[arg(long, env = "SLUICE_AUDIT_RETENTION")]
+    audit_retention: Option<sluice::api::Duration>,
+    /// POST every audit record to this URL as a CloudEvent.
+    #[arg(long, env = "SLUICE_AUDIT_WEBHOOK_URL")]
+    audit_webhook_url: Option<String>,
+    /// Audit records each sink keeps while it is down; beyond, the oldest are dropped and
+    /// counted (sluice_audit_records_total{result="dropped"}).
+    #[arg(long, env = "SLUICE_AUDIT_BUFFER", default_value_t = sluice::audit::DEFAULT_BUFFER)]
+    audit_buffer: usize,
     #[command(flatten)]
     leader_election: LeaderElectionArgs,
 }
@@ -323,11 +354,18 @@ async fn run_cli() -> std::process::ExitCode {
                 lease: args.leader_election.into_lease(),
                 concurrency: args.max_concurrent_reconciles,
                 freeze_namespace: args.freeze_namespace,
+                audit: sluice::audit::AuditConfig {
+                    postgres_url: args.audit_database_url,
+                    retention: args.audit_retention.map(|d| d.as_std()),
+                    webhook_url: args.audit_webhook_url,
+                    buffer: args.audit_buffer,
+                },
             })
             .await
         }
         Command::Crd { out_dir } => write_crds(out_dir),
         Command::PrometheusRule(args) => print_prometheus_rules(&args),
+        Command::Report(args) => print_report(&args).await,
         Command::Demo(args) => {
             // The timeline tells what happens; logs only when something is wrong.
             telemetry::init_logging_with_default(
@@ -397,6 +435,21 @@ fn write_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
                 std::fs::write(dir.join(name), yaml)?;
             }
         }
+    }
+    Ok(())
+}
+
+async fn print_report(args: &ReportArgs) -> anyhow::Result<()> {
+    let figures = sluice::audit::report::read(&args.database_url, args.since.as_std())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        print!(
+            "{}",
+            sluice::audit::report::render(&figures, &args.since.to_string())
+        );
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::api::parity_policy::{ParityEvaluation, ParityLevel};
 use crate::api::slo_budget::{ObjectiveState, ObjectiveStatus};
+use crate::audit::buffer::AuditMetrics;
 use crate::metrics::QueryTelemetry;
 use crate::notify::metrics::NotificationMetrics;
 
@@ -76,6 +77,7 @@ pub struct Metrics {
     pub rollouts: RolloutMetrics,
     pub pipelines: PipelineMetrics,
     pub notifications: NotificationMetrics,
+    pub audit: AuditMetrics,
     /// Handed to the Prometheus pool, which times every query.
     pub queries: QueryTelemetry,
 }
@@ -94,11 +96,14 @@ impl Metrics {
         pipelines.register(&mut registry);
         let notifications = NotificationMetrics::default();
         notifications.register(&mut registry);
+        let audit = AuditMetrics::default();
+        audit.register(&mut registry);
         let metrics = Self {
             registry: Registry::default(),
             rollouts,
             pipelines,
             notifications,
+            audit,
             queries: QueryTelemetry::default(),
             leader: Gauge::default(),
             parity_tracking_error: Family::default(),

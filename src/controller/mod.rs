@@ -50,6 +50,7 @@ pub mod release_pipeline;
 pub mod remote_clusters;
 pub mod replica_set_summary;
 pub mod rollout;
+mod rollout_audit;
 mod rollout_metrics;
 mod saved_templates;
 pub mod server;
@@ -81,6 +82,8 @@ use crate::api::notification::NotificationStatus;
 use crate::api::parity_policy::{ParityPolicy, ParityPolicyStatus};
 use crate::api::release_pipeline::{ReleasePipeline, ReleasePipelineStatus};
 use crate::api::slo_budget::{SLOBudget, SLOBudgetStatus};
+use crate::audit::buffer::AuditMetrics;
+use crate::audit::{AuditConfig, Auditor, Draft, ENVIRONMENT_LABEL, RecordKind};
 use crate::engine::delivery_freeze::{FreezeRef, selects};
 use crate::engine::notification::OutgoingEvent;
 use crate::metrics::{PrometheusAuth, PrometheusPool};
@@ -112,6 +115,30 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// The namespace whose DeliveryFreezes may freeze every namespace (`allNamespaces`).
     pub freeze_namespace: String,
+    /// Where audit records go besides the log.
+    pub audit: AuditConfig,
+}
+
+/// An event Sluice recorded, as the audit trail and notifications take it.
+#[derive(Clone, Copy)]
+pub struct Announcement<'a> {
+    pub kind: &'a str,
+    pub meta: &'a ObjectMeta,
+    pub warning: bool,
+    pub reason: &'a str,
+    pub note: &'a str,
+    pub actor: Option<&'a str>,
+    pub revision: Option<&'a str>,
+}
+
+/// The object's `sluice.dev/environment` label, else its namespace.
+pub fn environment_of(meta: &ObjectMeta) -> String {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(ENVIRONMENT_LABEL))
+        .cloned()
+        .or_else(|| meta.namespace.clone())
+        .unwrap_or_default()
 }
 
 /// The default of `RunConfig::freeze_namespace`.
@@ -147,6 +174,8 @@ pub struct Context {
     pub notification_statuses: StatusMemory<NotificationStatus>,
     /// Sends the events of every scope to the sinks of the Notifications that subscribe.
     pub notifier: Arc<Notifier>,
+    /// Records every decision (`audit`).
+    pub auditor: Arc<Auditor>,
 }
 
 impl Context {
@@ -157,9 +186,44 @@ impl Context {
         Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
-    /// Hands an event just recorded on an object of `kind` to the Notifications of its
-    /// namespace that subscribe to it; returns at once.
+    /// Hands an event just recorded on an object of `kind` to the audit trail and to the
+    /// Notifications of its namespace that subscribe to it; returns at once.
     pub fn notify(&self, kind: &str, meta: &ObjectMeta, warning: bool, reason: &str, note: &str) {
+        self.announce(&Announcement {
+            kind,
+            meta,
+            warning,
+            reason,
+            note,
+            actor: None,
+            revision: None,
+        });
+    }
+
+    /// Like [`Context::notify`], with who asked and the revision concerned.
+    pub fn announce(&self, event: &Announcement) {
+        let Announcement {
+            kind,
+            meta,
+            warning,
+            reason,
+            note,
+            actor,
+            revision,
+        } = *event;
+        self.auditor.record(Draft {
+            kind: RecordKind::Event,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            object_kind: kind.to_string(),
+            object_name: meta.name.clone().unwrap_or_default(),
+            environment: environment_of(meta),
+            revision: revision.map(str::to_string),
+            reason: reason.to_string(),
+            warning,
+            actor: actor.map(str::to_string),
+            message: note.to_string(),
+            data: serde_json::Value::Null,
+        });
         let notifications = self.caches.notifications.state();
         // A Notification's own events (DeliveryFailing, ...) would feed the sink that fails.
         if notifications.is_empty() || kind == "Notification" {
@@ -213,6 +277,7 @@ impl Context {
             self.notifier.clone(),
         );
         scope.freeze_namespace = self.freeze_namespace.clone();
+        scope.auditor = self.auditor.clone();
         scope
     }
 
@@ -243,6 +308,10 @@ impl Context {
             freeze_statuses: StatusMemory::default(),
             notification_statuses: StatusMemory::default(),
             notifier,
+            auditor: Arc::new(Auditor::new(
+                &AuditConfig::default(),
+                AuditMetrics::default(),
+            )),
         }
     }
 }
@@ -255,6 +324,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .with_telemetry(metrics.queries.clone());
     let mut context = Context::with_metrics(client.clone(), prometheus, metrics);
     context.freeze_namespace = config.freeze_namespace.clone();
+    context.auditor = Arc::new(Auditor::new(&config.audit, context.metrics.audit.clone()));
     let context = Arc::new(context);
     info!(namespaces = ?config.namespaces, selector = config.selector.as_deref().unwrap_or(""), prometheus = %config.prometheus_url, concurrency = config.concurrency, "sluice operator starting");
     if let Some(address) = config.metrics_address {

@@ -15,7 +15,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::Context;
 use super::backoff::FAILING_AFTER;
 use super::caches::Caches;
 use super::deployment_summary::DeploymentSummary;
@@ -24,6 +23,7 @@ use super::objects;
 use super::replica_set_summary::ReplicaSetSummary;
 use super::saved_templates;
 use super::workloads;
+use super::{Announcement, Context, rollout_audit};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
 use crate::api::conditions::{Condition, RECONCILE_FAILING, set_condition};
@@ -430,7 +430,17 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
             ctx.pipeline_nudges.nudge(pipeline.as_ref());
         }
     }
-    publish(ctx, rollout, &plan.events).await;
+    let actor = rollout_audit::requested_by(rollout, &status, &plan);
+    rollout_audit::record(ctx, rollout, &status, &plan, analysis.is_some());
+    let revision = plan.status.canary_revision.clone();
+    publish(
+        ctx,
+        rollout,
+        &plan.events,
+        actor.as_deref(),
+        revision.as_deref(),
+    )
+    .await;
     ctx.backoff.succeeded(&ObjectRef::from_obj(rollout).erase());
     Ok(Action::requeue(plan.requeue_after))
 }
@@ -527,7 +537,13 @@ pub async fn carry_out(
     Ok(())
 }
 
-async fn publish(ctx: &Context, rollout: &CanaryRollout, events: &[PlannedEvent]) {
+async fn publish(
+    ctx: &Context,
+    rollout: &CanaryRollout,
+    events: &[PlannedEvent],
+    actor: Option<&str>,
+    revision: Option<&str>,
+) {
     let reference = rollout.object_ref(&());
     for event in events {
         let note: String = event.note.chars().take(1000).collect();
@@ -550,13 +566,15 @@ async fn publish(ctx: &Context, rollout: &CanaryRollout, events: &[PlannedEvent]
         if let Err(error) = ctx.recorder().publish(&kube_event, &reference).await {
             warn!(rollout = %rollout.name_any(), "event not recorded: {error}");
         }
-        ctx.notify(
-            "CanaryRollout",
-            &rollout.metadata,
-            event.warning,
-            event.reason,
-            &event.note,
-        );
+        ctx.announce(&Announcement {
+            kind: "CanaryRollout",
+            meta: &rollout.metadata,
+            warning: event.warning,
+            reason: event.reason,
+            note: &event.note,
+            actor,
+            revision,
+        });
     }
 }
 
@@ -582,7 +600,7 @@ async fn hand_back(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Err
             Ok(Action::await_change())
         }
         HandBackStep::ScaleTarget { replicas, warning } => {
-            publish(ctx, rollout, warning.as_slice()).await;
+            publish(ctx, rollout, warning.as_slice(), None, None).await;
             let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
             workloads::scale(&deployments, &spec.target_ref.name, replicas).await?;
             Err(Error::HandBackPending(format!(

@@ -89,6 +89,7 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
         lease: None,
         concurrency: controller::DEFAULT_CONCURRENCY,
         freeze_namespace: controller::DEFAULT_FREEZE_NAMESPACE.to_string(),
+        audit: Default::default(),
     }));
     timeline.say(format!("operator started, watching namespace {namespace}"));
 

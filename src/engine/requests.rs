@@ -11,6 +11,8 @@ pub const ABORT: &str = "sluice.dev/abort";
 pub const RETRY: &str = "sluice.dev/retry";
 pub const UNFREEZE: &str = "sluice.dev/unfreeze";
 pub const OVERRIDE_FREEZE: &str = "sluice.dev/override-freeze";
+/// Who made the request: `kubectl sluice` sets it beside each request, for the audit trail.
+pub const REQUESTED_BY: &str = "sluice.dev/requested-by";
 
 const ALL: [&str; 5] = [PROMOTE, ABORT, RETRY, UNFREEZE, OVERRIDE_FREEZE];
 

@@ -31,6 +31,8 @@ use crate::controller::workloads::target_revision;
 pub struct Session {
     pub client: Client,
     pub namespace: String,
+    /// Who runs the command, as the kubeconfig names the user: recorded with each request.
+    pub actor: String,
 }
 
 impl Session {
@@ -52,7 +54,12 @@ impl Session {
             .unwrap_or_else(|| config.default_namespace.clone());
         let client = crate::client::named(config, crate::client::PLUGIN_USER_AGENT)
             .map_err(|e| PluginError::Connect(Box::new(e)))?;
-        Ok(Self { client, namespace })
+        let actor = kubeconfig_user(connection).unwrap_or_else(|| "unknown".to_string());
+        Ok(Self {
+            client,
+            namespace,
+            actor,
+        })
     }
 
     fn api<K>(&self) -> Api<K>
@@ -277,9 +284,29 @@ pub async fn status(session: &Session, name: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// The user of the kubeconfig context in use, "user@context".
+fn kubeconfig_user(connection: &Connection) -> Option<String> {
+    let kubeconfig = match &connection.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).ok()?,
+        None => Kubeconfig::read().ok()?,
+    };
+    let context_name = connection
+        .context
+        .clone()
+        .or(kubeconfig.current_context.clone())?;
+    let context = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)?;
+    let user = context.context.as_ref()?.user.clone()?;
+    Some(format!("{user}@{context_name}"))
+}
+
 pub async fn request(session: &Session, name: &str, request: Request) -> Result<(), PluginError> {
     let rollout = session.rollout(name).await?;
-    let planned = request.patch(&rollout, Timestamp::now())?;
+    let mut planned = request.patch(&rollout, Timestamp::now())?;
+    planned.patch["metadata"]["annotations"][crate::engine::requests::REQUESTED_BY] =
+        serde_json::Value::String(session.actor.clone());
     patch_rollout(session, name, &planned.patch, planned.annotation).await?;
     if let Some(warning) = &planned.warning {
         eprintln!("warning: {warning}");

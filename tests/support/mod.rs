@@ -21,6 +21,7 @@ mod exporter;
 mod kubelet;
 mod namespace;
 mod operator;
+mod postgres;
 mod prometheus;
 pub mod receivers;
 mod second_cluster;
@@ -35,6 +36,7 @@ pub use exporter::MetricsExporter;
 pub use kubelet::FakeKubelet;
 pub use namespace::{TestEvent, TestNamespace};
 pub use operator::Operator;
+pub use postgres::PostgresInstance;
 pub use prometheus::{LOOKBACK, PrometheusInstance};
 pub use second_cluster::SecondCluster;
 
