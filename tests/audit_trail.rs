@@ -203,11 +203,22 @@ async fn every_decision_lands_in_postgres_in_order_through_a_database_restart() 
         evaluations >= 4 && failing >= 2,
         "{evaluations} evaluations, {failing} failing"
     );
-    let dropped = service.operator_metrics().await;
+    let metrics = service.operator_metrics().await;
     assert!(
-        !dropped.contains("sluice_audit_records_total{sink=\"postgres\",result=\"dropped\"}"),
-        "{dropped}"
+        !metrics.contains("sluice_audit_records_total{sink=\"postgres\",result=\"dropped\"}"),
+        "{metrics}"
     );
+    // The same figures on /metrics.
+    let labels = format!("namespace=\"{0}\",environment=\"{0}\"", service.ns.name());
+    for line in [
+        format!("sluice_deployments_total{{{labels},result=\"Promoted\"}} 2"),
+        format!("sluice_deployments_total{{{labels},result=\"RolledBack\"}} 1"),
+        format!("sluice_deployment_lead_time_seconds_count{{{labels}}} 2"),
+        format!("sluice_time_to_restore_seconds_count{{{labels}}} 1"),
+        format!("sluice_change_failure_ratio{{{labels}}} 0.3333333333333333"),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
 
     // Retention: a record older than a year goes at the next start.
     db.client()

@@ -35,7 +35,7 @@ fn alerts_pass_promtool_and_fire_on_their_scenarios() {
         &["check", "rules", rules.to_str().unwrap()],
         None,
     );
-    assert!(checked.contains("SUCCESS: 8 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 12 rules found"), "{checked}");
     run_ok(
         "promtool",
         &["test", "rules", tests.to_str().unwrap()],
@@ -43,7 +43,8 @@ fn alerts_pass_promtool_and_fire_on_their_scenarios() {
     );
 }
 
-/// The metric families the operator exports (src/controller/metrics.rs), as the alerts and the
+/// The metric families the operator exports (src/controller/metrics.rs, delivery_metrics.rs,
+/// src/notify/metrics.rs, src/audit/buffer.rs), as the alerts and the
 /// dashboard may name them; histograms add `_bucket`, `_count` and `_sum`.
 const OPERATOR_METRICS: &[&str] = &[
     "sluice_rollout_phase",
@@ -69,6 +70,14 @@ const OPERATOR_METRICS: &[&str] = &[
     "sluice_slo_objective_state",
     "sluice_slo_compliance_score",
     "sluice_slo_frozen",
+    "sluice_deployments_total",
+    "sluice_deployment_lead_time_seconds",
+    "sluice_time_to_restore_seconds",
+    "sluice_change_failure_ratio",
+    "sluice_notification_messages_total",
+    "sluice_notification_pending",
+    "sluice_audit_records_total",
+    "sluice_audit_pending",
 ];
 
 /// Every query of the alerts and the dashboard parses and names only metrics the operator

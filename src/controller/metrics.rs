@@ -19,6 +19,7 @@ use crate::audit::buffer::AuditMetrics;
 use crate::metrics::QueryTelemetry;
 use crate::notify::metrics::NotificationMetrics;
 
+use super::delivery_metrics::DeliveryMetrics;
 use super::pipeline_metrics::PipelineMetrics;
 use super::rollout_metrics::RolloutMetrics;
 
@@ -78,6 +79,7 @@ pub struct Metrics {
     pub pipelines: PipelineMetrics,
     pub notifications: NotificationMetrics,
     pub audit: AuditMetrics,
+    pub delivery: DeliveryMetrics,
     /// Handed to the Prometheus pool, which times every query.
     pub queries: QueryTelemetry,
 }
@@ -97,6 +99,7 @@ impl Metrics {
         let notifications = NotificationMetrics::default();
         notifications.register(&mut registry);
         let audit = AuditMetrics::default();
+        let delivery = DeliveryMetrics::new(&mut registry);
         audit.register(&mut registry);
         let metrics = Self {
             registry: Registry::default(),
@@ -104,6 +107,7 @@ impl Metrics {
             pipelines,
             notifications,
             audit,
+            delivery,
             queries: QueryTelemetry::default(),
             leader: Gauge::default(),
             parity_tracking_error: Family::default(),

@@ -35,6 +35,7 @@ macro_rules! summary_resource {
 pub mod backoff;
 pub mod caches;
 pub mod delivery_freeze;
+mod delivery_metrics;
 pub mod deployment_summary;
 pub mod error;
 mod kind_controllers;

@@ -432,6 +432,13 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     }
     let actor = rollout_audit::requested_by(rollout, &status, &plan);
     rollout_audit::record(ctx, rollout, &status, &plan, analysis.is_some());
+    ctx.metrics.delivery.record(
+        &namespace,
+        &rollout.name_any(),
+        &super::environment_of(&rollout.metadata),
+        &status,
+        &plan.status,
+    );
     let revision = plan.status.canary_revision.clone();
     publish(
         ctx,
