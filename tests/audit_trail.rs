@@ -223,8 +223,15 @@ async fn every_decision_lands_in_postgres_in_order_through_a_database_restart() 
     // The log has every record too, the deployments included.
     let log = service.operator_log();
     let logged = log.lines().filter(|l| l.contains("sluice::audit")).count();
-    assert!(logged >= stored.len(), "{logged} audit lines for {} records", stored.len());
-    assert!(log.contains(r#"\"kind\":\"Deployment\""#) || log.contains(r#""kind":"Deployment""#), "{log}");
+    assert!(
+        logged >= stored.len(),
+        "{logged} audit lines for {} records",
+        stored.len()
+    );
+    assert!(
+        log.contains(r#"\"kind\":\"Deployment\""#) || log.contains(r#""kind":"Deployment""#),
+        "{log}"
+    );
 
     // Retention: a record older than a year goes at the next start.
     db.client()
