@@ -135,6 +135,8 @@ async fn the_operator_names_itself_reads_from_caches_and_is_quiet_when_nothing_c
         ("paritypolicies", 2),
         ("slobudgets", 2),
         ("releasepipelines", 2),
+        ("deliveryfreezes", 2),
+        ("notifications", 2),
     ];
     for (key, count) in &counts {
         if let Some(resource) = key.strip_prefix("list ") {

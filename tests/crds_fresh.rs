@@ -16,7 +16,7 @@ fn chart_crds_match_the_types() {
 fn assert_folder_is_fresh(folder: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
     let files = sluice::api::crd_files().expect("CRDs serialise");
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 6);
     for (name, yaml) in files {
         let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         assert!(
