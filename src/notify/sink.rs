@@ -153,21 +153,31 @@ impl SinkQueue {
             };
             tokio::time::sleep_until(not_before.into()).await;
             let outcome = deliver(&shared, &self.key, &config, &event, &id).await;
-            let retry_in = self.settle(&shared, outcome, config.per_minute);
+            let retry_in = self.settle(&shared, outcome, &id, config.per_minute);
             if let Some(wait) = retry_in {
                 tokio::time::sleep(wait).await;
             }
         }
     }
 
-    /// Counts the attempt; returns how long to wait before retrying the same message.
-    fn settle(&self, shared: &Shared, outcome: Outcome, per_minute: u32) -> Option<Duration> {
+    /// Counts the attempt on message `id`; returns how long to wait before retrying it.
+    fn settle(
+        &self,
+        shared: &Shared,
+        outcome: Outcome,
+        id: &str,
+        per_minute: u32,
+    ) -> Option<Duration> {
         let mut state = self.lock();
+        // A full buffer may have dropped the message while it was being sent: only it leaves.
+        let sent_is_first = state.buffer.front().is_some_and(|m| m.id == id);
         let spacing = Duration::from_secs(60) / per_minute.max(1);
         state.next_send = Instant::now() + spacing;
         let retry_in = match outcome {
             Outcome::Delivered => {
-                state.buffer.pop_front();
+                if sent_is_first {
+                    state.buffer.pop_front();
+                }
                 state.figures.delivered += 1;
                 state.figures.last_delivered_at = Some(Timestamp::now());
                 state.figures.last_error = None;
@@ -175,7 +185,9 @@ impl SinkQueue {
                 None
             }
             Outcome::Rejected(error) => {
-                state.buffer.pop_front();
+                if sent_is_first {
+                    state.buffer.pop_front();
+                }
                 state.figures.rejected += 1;
                 state.figures.last_error = Some(error);
                 shared.metrics.count(&self.key, "rejected");
@@ -185,7 +197,7 @@ impl SinkQueue {
                 state.figures.failed_attempts += 1;
                 state.figures.last_error = Some(error);
                 shared.metrics.count(&self.key, "failed_attempt");
-                let message = state.buffer.front_mut()?;
+                let message = state.buffer.front_mut().filter(|_| sent_is_first)?;
                 message.attempts += 1;
                 let doubled = FIRST_RETRY.saturating_mul(1 << message.attempts.min(10));
                 Some(doubled.min(LAST_RETRY))
