@@ -475,7 +475,12 @@ impl<'s, 'a> Planner<'s, 'a> {
         reason: &str,
     ) -> Plan {
         let message = format!("frozen: {reason}; revision {} waits", target.revision);
-        if phase != Phase::Frozen || self.status.message.as_deref() != Some(message.as_str()) {
+        // One event per freeze: a budget's figures change at every evaluation, a DeliveryFreeze's
+        // sentence only when another freeze takes over.
+        let same_freeze = find_condition(&self.status.conditions, FROZEN).is_some_and(|c| {
+            c.reason == frozen_by && (frozen_by == FROZEN_BY_BUDGET || c.message == reason)
+        });
+        if phase != Phase::Frozen || !same_freeze {
             self.event(
                 true,
                 "Frozen",

@@ -532,6 +532,13 @@ fn freeze_keeps_a_new_rollout_from_starting_until_it_lifts() {
     world.new_template("rev2");
     world.step(None);
     assert_eq!(world.status.phase, Some(Phase::Frozen));
+    // The budget's figures move at each evaluation: still one event for the one freeze.
+    world.freeze = Some("error budget 3% left, under freezeBelowRemaining 10%".into());
+    world.step(None);
+    assert_eq!(
+        world.reasons().iter().filter(|r| **r == "Frozen").count(),
+        1
+    );
     assert_eq!(world.target.replicas, 0);
     world.freeze = None;
     world.step(None);
