@@ -561,11 +561,17 @@ async fn run_rollouts(
         .watches_stream(feeds.parity_policies, by_policy)
         .watches_stream(feeds.pipelines, by_pipeline)
         .watches_stream(
-            freeze_changes(feeds.delivery_freezes, caches.delivery_freezes.clone()),
+            gate_changes(
+                feeds.delivery_freezes,
+                caches.delivery_freezes.clone(),
+                |freeze| freeze.status.as_ref().is_some_and(|s| s.active),
+            ),
             by_freeze,
         )
         .watches_stream(
-            budget_changes(feeds.slo_budgets, caches.slo_budgets.clone()),
+            gate_changes(feeds.slo_budgets, caches.slo_budgets.clone(), |budget| {
+                budget.status.as_ref().is_some_and(|s| s.frozen)
+            }),
             by_budget,
         )
         .shutdown_on_signal()
@@ -618,57 +624,30 @@ fn referencing<K: kube::Resource>(
         .collect()
 }
 
-/// SLOBudgets as the rollouts care about them: created, deleted, or changed in spec or in
-/// `status.frozen`. The budget's status changes at every evaluation; passing each of those on
-/// would reconcile every referencing rollout at the budget's interval for nothing.
-fn budget_changes(
-    feed: impl futures::Stream<Item = Result<SLOBudget, watcher::Error>> + Send + 'static,
-    store: reflector::Store<SLOBudget>,
-) -> impl futures::Stream<Item = Result<SLOBudget, watcher::Error>> + Send + 'static {
+/// Objects as the rollouts care about them: created, deleted, or changed in spec or in the one
+/// status flag that gates rollouts (`SLOBudget.status.frozen`, `DeliveryFreeze.status.active`).
+/// Their status changes at every evaluation (a budget) or with the affected list (a freeze);
+/// passing each of those on would reconcile every referencing rollout for nothing.
+fn gate_changes<K>(
+    feed: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    store: reflector::Store<K>,
+    gate: fn(&K) -> bool,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
     let mut seen: HashMap<(Option<String>, String), (Option<i64>, bool)> = HashMap::new();
     feed.filter_map(move |event| {
         let passed = match event {
-            Ok(budget) => {
-                let key = (budget.namespace(), budget.name_any());
-                if store.get(&ObjectRef::from_obj(&budget)).is_none() {
+            Ok(object) => {
+                let key = (object.namespace(), object.name_any());
+                if store.get(&ObjectRef::from_obj(&object)).is_none() {
                     // Deleted: the rollouts referencing it must notice.
                     seen.remove(&key);
-                    Some(Ok(budget))
+                    Some(Ok(object))
                 } else {
-                    let gate = (
-                        budget.metadata.generation,
-                        budget.status.as_ref().is_some_and(|s| s.frozen),
-                    );
-                    (seen.insert(key, gate) != Some(gate)).then_some(Ok(budget))
-                }
-            }
-            Err(error) => Some(Err(error)),
-        };
-        std::future::ready(passed)
-    })
-}
-
-/// DeliveryFreezes as the rollouts care about them: created, deleted, or changed in spec or in
-/// `status.active` (a window opened or closed). The status changes as the affected list does;
-/// passing each of those on would reconcile every selected rollout for nothing.
-fn freeze_changes(
-    feed: impl futures::Stream<Item = Result<DeliveryFreeze, watcher::Error>> + Send + 'static,
-    store: reflector::Store<DeliveryFreeze>,
-) -> impl futures::Stream<Item = Result<DeliveryFreeze, watcher::Error>> + Send + 'static {
-    let mut seen: HashMap<(Option<String>, String), (Option<i64>, bool)> = HashMap::new();
-    feed.filter_map(move |event| {
-        let passed = match event {
-            Ok(freeze) => {
-                let key = (freeze.namespace(), freeze.name_any());
-                if store.get(&ObjectRef::from_obj(&freeze)).is_none() {
-                    seen.remove(&key);
-                    Some(Ok(freeze))
-                } else {
-                    let gate = (
-                        freeze.metadata.generation,
-                        freeze.status.as_ref().is_some_and(|s| s.active),
-                    );
-                    (seen.insert(key, gate) != Some(gate)).then_some(Ok(freeze))
+                    let now = (object.meta().generation, gate(&object));
+                    (seen.insert(key, now) != Some(now)).then_some(Ok(object))
                 }
             }
             Err(error) => Some(Err(error)),
