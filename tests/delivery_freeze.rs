@@ -55,6 +55,29 @@ async fn freeze_events(ns: &TestNamespace, name: &str) -> Vec<(String, String)> 
         .collect()
 }
 
+/// Waits until the freeze is Stalled and not in force, and returns its InvalidSpec event's note.
+async fn wait_invalid(ns: &TestNamespace, name: &str) -> String {
+    let status = wait_freeze(ns, name, "the freeze stalled", |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.is_true())
+    })
+    .await;
+    assert!(!status.active, "{status:?}");
+    eventually(
+        Duration::from_secs(10),
+        "an InvalidSpec event",
+        async || {
+            freeze_events(ns, name)
+                .await
+                .into_iter()
+                .find(|(reason, _)| reason == "InvalidSpec")
+                .map(|(_, note)| note)
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_freeze_window_holds_a_new_release_and_the_release_starts_when_it_closes() {
     let service = Service::start("freeze-window", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
@@ -281,25 +304,7 @@ spec:
         )
     };
     first.ns.apply_yaml(&kill_switch(" (misplaced)")).await;
-    let refused = wait_freeze(&first.ns, "incident-4711", "the freeze refused", |s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.is_true())
-    })
-    .await;
-    assert!(!refused.active);
-    let invalid = eventually(
-        Duration::from_secs(10),
-        "an InvalidSpec event",
-        async || {
-            freeze_events(&first.ns, "incident-4711")
-                .await
-                .into_iter()
-                .find(|(reason, _)| reason == "InvalidSpec")
-                .map(|(_, note)| note)
-        },
-    )
-    .await;
+    let invalid = wait_invalid(&first.ns, "incident-4711").await;
     assert!(
         invalid.contains("spec.allNamespaces") && invalid.contains(home.name()),
         "{invalid}"
@@ -403,25 +408,7 @@ spec:
 ",
         )
         .await;
-    let status = wait_freeze(&service.ns, "weekend", "stalled", |s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.is_true())
-    })
-    .await;
-    assert!(!status.active);
-    let note = eventually(
-        Duration::from_secs(10),
-        "an InvalidSpec event",
-        async || {
-            freeze_events(&service.ns, "weekend")
-                .await
-                .into_iter()
-                .find(|(reason, _)| reason == "InvalidSpec")
-                .map(|(_, note)| note)
-        },
-    )
-    .await;
+    let note = wait_invalid(&service.ns, "weekend").await;
     assert!(
         note.contains("spec.windows[0]") && note.contains("every friday at six"),
         "{note}"
