@@ -1,5 +1,5 @@
-//! The controllers of the kinds beside CanaryRollouts: SLOBudgets, ParityPolicies and
-//! ReleasePipelines, each over one watched namespace (or all).
+//! The controllers of the kinds beside CanaryRollouts: SLOBudgets, ParityPolicies,
+//! ReleasePipelines, DeliveryFreezes and Notifications, each over one watched namespace (or all).
 
 use std::sync::Arc;
 
@@ -7,10 +7,12 @@ use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::Controller;
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tracing::warn;
 
+use super::error::Error;
 use super::{
     Context, delivery_freeze, notification, parity_policy, release_pipeline, scoped, slo_budget,
     traced,
@@ -20,31 +22,6 @@ use crate::api::notification::Notification;
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
 use crate::api::slo_budget::SLOBudget;
-
-/// The SLOBudget controller over a namespace (or all): the periodic evaluation of every budget.
-pub async fn run_slo_budgets(
-    client: Client,
-    namespace: Option<String>,
-    selected: watcher::Config,
-    settings: kube::runtime::controller::Config,
-    context: Arc<Context>,
-) {
-    let budgets: Api<SLOBudget> = scoped(&client, &namespace);
-    Controller::new(budgets, selected)
-        .with_config(settings)
-        .shutdown_on_signal()
-        .run(
-            |budget, ctx| traced("slo_budget", budget, ctx, slo_budget::reconcile),
-            slo_budget::error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!("SLO budget controller: {error}");
-            }
-        })
-        .await;
-}
 
 /// The ReleasePipeline controller over a namespace (or all): its own watch of the pipelines,
 /// and a reconcile whenever one of their rollouts moves.
@@ -115,8 +92,64 @@ pub async fn run_parity_policies(
         .await;
 }
 
-/// The DeliveryFreeze controller over a namespace (or all): each freeze's status at its window
-/// boundaries, and its list of affected rollouts while in force.
+/// A controller of one kind over a namespace (or all), triggered by its own watch only.
+async fn run_kind<K, Fut>(
+    controller: &'static str,
+    api: Api<K>,
+    selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
+    context: Arc<Context>,
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+    error_policy: fn(Arc<K>, &Error, Arc<Context>) -> Action,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    Controller::new(api, selected)
+        .with_config(settings)
+        .shutdown_on_signal()
+        .run(
+            move |object, ctx| traced(controller, object, ctx, reconcile),
+            error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!("{controller} controller: {error}");
+            }
+        })
+        .await;
+}
+
+/// The SLOBudget controller: the periodic evaluation of every budget.
+pub async fn run_slo_budgets(
+    client: Client,
+    namespace: Option<String>,
+    selected: watcher::Config,
+    settings: kube::runtime::controller::Config,
+    context: Arc<Context>,
+) {
+    let budgets: Api<SLOBudget> = scoped(&client, &namespace);
+    run_kind(
+        "slo_budget",
+        budgets,
+        selected,
+        settings,
+        context,
+        slo_budget::reconcile,
+        slo_budget::error_policy,
+    )
+    .await;
+}
+
+/// The DeliveryFreeze controller: each freeze's status at its window boundaries, and its list
+/// of affected rollouts while in force.
 pub async fn run_delivery_freezes(
     client: Client,
     namespace: Option<String>,
@@ -125,23 +158,19 @@ pub async fn run_delivery_freezes(
     context: Arc<Context>,
 ) {
     let freezes: Api<DeliveryFreeze> = scoped(&client, &namespace);
-    Controller::new(freezes, selected)
-        .with_config(settings)
-        .shutdown_on_signal()
-        .run(
-            |freeze, ctx| traced("delivery_freeze", freeze, ctx, delivery_freeze::reconcile),
-            delivery_freeze::error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!("delivery freeze controller: {error}");
-            }
-        })
-        .await;
+    run_kind(
+        "delivery_freeze",
+        freezes,
+        selected,
+        settings,
+        context,
+        delivery_freeze::reconcile,
+        delivery_freeze::error_policy,
+    )
+    .await;
 }
 
-/// The Notification controller over a namespace (or all): each sink's figures in the status.
+/// The Notification controller: each sink's figures in the status.
 pub async fn run_notifications(
     client: Client,
     namespace: Option<String>,
@@ -150,18 +179,14 @@ pub async fn run_notifications(
     context: Arc<Context>,
 ) {
     let subscriptions: Api<Notification> = scoped(&client, &namespace);
-    Controller::new(subscriptions, selected)
-        .with_config(settings)
-        .shutdown_on_signal()
-        .run(
-            |subscription, ctx| traced("notification", subscription, ctx, notification::reconcile),
-            notification::error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!("notification controller: {error}");
-            }
-        })
-        .await;
+    run_kind(
+        "notification",
+        subscriptions,
+        selected,
+        settings,
+        context,
+        notification::reconcile,
+        notification::error_policy,
+    )
+    .await;
 }
