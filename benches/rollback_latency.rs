@@ -70,7 +70,11 @@ async fn main() {
     for _ in 0..RUNS {
         // A canary at 5% with one failed evaluation behind it (failureLimit 2).
         let uncached = |_: &str| gateway_api::CachedRoute::Unknown;
-        gateway_api::set_weights(&client, ns.name(), &routes, &uncached, &names, 5)
+        let five_percent = gateway_api::RouteTraffic {
+            weight: 5,
+            mirror: 0,
+        };
+        gateway_api::set_traffic(&client, ns.name(), &routes, &uncached, &names, five_percent)
             .await
             .expect("set 5%");
         let scale = json!({"spec": {"replicas": 3}});

@@ -50,7 +50,8 @@ pub struct CanaryRolloutSpec {
     pub service: ServiceRef,
     /// How traffic is split between stable and canary: exactly one of `gatewayAPI` or `replicas`.
     pub traffic_routing: TrafficRouting,
-    /// Traffic stages, in order; weights strictly increasing. Default: 1, 5, 25, 100.
+    /// Traffic stages, in order: shadow stages (`mirror`) first, then weights strictly
+    /// increasing. Default: 1, 5, 25, 100.
     #[serde(default = "default_stages")]
     #[schemars(length(min = 1, max = 101))]
     pub stages: Vec<Stage>,
@@ -132,13 +133,20 @@ pub struct GatewayApiRouting {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReplicasRouting {}
 
-/// One traffic stage.
+/// One traffic stage: a weight, or (shadow stage) a mirror.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stage {
-    /// Percent of traffic sent to the canary at this stage.
+    /// Percent of traffic sent to the canary at this stage. Default 0.
+    #[serde(default)]
     #[schemars(range(min = 0, max = 100))]
     pub weight: u32,
+    /// Shadow stage: the canary serves no user (weight 0) and receives a copy of this percent
+    /// of the stable track's requests, through the Gateway API `RequestMirror` filter; the
+    /// responses to the copies are discarded. Needs the gatewayAPI router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub mirror: Option<u32>,
     /// Least time spent at this stage before it may pass. Default: the analysis interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<Duration>,
@@ -314,6 +322,33 @@ pub struct Check {
     pub max_decrease: Option<f64>,
 }
 
+impl Stage {
+    /// Whether the stage is a shadow stage: the canary only sees copies of requests.
+    pub fn is_shadow(&self) -> bool {
+        self.mirror.is_some()
+    }
+
+    /// The canary's share of the requests both tracks handle, in percent: its weight, or for a
+    /// shadow stage copying `m` % of stable's requests, `100·m / (100 + m)`.
+    pub fn canary_share_percent(&self) -> u32 {
+        match self.mirror {
+            Some(mirror) if self.weight == 0 => {
+                let mirror = mirror.min(100);
+                (100 * mirror + (100 + mirror) / 2) / (100 + mirror)
+            }
+            _ => self.weight,
+        }
+    }
+
+    /// "25%", or "shadow 100%" for a shadow stage.
+    pub fn describe(&self) -> String {
+        match self.mirror {
+            Some(mirror) => format!("shadow {mirror}%"),
+            None => format!("{}%", self.weight),
+        }
+    }
+}
+
 impl Check {
     /// Whether the check compares the canary with the stable track.
     pub fn is_relative(&self) -> bool {
@@ -326,6 +361,7 @@ fn default_stages() -> Vec<Stage> {
         .into_iter()
         .map(|weight| Stage {
             weight,
+            mirror: None,
             pause: None,
             min_samples: None,
             max_duration: None,
@@ -361,6 +397,9 @@ pub struct CanaryRolloutStatus {
     /// Percent of traffic the canary receives now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_weight: Option<u32>,
+    /// Percent of the stable track's requests copied to the canary now (a shadow stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_mirror: Option<u32>,
     /// Hash of the pod template running on the stable Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,

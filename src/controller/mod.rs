@@ -54,6 +54,7 @@ pub mod replica_set_summary;
 pub mod rollout;
 mod rollout_audit;
 mod rollout_metrics;
+mod route_refusals;
 mod saved_templates;
 pub mod server;
 pub mod service_summary;
@@ -155,6 +156,8 @@ pub struct Context {
     pub notifier: Arc<Notifier>,
     /// Records every decision (`audit`).
     pub auditor: Arc<Auditor>,
+    /// What routes refused of rollouts' specs, until the specs change.
+    pub route_refusals: route_refusals::RouteRefusals,
 }
 
 impl Context {
@@ -235,6 +238,7 @@ impl Context {
                 &AuditConfig::default(),
                 AuditMetrics::default(),
             )),
+            route_refusals: route_refusals::RouteRefusals::default(),
         }
     }
 }

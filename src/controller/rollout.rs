@@ -37,7 +37,8 @@ use crate::engine::{
     self, Plan, PlannedEvent, Snapshot, Workload, parity_gate, pipeline, slo_gate,
 };
 use crate::gather;
-use crate::traffic::{ServiceNames, gateway_api};
+use crate::traffic::gateway_api::RouteTraffic;
+use crate::traffic::{ServiceNames, TrafficError, gateway_api};
 
 pub const FINALIZER: &str = "sluice.dev/hand-back";
 
@@ -57,6 +58,7 @@ pub async fn reconcile(rollout: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result
                 let action = hand_back(&rollout, &ctx).await?;
                 ctx.metrics.rollouts.forget(&namespace, &rollout.name_any());
                 ctx.statuses.forget(rollout.as_ref());
+                ctx.route_refusals.forget(rollout.as_ref());
                 Ok(action)
             }
         }
@@ -210,6 +212,7 @@ async fn validate(
             ));
         }
     }
+    problems.extend(ctx.route_refusals.problem(rollout));
     let names = ServiceNames::for_service(&spec.service.name, spec.service.port);
     if let (Some(gateway), true) = (&spec.traffic_routing.gateway_api, problems.is_empty()) {
         let cached = |route: &str| ctx.caches.cached_route(namespace, route);
@@ -521,15 +524,25 @@ pub async fn carry_out(
         let names =
             ServiceNames::for_service(&rollout.spec.service.name, rollout.spec.service.port);
         let cached = |route: &str| ctx.caches.cached_route(&namespace, route);
-        gateway_api::set_weights(
+        let traffic = RouteTraffic {
+            weight,
+            mirror: plan.canary_mirror.unwrap_or(0),
+        };
+        let result = gateway_api::set_traffic(
             &ctx.client,
             &namespace,
             &gateway.http_routes,
             &cached,
             &names,
-            weight,
+            traffic,
         )
-        .await?;
+        .await;
+        if let Err(refusal @ TrafficError::MirrorPercentUnsupported { .. }) = &result {
+            let stage = plan.status.stage.unwrap_or(0);
+            let problem = format!("spec.stages[{stage}].mirror {}: {refusal}", traffic.mirror);
+            ctx.route_refusals.record(rollout, problem);
+        }
+        result?;
     }
     let current_target_replicas = target.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     if let Some(replicas) = plan

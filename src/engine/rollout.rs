@@ -102,6 +102,9 @@ pub struct Plan {
     /// Percent of traffic for the canary on the router (Gateway API); the replicas router
     /// expresses the weight in `stable`/`target_replicas` instead.
     pub canary_weight: Option<u32>,
+    /// Percent of the stable track's requests the router copies to the canary (0: none); set
+    /// whenever `canary_weight` is.
+    pub canary_mirror: Option<u32>,
     pub target_replicas: Option<i32>,
     pub status: CanaryRolloutStatus,
     pub events: Vec<PlannedEvent>,
@@ -278,6 +281,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.status.message = Some(message);
         if let Some(weight) = plan.weight {
             self.status.canary_weight = Some(weight);
+            self.status.canary_mirror = (plan.mirror > 0).then_some(plan.mirror);
         }
         let track_services = self.status.phase != Some(Phase::Invalid);
         let forget_templates = match self.s.keep_templates {
@@ -287,6 +291,11 @@ impl<'s, 'a> Planner<'s, 'a> {
         Plan {
             stable: plan.stable,
             canary_weight: if self.uses_router { plan.weight } else { None },
+            canary_mirror: if self.uses_router {
+                plan.weight.map(|_| plan.mirror)
+            } else {
+                None
+            },
             target_replicas: plan.target_replicas,
             status: self.status,
             events: self.events,
@@ -318,9 +327,19 @@ impl<'s, 'a> Planner<'s, 'a> {
                 replicas: stable,
             }),
             weight: Some(weight),
+            mirror: 0,
             target_replicas: Some(canary),
             requeue_after: REST_REQUEUE,
         }
+    }
+
+    /// Traffic and replicas at a stage: its weight, and for a shadow stage its mirror.
+    fn desired_at(&self, stage: &Stage) -> Desired {
+        let mut desired = self.desired(stage.weight, true);
+        if self.uses_router {
+            desired.mirror = stage.mirror.unwrap_or(0);
+        }
+        desired
     }
 
     fn invalid(mut self, target_missing: bool) -> Plan {
@@ -343,6 +362,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         let hold = Desired {
             stable: None,
             weight: None,
+            mirror: 0,
             target_replicas: None,
             requeue_after: INVALID_REQUEUE,
         };
@@ -389,6 +409,7 @@ impl<'s, 'a> Planner<'s, 'a> {
                         replicas: size,
                     }),
                     weight: None,
+                    mirror: 0,
                     target_replicas: None,
                     requeue_after: FAST_REQUEUE,
                 };
@@ -655,7 +676,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             return self.start_promotion(target);
         };
         let Some(stage_started_at) = self.status.stage_started_at else {
-            return self.wait_for_canary(target, stage.weight);
+            return self.wait_for_canary(target, &stage);
         };
 
         let mut held_by: Option<String> = None;
@@ -716,10 +737,9 @@ impl<'s, 'a> Planner<'s, 'a> {
             held_by = last.message.clone();
         }
 
-        let weight = stage.weight;
-        let mut desired = self.desired(weight, true);
+        let mut desired = self.desired_at(&stage);
         desired.requeue_after = self.until_next_step(&stage, stage_started_at);
-        let position = format!("stage {stage_index} ({weight}%)");
+        let position = format!("stage {stage_index} ({})", stage.describe());
 
         if self.s.spec.paused {
             if self.status.phase != Some(Phase::Paused) {
@@ -771,16 +791,18 @@ impl<'s, 'a> Planner<'s, 'a> {
         match complete {
             Ok(()) if stage_index + 1 < self.s.spec.stages.len() => {
                 let next = stage_index + 1;
-                let next_weight = self.s.spec.stages[next].weight;
+                let next_stage = &self.s.spec.stages[next];
                 self.status.stage = Some(next as u32);
                 self.status.stage_started_at = Some(self.s.now);
                 self.status.stage_samples = None;
                 self.status.stage_evidence.clear();
                 self.status.shared_failure_since = None;
-                let message =
-                    format!("stage {next} ({next_weight}%) started after {position} passed");
+                let message = format!(
+                    "stage {next} ({}) started after {position} passed",
+                    next_stage.describe()
+                );
                 self.event(false, "StageAdvanced", message.clone());
-                let mut desired = self.desired(next_weight, true);
+                let mut desired = self.desired_at(next_stage);
                 desired.requeue_after = self
                     .s
                     .spec
@@ -825,18 +847,22 @@ impl<'s, 'a> Planner<'s, 'a> {
         )
     }
 
-    fn wait_for_canary(mut self, target: &Workload, first_weight: u32) -> Plan {
+    fn wait_for_canary(mut self, target: &Workload, stage: &Stage) -> Plan {
+        let first_weight = stage.weight;
         let n = self.full_size();
         let canary_size = self
             .desired(first_weight, true)
             .target_replicas
             .unwrap_or(n);
         if target.available && target.replicas == canary_size {
-            let stage = self.status.stage.unwrap_or(0);
+            let index = self.status.stage.unwrap_or(0);
             self.status.stage_started_at = Some(self.s.now);
-            let message = format!("canary available; stage {stage} ({first_weight}%) started");
+            let message = format!(
+                "canary available; stage {index} ({}) started",
+                stage.describe()
+            );
             self.event(false, "StageStarted", message.clone());
-            let mut desired = self.desired(first_weight, true);
+            let mut desired = self.desired_at(stage);
             desired.requeue_after = FAST_REQUEUE;
             return self.finish(Situation::Progressing, message, desired);
         }
@@ -892,7 +918,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             expected_evaluations: (pause / interval).max(f64::from(sequential::MIN_PAIRS) * 2.0),
             shared_failures_hold: analysis.shared_failures.hold
                 && shared_for.is_none_or(|held| held < analysis.shared_failures.max_hold.as_std()),
-            canary_percent: stage.weight,
+            canary_percent: stage.canary_share_percent(),
         }
     }
 
@@ -1053,7 +1079,10 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.rollback_cause = Some(cause);
         let revision = self.status.canary_revision.clone().unwrap_or_default();
         let stage = self.status.stage.unwrap_or(0);
-        let weight = self.status.canary_weight.unwrap_or(0);
+        let position = match self.status.canary_mirror {
+            Some(mirror) => format!("shadow {mirror}%"),
+            None => format!("{}%", self.status.canary_weight.unwrap_or(0)),
+        };
         let started = self.status.rollout_started_at.unwrap_or(self.s.now);
         self.status.phase = Some(if freeze {
             Phase::Frozen
@@ -1064,7 +1093,7 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.status.shared_failure_since = None;
         self.status.stage_started_at = None;
         let message =
-            format!("revision {revision} rolled back at stage {stage} ({weight}%): {reason}");
+            format!("revision {revision} rolled back at stage {stage} ({position}): {reason}");
         self.push_history(
             &revision,
             RolloutResult::RolledBack,
@@ -1117,6 +1146,8 @@ impl<'s, 'a> Planner<'s, 'a> {
 struct Desired {
     stable: Option<StableChange>,
     weight: Option<u32>,
+    /// Percent of stable's requests copied to the canary, with `weight`.
+    mirror: u32,
     target_replicas: Option<i32>,
     requeue_after: Duration,
 }

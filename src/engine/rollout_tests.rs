@@ -22,6 +22,8 @@ struct World {
     now: Timestamp,
     events: Vec<PlannedEvent>,
     weights: Vec<u32>,
+    /// Every distinct (weight, mirror) the router was given.
+    traffic: Vec<(u32, u32)>,
     freeze: Option<String>,
     delivery_freeze: Option<crate::engine::delivery_freeze::FreezeInForce>,
     pipeline: Option<crate::engine::pipeline_gates::Admission>,
@@ -58,6 +60,7 @@ impl World {
             now: Timestamp::from_second(1_700_000_000).unwrap(),
             events: Vec::new(),
             weights: Vec::new(),
+            traffic: Vec::new(),
             freeze: None,
             delivery_freeze: None,
             pipeline: None,
@@ -121,6 +124,11 @@ impl World {
             && self.weights.last() != Some(&weight)
         {
             self.weights.push(weight);
+        }
+        if let (Some(weight), Some(mirror)) = (plan.canary_weight, plan.canary_mirror)
+            && self.traffic.last() != Some(&(weight, mirror))
+        {
+            self.traffic.push((weight, mirror));
         }
         if let Some(replicas) = plan.target_replicas {
             self.target.replicas = replicas;
@@ -995,3 +1003,64 @@ fn queries_run_only_for_a_valid_spec_on_the_candidate_being_judged_when_due() {
 
 #[path = "rollout_judge_tests.rs"]
 mod judge;
+
+const SHADOW: &str = "
+targetRef: {name: checkout}
+service: {name: checkout, port: 80}
+trafficRouting: {gatewayAPI: {httpRoutes: [checkout]}}
+stages: [{mirror: 100, pause: 5m}, {weight: 1, pause: 2m}, {weight: 100, pause: 2m}]
+analysis:
+  interval: 30s
+  failureLimit: 2
+  checks: [{name: error-rate, query: 'sum(x)', max: 0.01}]
+";
+
+#[test]
+fn a_shadow_stage_mirrors_at_weight_zero_then_the_weights_follow() {
+    let mut world = World::adopted(SHADOW);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None); // canary available: the shadow stage starts
+    assert_eq!(world.status.canary_mirror, Some(100));
+    assert_eq!(world.status.canary_weight, Some(0));
+    assert!(
+        world.events.iter().any(|e| e.reason == "StageStarted"
+            && e.note.contains("stage 0 (shadow 100%) started")),
+        "{:?}",
+        world.events
+    );
+    world.run_for(290, Some(0.001));
+    assert_eq!(world.status.stage, Some(0), "5m pause not over yet");
+    world.run_for(20, Some(0.001));
+    assert_eq!(world.status.stage, Some(1));
+    assert_eq!(world.status.canary_mirror, None);
+    world.run_for(60 * 10, Some(0.001));
+    assert_eq!(world.status.phase, Some(Phase::Succeeded));
+    assert_eq!(
+        world.traffic,
+        vec![(0, 0), (0, 100), (1, 0), (100, 0), (0, 0)],
+        "the mirror is on exactly during the shadow stage"
+    );
+}
+
+#[test]
+fn a_candidate_failing_on_mirrored_traffic_rolls_back_before_any_weight() {
+    let mut world = World::adopted(SHADOW);
+    world.new_template("rev2");
+    world.step(None);
+    world.step(None);
+    world.run_for(60, Some(0.05));
+    assert_eq!(world.status.phase, Some(Phase::RolledBack));
+    assert_eq!(world.traffic, vec![(0, 0), (0, 100), (0, 0)]);
+    assert_eq!(world.status.canary_mirror, None);
+    let rolled_back = world
+        .events
+        .iter()
+        .find(|e| e.reason == "RolledBack")
+        .expect("RolledBack event");
+    assert!(
+        rolled_back.note.contains("at stage 0 (shadow 100%)"),
+        "{}",
+        rolled_back.note
+    );
+}

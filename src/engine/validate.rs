@@ -21,16 +21,22 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
     if spec.stages.is_empty() {
         problems.push("spec.stages must not be empty".to_string());
     }
-    for (i, pair) in spec.stages.windows(2).enumerate() {
-        if pair[1].weight <= pair[0].weight {
+    let weighted: Vec<(usize, u32)> = spec
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(_, stage)| !stage.is_shadow())
+        .map(|(i, stage)| (i, stage.weight))
+        .collect();
+    for pair in weighted.windows(2) {
+        let ((before, earlier), (after, later)) = (pair[0], pair[1]);
+        if later <= earlier {
             problems.push(format!(
-                "spec.stages weights must increase strictly: stages[{}].weight {} follows stages[{i}].weight {}",
-                i + 1,
-                pair[1].weight,
-                pair[0].weight
+                "spec.stages weights must increase strictly: stages[{after}].weight {later} follows stages[{before}].weight {earlier}"
             ));
         }
     }
+    problems.extend(shadow_stage_problems(spec));
     for (i, stage) in spec.stages.iter().enumerate() {
         if stage.weight > 100 {
             problems.push(format!(
@@ -112,6 +118,40 @@ pub fn validate_rollout(spec: &CanaryRolloutSpec) -> Vec<String> {
     problems
 }
 
+/// A shadow stage copies requests to a canary that serves no user: only the Gateway API can copy
+/// them, its weight is 0, and it comes before any stage that gives the canary traffic.
+fn shadow_stage_problems(spec: &CanaryRolloutSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    let first_weighted = spec.stages.iter().position(|stage| !stage.is_shadow());
+    for (i, stage) in spec.stages.iter().enumerate() {
+        let Some(mirror) = stage.mirror else {
+            continue;
+        };
+        if !(1..=100).contains(&mirror) {
+            problems.push(format!(
+                "spec.stages[{i}].mirror {mirror} is out of range: a percentage from 1 to 100"
+            ));
+        }
+        if stage.weight != 0 {
+            problems.push(format!(
+                "spec.stages[{i}] sets both mirror and weight {}: a shadow stage serves no user, so its weight is 0",
+                stage.weight
+            ));
+        }
+        if let Some(first) = first_weighted.filter(|first| *first < i) {
+            problems.push(format!(
+                "spec.stages[{i}] is a shadow stage (mirror) after stages[{first}] gave the canary traffic: shadow stages come first"
+            ));
+        }
+        if spec.traffic_routing.replicas.is_some() {
+            problems.push(format!(
+                "spec.stages[{i}].mirror needs spec.trafficRouting.gatewayAPI: the replicas router cannot copy requests, its canary pods would serve users"
+            ));
+        }
+    }
+    problems
+}
+
 fn mentions_track(query: &str) -> bool {
     query.replace(' ', "").contains("{{track}}")
 }
@@ -188,6 +228,54 @@ trafficRouting: {replicas: {}}
             assert!(
                 problems.iter().any(|p| p.contains(expected)),
                 "{extra}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shadow_stages() {
+        let gateway = BASE.replace("{replicas: {}}", "{gatewayAPI: {httpRoutes: [r]}}");
+        let valid = [
+            "stages: [{mirror: 100, pause: 30m}, {weight: 1}, {weight: 100}]",
+            "stages: [{mirror: 10}, {mirror: 100}, {weight: 0}, {weight: 5}]",
+            "stages: [{mirror: 1}]",
+        ];
+        for stages in valid {
+            let problems = validate_rollout(&spec(&format!("{gateway}{stages}\n")));
+            assert_eq!(problems, Vec::<String>::new(), "{stages}");
+        }
+        let invalid = [
+            (
+                gateway.as_str(),
+                "stages: [{mirror: 0}, {weight: 5}]",
+                "spec.stages[0].mirror 0 is out of range: a percentage from 1 to 100",
+            ),
+            (
+                gateway.as_str(),
+                "stages: [{mirror: 101}]",
+                "spec.stages[0].mirror 101 is out of range",
+            ),
+            (
+                gateway.as_str(),
+                "stages: [{mirror: 50, weight: 5}]",
+                "spec.stages[0] sets both mirror and weight 5",
+            ),
+            (
+                gateway.as_str(),
+                "stages: [{weight: 5}, {mirror: 100}, {weight: 50}]",
+                "spec.stages[1] is a shadow stage (mirror) after stages[0] gave the canary traffic",
+            ),
+            (
+                BASE,
+                "stages: [{mirror: 100}, {weight: 5}]",
+                "spec.stages[0].mirror needs spec.trafficRouting.gatewayAPI",
+            ),
+        ];
+        for (base, stages, expected) in invalid {
+            let problems = validate_rollout(&spec(&format!("{base}{stages}\n")));
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{stages}: {problems:?}"
             );
         }
     }

@@ -114,6 +114,7 @@ mod tests {
         Plan {
             stable,
             canary_weight: None,
+            canary_mirror: None,
             target_replicas,
             status: CanaryRolloutStatus::default(),
             events: Vec::new(),

@@ -9,6 +9,13 @@
 //!
 //! A backendRef points at a Service when its `kind` is absent or `Service`, its `group` is
 //! absent or empty, and its `namespace` is absent or the route's own.
+//!
+//! A shadow stage adds a rule-level `RequestMirror` filter to `<service>-canary` in each rule
+//! that holds the pair, with `percent` below 100 (absent at 100, which every version of the
+//! filter understands). Sluice owns only the mirror filters aimed at `<service>-canary`; any
+//! other filter of the rule is left alone. A percent below 100 is first written as a dry run:
+//! an HTTPRoute CRD older than Gateway API v1.2 would silently prune `percent` and mirror every
+//! request, so that is refused instead.
 
 use futures::future::join_all;
 use std::sync::Arc;
@@ -54,6 +61,12 @@ pub enum TrafficError {
          or at both {service}-stable and {service}-canary"
     )]
     NoMatchingBackend { route: String, service: String },
+    #[error(
+        "HTTPRoute {route}: the installed HTTPRoute CRD drops requestMirror.percent (it predates \
+         Gateway API v1.2), so mirroring {percent}% would mirror every request; use mirror: 100 \
+         or install a newer Gateway API"
+    )]
+    MirrorPercentUnsupported { route: String, percent: u32 },
     #[error(transparent)]
     Kube(#[from] kube::Error),
 }
@@ -64,6 +77,7 @@ impl TrafficError {
         match self {
             Self::RouteNotFound { .. } => "route_not_found",
             Self::NoMatchingBackend { .. } => "no_matching_backend",
+            Self::MirrorPercentUnsupported { .. } => "mirror_percent_unsupported",
             Self::Kube(_) => "kube",
         }
     }
@@ -72,7 +86,9 @@ impl TrafficError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Self::RouteNotFound { .. } | Self::NoMatchingBackend { .. }
+            Self::RouteNotFound { .. }
+                | Self::NoMatchingBackend { .. }
+                | Self::MirrorPercentUnsupported { .. }
         )
     }
 }
@@ -84,19 +100,45 @@ enum Track {
     Canary,
 }
 
-/// The new `spec.rules` with the canary at `canary_weight` percent (capped at 100) and stable
-/// at the rest, or None when the route already says so.
-///
-/// In each rule, a backendRef to the user's Service becomes the stable/canary pair in its place
-/// (a copy of it, so filters, kind, group and namespace carry over), and a pair already there
-/// gets its weights. A lone stable or canary ref (a rule pinned to one track) is left alone:
-/// weighting it would only ever matter at weight 0, where it would black-hole the rule.
+/// What the routes should say: the canary's weight, and the percent of requests copied to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteTraffic {
+    /// Percent of requests the canary serves (capped at 100).
+    pub weight: u32,
+    /// Percent of the rule's requests copied to the canary (0: no mirror filter).
+    pub mirror: u32,
+}
+
+/// [`with_traffic`] without a mirror.
 pub fn with_weights(
     route: &Value,
     names: &ServiceNames,
     canary_weight: u32,
 ) -> Result<Option<Value>, TrafficError> {
-    let canary = u64::from(canary_weight.min(100));
+    with_traffic(
+        route,
+        names,
+        RouteTraffic {
+            weight: canary_weight,
+            mirror: 0,
+        },
+    )
+}
+
+/// The new `spec.rules` with the canary at `traffic.weight` percent (capped at 100), stable at
+/// the rest, and the canary's mirror filter as `traffic.mirror` says, or None when the route
+/// already says so.
+///
+/// In each rule, a backendRef to the user's Service becomes the stable/canary pair in its place
+/// (a copy of it, so filters, kind, group and namespace carry over), and a pair already there
+/// gets its weights. A lone stable or canary ref (a rule pinned to one track) is left alone:
+/// weighting it would only ever matter at weight 0, where it would black-hole the rule.
+pub fn with_traffic(
+    route: &Value,
+    names: &ServiceNames,
+    traffic: RouteTraffic,
+) -> Result<Option<Value>, TrafficError> {
+    let canary = u64::from(traffic.weight.min(100));
     let namespace = route_namespace(route);
     let no_match = || TrafficError::NoMatchingBackend {
         route: route_name(route),
@@ -109,7 +151,7 @@ pub fn with_weights(
         .map(|rule| match weighted_rule(rule, names, namespace, canary) {
             Some(weighted) => {
                 matched = true;
-                weighted
+                with_mirror(&weighted, names, namespace, traffic.mirror)
             }
             None => rule.clone(),
         })
@@ -190,7 +232,78 @@ fn handed_back_rule(rule: &Value, names: &ServiceNames, namespace: Option<&str>)
         restored.push(pointed_at(backend, &names.user, names.port, weight));
         i += if partner.is_some() { 2 } else { 1 };
     }
-    Some(with_backend_refs(rule, restored))
+    Some(with_mirror(
+        &with_backend_refs(rule, restored),
+        names,
+        namespace,
+        0,
+    ))
+}
+
+/// The rule with Sluice's mirror filter (to `<service>-canary`) copying `percent` of its
+/// requests, or without one at 0. Other filters keep their places.
+fn with_mirror(rule: &Value, names: &ServiceNames, namespace: Option<&str>, percent: u32) -> Value {
+    let existing = rule.get("filters").and_then(Value::as_array);
+    let mut filters: Vec<Value> = existing
+        .into_iter()
+        .flatten()
+        .filter(|filter| !is_canary_mirror(filter, names, namespace))
+        .cloned()
+        .collect();
+    if percent > 0 {
+        let mut mirror = json!({ "backendRef": { "name": names.canary, "port": names.port } });
+        if percent < 100 {
+            mirror["percent"] = percent.into();
+        }
+        filters.push(json!({ "type": "RequestMirror", "requestMirror": mirror }));
+    }
+    let mut rule = rule.clone();
+    if let Some(fields) = rule.as_object_mut() {
+        // An empty list is kept only where the user wrote one.
+        if filters.is_empty() && existing.is_none_or(|list| !list.is_empty()) {
+            fields.remove("filters");
+        } else {
+            fields.insert("filters".into(), Value::Array(filters));
+        }
+    }
+    rule
+}
+
+/// Whether a rule filter is a RequestMirror to `<service>-canary`: the one Sluice owns.
+fn is_canary_mirror(filter: &Value, names: &ServiceNames, namespace: Option<&str>) -> bool {
+    filter.get("type").and_then(Value::as_str) == Some("RequestMirror")
+        && filter
+            .pointer("/requestMirror/backendRef")
+            .is_some_and(|backend| track_of(backend, names, namespace) == Some(Track::Canary))
+}
+
+/// The percent of requests the route's first mirror filter to `<service>-canary` copies
+/// (100 when it sets no percent), or None when it has none. A `fraction` is read as the
+/// percent it gives, rounded.
+pub fn canary_mirror(route: &Value, names: &ServiceNames) -> Option<u32> {
+    let namespace = route_namespace(route);
+    rules_of(route)?
+        .iter()
+        .flat_map(|rule| rule.get("filters").and_then(Value::as_array))
+        .flatten()
+        .find(|filter| is_canary_mirror(filter, names, namespace))
+        .map(|filter| {
+            let mirror = &filter["requestMirror"];
+            if let Some(percent) = mirror.get("percent").and_then(Value::as_u64) {
+                return u32::try_from(percent.min(100)).unwrap_or(100);
+            }
+            let fraction = |key: &str| mirror.pointer(&format!("/fraction/{key}"))?.as_u64();
+            match (
+                fraction("numerator"),
+                fraction("denominator").unwrap_or(100),
+            ) {
+                (Some(numerator), denominator) if denominator > 0 => {
+                    let percent = (200 * numerator + denominator) / (2 * denominator);
+                    u32::try_from(percent.min(100)).unwrap_or(100)
+                }
+                _ => 100,
+            }
+        })
 }
 
 /// The canary's percent of the pair's weight in the first rule holding the pair, or None when
@@ -322,23 +435,36 @@ pub enum CachedRoute {
 /// Looks a route up by name in the operator's cache.
 pub type RouteLookup<'a> = &'a (dyn Fn(&str) -> CachedRoute + Sync);
 
-/// Sets the canary weight on every route. Every route is attempted even when one fails, so a
-/// rollback still drains the canary from the routes that can be written; the first error (in
-/// the order of `routes`) is returned. A route the cache shows with the right weights costs no
-/// request.
-pub async fn set_weights(
+/// Sets the canary weight and mirror on every route. Every route is attempted even when one
+/// fails, so a rollback still drains the canary from the routes that can be written; the first
+/// error (in the order of `routes`) is returned. A route the cache shows with the right weights
+/// costs no request; a mirror below 100 % costs a dry run first.
+pub async fn set_traffic(
     client: &kube::Client,
     namespace: &str,
     routes: &[String],
     cached: RouteLookup<'_>,
     names: &ServiceNames,
-    canary_weight: u32,
+    traffic: RouteTraffic,
 ) -> Result<(), TrafficError> {
     let api = &http_routes(client, namespace);
+    let partial_mirror = (1..100).contains(&traffic.mirror);
     let results = join_all(routes.iter().map(|route| async move {
-        match rewrite_rules(api, route, cached(route), |current| {
-            with_weights(current, names, canary_weight)
-        })
+        let kept = |stored: &Value| match canary_mirror(stored, names) {
+            Some(percent) if percent == traffic.mirror => Ok(()),
+            _ => Err(TrafficError::MirrorPercentUnsupported {
+                route: route.clone(),
+                percent: traffic.mirror,
+            }),
+        };
+        let dry_run_check: Option<&StoredCheck<'_>> = partial_mirror.then_some(&kept);
+        match rewrite_rules(
+            api,
+            route,
+            cached(route),
+            |current| with_traffic(current, names, traffic),
+            dry_run_check,
+        )
         .await?
         {
             Rewrite::Missing => Err(TrafficError::RouteNotFound {
@@ -346,7 +472,7 @@ pub async fn set_weights(
             }),
             Rewrite::Unchanged => Ok(()),
             Rewrite::Patched => {
-                tracing::debug!(route = %route, canary_weight, "HTTPRoute weights set");
+                tracing::debug!(route = %route, ?traffic, "HTTPRoute traffic set");
                 Ok(())
             }
         }
@@ -365,9 +491,13 @@ pub async fn hand_back(
 ) -> Result<(), TrafficError> {
     let api = &http_routes(client, namespace);
     let results = join_all(routes.iter().map(|route| async move {
-        match rewrite_rules(api, route, cached(route), |current| {
-            Ok(handed_back(current, names))
-        })
+        match rewrite_rules(
+            api,
+            route,
+            cached(route),
+            |current| Ok(handed_back(current, names)),
+            None,
+        )
         .await?
         {
             Rewrite::Missing => {
@@ -412,14 +542,19 @@ enum Rewrite {
     Patched,
 }
 
+/// Judges the route as the apiserver would store it (a dry run's answer).
+type StoredCheck<'a> = dyn Fn(&Value) -> Result<(), TrafficError> + Sync + 'a;
+
 /// Computes the route's new rules from the cached copy (or a read where the cache cannot tell)
 /// and patches them in, guarded by the resourceVersion they were computed from; on a conflict
-/// it starts over from a fresh read.
+/// it starts over from a fresh read. With `dry_run_check`, the patch is first sent as a dry run
+/// and written only if the check accepts what would be stored.
 async fn rewrite_rules(
     api: &Api<DynamicObject>,
     route: &str,
     cached: CachedRoute,
     new_rules: impl Fn(&Value) -> Result<Option<Value>, TrafficError>,
+    dry_run_check: Option<&StoredCheck<'_>>,
 ) -> Result<Rewrite, TrafficError> {
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -443,7 +578,29 @@ async fn rewrite_rules(
         if let Some(version) = &object.metadata.resource_version {
             patch["metadata"] = json!({ "resourceVersion": version });
         }
-        match api.patch(route, &params, &Patch::Merge(&patch)).await {
+        let dry_run = match dry_run_check {
+            Some(check) => {
+                let dry_params = PatchParams {
+                    dry_run: true,
+                    ..params.clone()
+                };
+                match api.patch(route, &dry_params, &Patch::Merge(&patch)).await {
+                    Ok(stored) => {
+                        let stored =
+                            serde_json::to_value(&stored).map_err(kube::Error::SerdeError)?;
+                        check(&stored)?;
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            None => Ok(()),
+        };
+        let written = match dry_run {
+            Ok(()) => api.patch(route, &params, &Patch::Merge(&patch)).await,
+            Err(error) => Err(error),
+        };
+        match written {
             Ok(_) => return Ok(Rewrite::Patched),
             Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(Rewrite::Missing),
             Err(kube::Error::Api(status))

@@ -362,3 +362,98 @@ fn service_names() {
     );
     assert_eq!(names.port, 80);
 }
+
+fn mirrored(traffic: RouteTraffic, rules: Value) -> Value {
+    let mut converted = route(rules);
+    if let Some(rules) = with_traffic(&converted, &names(), traffic).unwrap() {
+        converted["spec"]["rules"] = rules;
+    }
+    converted
+}
+
+fn shadow(mirror: u32) -> RouteTraffic {
+    RouteTraffic { weight: 0, mirror }
+}
+
+#[test]
+fn a_shadow_stage_mirrors_to_the_canary_and_the_next_stage_removes_it() {
+    let header = json!({"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "x-team", "value": "shop"}]}});
+    let other_mirror = json!({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "audit-log", "port": 80}}});
+    let mut user_rule = rule(&[json!({"name": "checkout", "port": 80})]);
+    user_rule["filters"] = json!([header, other_mirror]);
+
+    let at_100 = mirrored(shadow(100), json!([user_rule.clone()]));
+    let rule_100 = &at_100["spec"]["rules"][0];
+    assert_eq!(rule_100["backendRefs"], json!(pair(100, 0)));
+    assert_eq!(
+        rule_100["filters"],
+        json!([header, other_mirror, {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "checkout-canary", "port": 80}}}]),
+        "100 % sets no percent; the user's filters stay first"
+    );
+    assert_eq!(canary_mirror(&at_100, &names()), Some(100));
+
+    let at_10 = mirrored(shadow(10), at_100["spec"]["rules"].clone());
+    assert_eq!(
+        at_10["spec"]["rules"][0]["filters"][2]["requestMirror"],
+        json!({"backendRef": {"name": "checkout-canary", "port": 80}, "percent": 10})
+    );
+    assert_eq!(
+        at_10["spec"]["rules"][0]["filters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(canary_mirror(&at_10, &names()), Some(10));
+    assert_eq!(
+        with_traffic(&at_10, &names(), shadow(10)).unwrap(),
+        None,
+        "unchanged"
+    );
+
+    let weighted = mirrored(
+        RouteTraffic {
+            weight: 1,
+            mirror: 0,
+        },
+        at_10["spec"]["rules"].clone(),
+    );
+    assert_eq!(
+        weighted["spec"]["rules"][0]["filters"],
+        json!([header, other_mirror])
+    );
+    assert_eq!(
+        weighted["spec"]["rules"][0]["backendRefs"],
+        json!(pair(99, 1))
+    );
+    assert_eq!(canary_mirror(&weighted, &names()), None);
+}
+
+#[test]
+fn a_rule_without_filters_gets_none_back() {
+    let at_100 = mirrored(shadow(100), json!([rule(&pair(100, 0))]));
+    let back = mirrored(RouteTraffic::default(), at_100["spec"]["rules"].clone());
+    assert_eq!(back["spec"]["rules"], json!([rule(&pair(100, 0))]));
+}
+
+#[test]
+fn hand_back_removes_the_mirror() {
+    let original = route(json!([rule(&[json!({"name": "checkout", "port": 80})])]));
+    let at_50 = mirrored(shadow(50), original["spec"]["rules"].clone());
+    let mut back = at_50.clone();
+    back["spec"]["rules"] = handed_back(&at_50, &names()).unwrap();
+    assert_eq!(
+        back["spec"]["rules"],
+        json!([rule(&[
+            json!({"name": "checkout", "port": 80, "weight": 100})
+        ])])
+    );
+}
+
+#[test]
+fn canary_mirror_reads_a_fraction() {
+    let mut at_100 = mirrored(shadow(100), json!([rule(&pair(100, 0))]));
+    at_100["spec"]["rules"][0]["filters"][0]["requestMirror"]["fraction"] =
+        json!({"numerator": 1, "denominator": 8});
+    assert_eq!(canary_mirror(&at_100, &names()), Some(13));
+}
