@@ -123,6 +123,14 @@ async fn invalid_specs_are_reported_and_the_operator_keeps_serving_valid_rollout
             "stages[1].weight 5 follows stages[0].weight 25",
         ),
         (
+            "shadow-replicas",
+            "orders",
+            REPLICAS,
+            "[{mirror: 100, pause: 3s}, {weight: 100}]",
+            GOOD_QUERY,
+            "spec.stages[0].mirror needs spec.trafficRouting.gatewayAPI",
+        ),
+        (
             "bad-query",
             "orders",
             REPLICAS,

@@ -413,8 +413,25 @@ impl Service {
     /// each change is timestamped as it arrives, where a poll would see it up to a poll late (or
     /// not at all, had it lasted less than one).
     pub fn record_weights(&self) -> WeightLog {
+        self.record_route(canary_weight)
+    }
+
+    /// Records every distinct (canary weight, percent mirrored to the canary) of the route, as
+    /// [`Self::record_weights`] does.
+    pub fn record_traffic(&self) -> RouteLog<(i64, Option<u32>)> {
+        self.record_route(|route| {
+            let names = sluice::traffic::ServiceNames::for_service("checkout", 80);
+            let mirror = sluice::traffic::gateway_api::canary_mirror(route, &names);
+            canary_weight(route).map(|weight| (weight, mirror))
+        })
+    }
+
+    fn record_route<T: PartialEq + Clone + Send + 'static>(
+        &self,
+        read: fn(&Value) -> Option<T>,
+    ) -> RouteLog<T> {
         let api = self.routes();
-        let seen: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<(T, Instant)>>> = Arc::default();
         let log = seen.clone();
         let task = tokio::spawn(async move {
             let config = watcher::Config::default().fields("metadata.name=checkout");
@@ -426,15 +443,15 @@ impl Service {
                     continue;
                 };
                 let route = serde_json::to_value(route).expect("route json");
-                if let Some(weight) = canary_weight(&route) {
-                    let mut seen = log.lock().expect("weight log");
-                    if seen.last().map(|(w, _)| *w) != Some(weight) {
-                        seen.push((weight, Instant::now()));
+                if let Some(value) = read(&route) {
+                    let mut seen = log.lock().expect("route log");
+                    if seen.last().map(|(v, _)| v) != Some(&value) {
+                        seen.push((value, Instant::now()));
                     }
                 }
             }
         });
-        WeightLog { seen, task }
+        RouteLog { seen, task }
     }
 
     /// The note of the Warning event with this reason, once it is listed (within 10 s).
@@ -580,24 +597,27 @@ impl Drop for Service {
     }
 }
 
-/// Distinct canary weights seen on the route, in order, with when each was first seen.
-pub struct WeightLog {
-    seen: Arc<Mutex<Vec<(i64, Instant)>>>,
+/// Distinct values seen on the route, in order, with when each was first seen.
+pub struct RouteLog<T> {
+    seen: Arc<Mutex<Vec<(T, Instant)>>>,
     task: JoinHandle<()>,
 }
 
-impl WeightLog {
-    pub fn weights(&self) -> Vec<i64> {
+/// Distinct canary weights seen on the route.
+pub type WeightLog = RouteLog<i64>;
+
+impl<T: PartialEq + Clone + std::fmt::Debug> RouteLog<T> {
+    pub fn weights(&self) -> Vec<T> {
         self.timeline().into_iter().map(|(w, _)| w).collect()
     }
 
-    pub fn timeline(&self) -> Vec<(i64, Instant)> {
-        self.seen.lock().expect("weight log").clone()
+    pub fn timeline(&self) -> Vec<(T, Instant)> {
+        self.seen.lock().expect("route log").clone()
     }
 
-    /// Waits (up to 5 s, the recorder polls) until the weights seen are `expected`; panics as
+    /// Waits (up to 5 s, the recorder polls) until the values seen are `expected`; panics as
     /// soon as they are not a prefix of it.
-    pub async fn expect(&self, expected: &[i64]) {
+    pub async fn expect(&self, expected: &[T]) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let seen = self.weights();
@@ -606,13 +626,13 @@ impl WeightLog {
             }
             assert!(
                 expected.starts_with(&seen) && Instant::now() < deadline,
-                "canary weights on the route: {seen:?}, expected {expected:?}"
+                "seen on the route: {seen:?}, expected {expected:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// How long the last weight has been on the route.
+    /// How long the last value has been on the route.
     pub fn held_for(&self) -> Duration {
         self.timeline()
             .last()
@@ -620,7 +640,7 @@ impl WeightLog {
     }
 }
 
-impl Drop for WeightLog {
+impl<T> Drop for RouteLog<T> {
     fn drop(&mut self) {
         self.task.abort();
     }

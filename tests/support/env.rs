@@ -1,5 +1,5 @@
 //! The shared local environment and the cluster-wide state every test relies on: the CRDs
-//! (ours and a minimal HTTPRoute) and one Ready fake Node to bind pods to.
+//! (ours and the upstream HTTPRoute) and one Ready fake Node to bind pods to.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +10,8 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Error};
 use tokio::sync::OnceCell;
 
+use super::gateway_api_crd::upstream_httproute_crd;
+
 /// Name of the Node the fake kubelet binds pods to.
 pub use sluice::devenv::FAKE_NODE;
 
@@ -17,9 +19,6 @@ pub use sluice::devenv::FAKE_NODE;
 const FIELD_MANAGER: &str = "sluice-tests";
 
 const NOT_RUNNING: &str = "the local test environment is not running: run hack/test or `hack/testenv up` and source its env";
-
-/// The HTTPRoute CRD the tests install; a minimal schema, not the upstream file.
-const HTTPROUTE_CRD: &str = sluice::devenv::HTTPROUTE_CRD;
 
 /// Handles on the local control plane and the shared Prometheus.
 #[derive(Clone)]
@@ -100,21 +99,21 @@ impl TestEnv {
             .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
             .collect();
         files.sort();
-        let mut crds: Vec<(String, String)> = files
+        let mut crds: Vec<(String, CustomResourceDefinition)> = files
             .iter()
             .map(|path| {
                 let yaml = std::fs::read_to_string(path)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                (path.display().to_string(), yaml)
+                let crd = serde_saphyr::from_str(&yaml)
+                    .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", path.display()));
+                (path.display().to_string(), crd)
             })
             .collect();
-        crds.push(("src/devenv/httproute-crd.yaml".into(), HTTPROUTE_CRD.into()));
+        crds.push(("upstream HTTPRoute".into(), upstream_httproute_crd()));
 
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let mut names = Vec::new();
-        for (source, yaml) in &crds {
-            let crd: CustomResourceDefinition = serde_saphyr::from_str(yaml)
-                .unwrap_or_else(|e| panic!("{source} is not a CRD: {e}"));
+        for (source, crd) in &crds {
             let name = crd
                 .metadata
                 .name
@@ -124,7 +123,7 @@ impl TestEnv {
                 api.patch(
                     &name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&crd),
+                    &Patch::Apply(crd),
                 )
                 .await
             })

@@ -18,6 +18,7 @@ mod alertmanager;
 mod env;
 mod eventually;
 mod exporter;
+mod gateway_api_crd;
 mod kubelet;
 mod namespace;
 mod operator;
