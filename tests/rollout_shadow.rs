@@ -122,8 +122,11 @@ async fn a_candidate_failing_on_mirrored_traffic_is_rolled_back_before_it_has_an
 #[tokio::test]
 async fn a_mirror_percentage_out_of_range_is_refused_by_the_schema() {
     let service = Service::start("shadow-range", &rollout_yaml(GATEWAY, QUICK_STAGES, "")).await;
-    let rollout = rollout_yaml(GATEWAY, "[{mirror: 150}, {weight: 100}]", "")
-        .replacen("name: checkout}", "name: out-of-range}", 1);
+    let rollout = rollout_yaml(GATEWAY, "[{mirror: 150}, {weight: 100}]", "").replacen(
+        "name: checkout}",
+        "name: out-of-range}",
+        1,
+    );
     let object: CanaryRollout = serde_saphyr::from_str(&rollout).expect("rollout yaml");
     let api: Api<CanaryRollout> = service.ns.api();
     let error = api

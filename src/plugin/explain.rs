@@ -60,7 +60,13 @@ impl Explained<'_> {
             let _ = writeln!(out, "Message:    {message}");
         }
         if let Some(position) = stage_position(self.rollout) {
-            let weight = or_dash(status.canary_weight.map(|w| format!("{w}%")));
+            let weight = match status.canary_mirror {
+                Some(mirror) => format!(
+                    "{}, mirroring {mirror}% of stable's requests to the canary",
+                    or_dash(status.canary_weight.map(|w| format!("{w}%")))
+                ),
+                None => or_dash(status.canary_weight.map(|w| format!("{w}%"))),
+            };
             let since = match status.stage_started_at {
                 Some(t) => format!("since {} ({} ago)", instant(t), self.ago(t)),
                 None => "not started: the canary is not available yet".to_string(),

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::format::or_dash;
+use super::format::{canary_traffic, or_dash};
 use super::table::stage_position;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{Phase, Verdict};
@@ -13,7 +13,8 @@ use crate::engine::requests::{ABORT, OVERRIDE_FREEZE, PROMOTE, RETRY, UNFREEZE};
 pub struct Progress {
     pub phase: Option<Phase>,
     pub stage: Option<String>,
-    pub weight: Option<u32>,
+    /// "5%", or "shadow 50%".
+    pub weight: Option<String>,
     pub verdict: Option<Verdict>,
 }
 
@@ -23,7 +24,7 @@ impl Progress {
         Self {
             phase: status.and_then(|s| s.phase),
             stage: stage_position(rollout),
-            weight: status.and_then(|s| s.canary_weight),
+            weight: status.and_then(canary_traffic),
             verdict: status
                 .and_then(|s| s.last_evaluation.as_ref())
                 .map(|e| e.verdict),
@@ -37,7 +38,7 @@ impl Progress {
             time.strftime("%H:%M:%S"),
             or_dash(self.phase.map(|p| format!("{p:?}"))),
             or_dash(self.stage.clone()),
-            or_dash(self.weight.map(|w| format!("{w}%"))),
+            or_dash(self.weight.clone()),
             or_dash(self.verdict.map(|v| format!("{v:?}"))),
         );
         if let Some(message) = message {

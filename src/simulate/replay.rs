@@ -33,6 +33,9 @@ pub struct Step {
     /// Stage and weight the step found (those the evaluation judged).
     pub stage: Option<u32>,
     pub weight: Option<u32>,
+    /// Percent of stable's requests copied to the canary (a shadow stage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<u32>,
     /// Phase after the step.
     pub phase: Option<Phase>,
     /// The evaluation, when one ran at this step.
@@ -72,6 +75,9 @@ pub struct Outcome {
     pub after: Duration,
     pub stage: Option<u32>,
     pub weight: Option<u32>,
+    /// Percent of stable's requests copied to the canary when it was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<u32>,
     /// Why: the rollback's or freeze's reason, or the last status message.
     pub reason: String,
 }
@@ -184,9 +190,9 @@ pub async fn replay(
         if evaluate || !plan.events.is_empty() {
             steps.push(step(now, &status, &plan, evaluate));
         }
-        let weight_before = status.canary_weight;
+        let traffic_before = (status.canary_weight, status.canary_mirror);
         status = plan.status;
-        if let Some(outcome) = settled(&status, weight_before, now) {
+        if let Some(outcome) = settled(&status, traffic_before, now) {
             return finish(documents, start, end, steps, evaluations, outcome);
         }
         match now.checked_add(plan.requeue_after) {
@@ -200,6 +206,7 @@ pub async fn replay(
         after: since(status.rollout_started_at.unwrap_or(start), end),
         stage: status.stage,
         weight: status.canary_weight,
+        mirror: status.canary_mirror,
         reason: status.message.clone().unwrap_or_default(),
     };
     finish(documents, start, end, steps, evaluations, outcome)
@@ -229,6 +236,7 @@ fn step(now: Timestamp, before: &CanaryRolloutStatus, plan: &Plan, evaluated: bo
         time: now,
         stage: before.stage,
         weight: before.canary_weight,
+        mirror: before.canary_mirror,
         phase: status.phase,
         evaluation: status.last_evaluation.clone().filter(|_| evaluated),
         events: plan
@@ -243,9 +251,13 @@ fn step(now: Timestamp, before: &CanaryRolloutStatus, plan: &Plan, evaluated: bo
     }
 }
 
-/// The outcome, once the rollout has reached a phase it does not leave by itself; `weight` is
-/// the canary's weight when it was decided.
-fn settled(status: &CanaryRolloutStatus, weight: Option<u32>, now: Timestamp) -> Option<Outcome> {
+/// The outcome, once the rollout has reached a phase it does not leave by itself; `traffic` is
+/// the canary's weight and mirror when it was decided.
+fn settled(
+    status: &CanaryRolloutStatus,
+    (weight, mirror): (Option<u32>, Option<u32>),
+    now: Timestamp,
+) -> Option<Outcome> {
     let result = match status.phase? {
         Phase::Succeeded => Ending::Promoted,
         Phase::RolledBack => Ending::RolledBack,
@@ -264,6 +276,7 @@ fn settled(status: &CanaryRolloutStatus, weight: Option<u32>, now: Timestamp) ->
         after: since(status.rollout_started_at.unwrap_or(now), now),
         stage: status.stage,
         weight,
+        mirror,
         reason,
     })
 }

@@ -168,3 +168,51 @@ async fn a_budget_spent_before_the_start_freezes_the_rollout_before_it_starts() 
     );
     assert_eq!(reasons(&replay), ["Frozen"]);
 }
+
+/// The rollout of [`documents`] with a shadow stage in front.
+fn shadow_documents() -> Documents {
+    let mut documents = documents();
+    let stages = serde_json::json!([{"mirror": 100, "pause": "1m"}, {"weight": 10, "pause": "1m"}, {"weight": 100, "pause": "1m"}]);
+    documents.rollout.spec.stages = serde_json::from_value(stages).unwrap();
+    documents
+}
+
+#[tokio::test]
+async fn a_shadow_stage_is_replayed_and_named_in_the_report() {
+    let replay = replay(
+        &shadow_documents(),
+        metrics(Some(0.001), 60.0),
+        at(0),
+        at(3600),
+    )
+    .await;
+    assert_eq!(replay.outcome.result, Ending::Promoted);
+    let advanced = replay
+        .steps
+        .iter()
+        .find(|s| s.events.iter().any(|e| e.reason == "StageAdvanced"))
+        .unwrap();
+    assert_eq!(
+        (advanced.stage, advanced.weight, advanced.mirror),
+        (Some(0), Some(0), Some(100))
+    );
+    assert_eq!(
+        advanced.decision,
+        "stage 1 (10%) started after stage 0 (shadow 100%) passed"
+    );
+    let failing = replay_of_failure(&shadow_documents()).await;
+    assert_eq!(
+        (
+            failing.outcome.result,
+            failing.outcome.weight,
+            failing.outcome.mirror
+        ),
+        (Ending::RolledBack, Some(0), Some(100))
+    );
+    let text = crate::simulate::report::text(&failing);
+    assert!(text.contains("at stage 0 (shadow 100%)"), "{text}");
+}
+
+async fn replay_of_failure(documents: &Documents) -> Replay {
+    replay(documents, metrics(Some(0.2), 60.0), at(0), at(3600)).await
+}

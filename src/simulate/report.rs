@@ -41,9 +41,18 @@ pub fn offset(replay: &Replay, at: jiff::Timestamp) -> String {
 
 fn position(step: &Step) -> String {
     match (step.stage, step.weight) {
-        (Some(stage), Some(weight)) => format!("stage {stage} ({weight}%)"),
+        (Some(stage), Some(_)) => stage_text(stage, step.weight, step.mirror),
         (Some(stage), None) => format!("stage {stage}"),
         _ => "no stage".to_string(),
+    }
+}
+
+/// "stage 1 (5%)", or "stage 0 (shadow 100%)" while the canary gets a copy of the requests.
+fn stage_text(stage: u32, weight: Option<u32>, mirror: Option<u32>) -> String {
+    match (mirror, weight) {
+        (Some(mirror), _) => format!("stage {stage} (shadow {mirror}%)"),
+        (None, Some(weight)) => format!("stage {stage} ({weight}%)"),
+        (None, None) => format!("stage {stage}"),
     }
 }
 
@@ -179,7 +188,7 @@ pub fn what_if_text(replays: &[(String, Replay)]) -> String {
     for (label, replay) in replays {
         let outcome = &replay.outcome;
         let position = match (outcome.stage, outcome.weight) {
-            (Some(stage), Some(weight)) => format!("stage {stage} ({weight}%)"),
+            (Some(stage), Some(_)) => stage_text(stage, outcome.weight, outcome.mirror),
             _ => String::new(),
         };
         let _ = writeln!(
@@ -215,7 +224,7 @@ fn outcome_text(outcome: &Outcome, replay: &Replay) -> String {
     let at = format!("{} ({})", outcome.at, offset(replay, outcome.at));
     let after = duration_text(outcome.after);
     let position = match (outcome.stage, outcome.weight) {
-        (Some(stage), Some(weight)) => format!("stage {stage} ({weight}%)"),
+        (Some(stage), Some(_)) => stage_text(stage, outcome.weight, outcome.mirror),
         _ => "the start".to_string(),
     };
     match outcome.result {
@@ -292,6 +301,7 @@ mod tests {
                     phase: Some(Phase::Progressing),
                     stage: Some(0),
                     weight: Some(1),
+                    mirror: None,
                     evaluation: None,
                     events: vec![StepEvent {
                         reason: "StageStarted",
@@ -304,6 +314,7 @@ mod tests {
                     phase: Some(Phase::RolledBack),
                     stage: Some(0),
                     weight: Some(1),
+                    mirror: None,
                     evaluation: Some(evaluation),
                     events: vec![StepEvent {
                         reason: "RolledBack",
@@ -318,6 +329,7 @@ mod tests {
                 after: Duration::from_secs(3692),
                 stage: Some(0),
                 weight: Some(1),
+                mirror: None,
                 reason: "check error-rate = 0.052 > max 0.01".into(),
             },
         }
