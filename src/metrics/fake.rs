@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt};
 use jiff::Timestamp;
 
-use super::prometheus::{MetricsSource, QueryError};
+use super::prometheus::{LabelledSeries, MetricsSource, QueryError};
 
 type Answers<T> = Mutex<HashMap<String, Result<T, QueryError>>>;
 
@@ -17,12 +17,19 @@ type Answers<T> = Mutex<HashMap<String, Result<T, QueryError>>>;
 pub struct FakeMetrics {
     values: Answers<Option<f64>>,
     ranges: Answers<Vec<(f64, f64)>>,
+    labelled: Answers<Vec<LabelledSeries>>,
     asked: Mutex<Vec<String>>,
 }
 
 impl FakeMetrics {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The answer of a labelled range query; a plain range query of it is its only series (or
+    /// `MultipleSeries`).
+    pub fn set_range_series(&self, query: impl Into<String>, series: Vec<LabelledSeries>) {
+        lock(&self.labelled).insert(query.into(), Ok(series));
     }
 
     pub fn set_value(&self, query: impl Into<String>, value: Option<f64>) {
@@ -70,10 +77,44 @@ impl MetricsSource for FakeMetrics {
         _step: Duration,
     ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>> {
         lock(&self.asked).push(query.to_string());
-        let answer = lock(&self.ranges)
-            .get(query)
-            .cloned()
-            .unwrap_or(Ok(Vec::new()));
+        let answer = lock(&self.ranges).get(query).cloned().unwrap_or_else(|| {
+            match lock(&self.labelled).get(query).cloned() {
+                Some(Ok(mut series)) if series.len() <= 1 => {
+                    Ok(series.pop().map(|s| s.points).unwrap_or_default())
+                }
+                Some(Ok(series)) => Err(QueryError::MultipleSeries {
+                    query: query.to_string(),
+                    count: series.len(),
+                }),
+                Some(Err(error)) => Err(error),
+                None => Ok(Vec::new()),
+            }
+        });
+        futures::future::ready(answer).boxed()
+    }
+
+    fn query_range_series<'a>(
+        &'a self,
+        query: &'a str,
+        _start: Timestamp,
+        _end: Timestamp,
+        _step: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
+        lock(&self.asked).push(query.to_string());
+        let labelled = lock(&self.labelled).get(query).cloned();
+        let answer = labelled.unwrap_or_else(|| {
+            let plain = lock(&self.ranges).get(query).cloned();
+            plain.unwrap_or(Ok(Vec::new())).map(|points| {
+                let series = LabelledSeries {
+                    labels: Default::default(),
+                    points,
+                };
+                (!series.points.is_empty())
+                    .then_some(series)
+                    .into_iter()
+                    .collect()
+            })
+        });
         futures::future::ready(answer).boxed()
     }
 }

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
-use super::prometheus::{MetricsSource, QueryError};
+use super::prometheus::{LabelledSeries, MetricsSource, QueryError};
 use super::prometheus_start::PrometheusStart;
 
 type Labels = Vec<(String, String)>;
@@ -86,6 +86,21 @@ impl<S: MetricsSource> MetricsSource for Instrumented<S> {
         Box::pin(async move {
             let started = Instant::now();
             let result = self.inner.query_range(query, start, end, step).await;
+            self.observe("range", started, &result);
+            result
+        })
+    }
+
+    fn query_range_series<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.inner.query_range_series(query, start, end, step).await;
             self.observe("range", started, &result);
             result
         })

@@ -19,7 +19,7 @@ pub use auth::{BasicAuth, PrometheusAuth};
 pub use fake::FakeMetrics;
 pub use instrumented::{Instrumented, QueryTelemetry};
 pub use prometheus::{
-    DEFAULT_TIMEOUT, MetricsSource, PrometheusPool, PrometheusSource, QueryError,
+    DEFAULT_TIMEOUT, LabelledSeries, MetricsSource, PrometheusPool, PrometheusSource, QueryError,
 };
 pub use prometheus_start::{DEFAULT_LOOKBACK, PrometheusStart};
 pub use template::{KNOWN_VARIABLES, TemplateError, TemplateVars, render, validate_promql};

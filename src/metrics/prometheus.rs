@@ -4,7 +4,7 @@
 //! number is the engine's job. NaN is no data; ±Inf is a value (a ratio over zero requests is a
 //! signal the caller judges).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -50,6 +50,14 @@ impl QueryError {
     }
 }
 
+/// One series of a range query's answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelledSeries {
+    pub labels: BTreeMap<String, String>,
+    /// (unix seconds, value).
+    pub points: Vec<(f64, f64)>,
+}
+
 pub trait MetricsSource: Send + Sync {
     /// One number at `time` (None = now). Ok(None) = no data (empty vector or NaN).
     fn query_value<'a>(
@@ -67,6 +75,16 @@ pub trait MetricsSource: Send + Sync {
         end: Timestamp,
         step: Duration,
     ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>>;
+
+    /// Every series of a range query, each with its labels (without `__name__`); NaN samples
+    /// are left out, and a series with none left is dropped.
+    fn query_range_series<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>>;
 
     /// When the Prometheus answering started, and its lookback: until one lookback after its
     /// start, an answer may hold samples of series that went away while it was down. None
@@ -211,6 +229,35 @@ impl MetricsSource for PrometheusSource {
         })
     }
 
+    fn query_range_series<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
+        Box::pin(async move {
+            if step.is_zero() {
+                let reason = "the range query step must be positive".to_string();
+                return Err(QueryError::BadQuery {
+                    query: query.to_string(),
+                    reason,
+                });
+            }
+            let mut request = self.client.query_range(
+                query,
+                start.as_second(),
+                end.as_second(),
+                step.as_secs_f64(),
+            );
+            if let Some(value) = self.auth.header()? {
+                request = request.header(AUTHORIZATION, value);
+            }
+            let result = request.get().await.map_err(|e| self.classify(e, query))?;
+            labelled_series(result.into_inner().0, query)
+        })
+    }
+
     fn start(&self) -> BoxFuture<'_, Result<Option<PrometheusStart>, QueryError>> {
         Box::pin(async move {
             let auth = self.auth.header()?;
@@ -262,6 +309,31 @@ fn range_series(data: Data, query: &str) -> Result<Vec<(f64, f64)>, QueryError> 
             count: many.len(),
         }),
     }
+}
+
+fn labelled_series(data: Data, query: &str) -> Result<Vec<LabelledSeries>, QueryError> {
+    let Data::Matrix(series) = data else {
+        return Err(QueryError::Other(format!(
+            "range query {query:?} did not return a matrix"
+        )));
+    };
+    Ok(series
+        .iter()
+        .map(|one| LabelledSeries {
+            labels: one
+                .metric()
+                .iter()
+                .filter(|(name, _)| name.as_str() != "__name__")
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            points: one
+                .samples()
+                .iter()
+                .filter_map(|s| nan_as_none(s.value()).map(|v| (s.timestamp(), v)))
+                .collect(),
+        })
+        .filter(|one| !one.points.is_empty())
+        .collect())
 }
 
 /// The error with its innermost cause, when it has one.

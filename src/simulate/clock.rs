@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use jiff::Timestamp;
 
 use crate::gather::MetricsSources;
-use crate::metrics::{MetricsSource, QueryError};
+use crate::metrics::{LabelledSeries, MetricsSource, QueryError};
 
 /// The replay's notion of "now", shared by the loop that advances it and the sources that
 /// read it.
@@ -64,6 +64,16 @@ impl MetricsSource for VirtualClockSource {
     ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>> {
         self.inner.query_range(query, start, end, step)
     }
+
+    fn query_range_series<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
+        self.inner.query_range_series(query, start, end, step)
+    }
 }
 
 /// The replay's sources: this one adaptor, whatever the address.
@@ -104,6 +114,16 @@ mod tests {
             _end: Timestamp,
             _step: Duration,
         ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>> {
+            futures::future::ready(Ok(Vec::new())).boxed()
+        }
+
+        fn query_range_series<'a>(
+            &'a self,
+            _query: &'a str,
+            _start: Timestamp,
+            _end: Timestamp,
+            _step: Duration,
+        ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
             futures::future::ready(Ok(Vec::new())).boxed()
         }
     }

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use super::error::RecordingError;
 use super::eval::{Outcome, Plan, SeriesStore};
 use super::recording::Recording;
-use crate::metrics::{MetricsSource, QueryError};
+use crate::metrics::{LabelledSeries, MetricsSource, QueryError};
 
 /// Prometheus refuses range queries with more points than this per series.
 const MAX_RANGE_POINTS: i64 = 11_000;
@@ -97,6 +97,24 @@ impl RecordedMetrics {
         end: Timestamp,
         step: Duration,
     ) -> Result<Vec<(f64, f64)>, QueryError> {
+        let mut series = self.labelled_series_over(query, start, end, step)?;
+        match series.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(series.swap_remove(0).points),
+            count => Err(QueryError::MultipleSeries {
+                query: query.to_string(),
+                count,
+            }),
+        }
+    }
+
+    fn labelled_series_over(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> Result<Vec<LabelledSeries>, QueryError> {
         let step_ms = step.as_millis() as i64;
         if step_ms <= 0 {
             return Err(Self::bad_query(
@@ -120,21 +138,17 @@ impl RecordedMetrics {
         let plan = self
             .plan(query)
             .map_err(|e| Self::bad_query(query, reason(e)))?;
-        let mut series = plan
-            .range(&self.store, start_ms, end_ms, step_ms)
+        let series = plan
+            .labelled_range(&self.store, start_ms, end_ms, step_ms)
             .map_err(|e| Self::bad_query(query, e.0))?;
-        match series.len() {
-            0 => Ok(Vec::new()),
-            1 => {
-                let mut points = series.swap_remove(0);
+        Ok(series
+            .into_iter()
+            .map(|(labels, mut points)| {
                 points.retain(|(_, value)| !value.is_nan());
-                Ok(points)
-            }
-            count => Err(QueryError::MultipleSeries {
-                query: query.to_string(),
-                count,
-            }),
-        }
+                LabelledSeries { labels, points }
+            })
+            .filter(|series| !series.points.is_empty())
+            .collect())
     }
 }
 
@@ -170,5 +184,15 @@ impl MetricsSource for RecordedMetrics {
         step: Duration,
     ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>> {
         futures::future::ready(self.series_over(query, start, end, step)).boxed()
+    }
+
+    fn query_range_series<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
+        futures::future::ready(self.labelled_series_over(query, start, end, step)).boxed()
     }
 }

@@ -127,15 +127,16 @@ impl Plan {
         run::Evaluator::new(store, time_ms).outcome(&self.root)
     }
 
-    /// The result at `start_ms`, `start_ms + step_ms`, ... up to `end_ms`, as one series
-    /// (unix seconds, value) per output label set that has a sample at any of those times.
-    pub fn range(
+    /// The result at `start_ms`, `start_ms + step_ms`, ... up to `end_ms`: one series
+    /// (unix seconds, value) per output label set that has a sample at any of those times, with
+    /// its labels (none for a scalar).
+    pub fn labelled_range(
         &self,
         store: &SeriesStore,
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
-    ) -> Result<Vec<Vec<(f64, f64)>>, EvalError> {
+    ) -> Result<Vec<(Labels, Vec<(f64, f64)>)>, EvalError> {
         let mut series: Vec<Vec<(f64, f64)>> = Vec::new();
         let mut time = start_ms;
         while time <= end_ms {
@@ -164,7 +165,21 @@ impl Plan {
             }
             time += step_ms;
         }
-        series.retain(|points| !points.is_empty());
-        Ok(series)
+        let slots: &[Labels] = match &self.root {
+            node::Node::Vector(vector) => &vector.slots,
+            _ => &[],
+        };
+        Ok(series
+            .into_iter()
+            .enumerate()
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(slot, points)| {
+                let labels = slots
+                    .get(slot)
+                    .map(labels::without_name)
+                    .unwrap_or_default();
+                (labels, points)
+            })
+            .collect())
     }
 }
