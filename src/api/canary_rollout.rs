@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::conditions::Condition;
 use super::duration::{Duration, NON_ZERO_DURATION_PATTERN};
 pub use super::evidence::{CheckEvidence, LogMoments, PairedEvidence};
-use super::parity_policy::ParityLevel;
+use super::parity_policy::{GroupParity, ParityLevel};
 pub use super::prometheus::PrometheusRef;
 use super::slo_budget::ObjectiveState;
 
@@ -563,6 +563,9 @@ pub struct ParityVerdict {
     /// Evaluations in a row at Warning or above.
     #[serde(default)]
     pub consecutive_breaches: u32,
+    /// With the policy's `groups`: the worst groups (at most 5), worst first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worst_groups: Vec<GroupParity>,
 }
 
 /// SLO figures carried into a rollout's evaluation.

@@ -5,6 +5,8 @@
 //! the tracking error (sample standard deviation of `a_t`, n-1) and the root-mean-square
 //! difference `sqrt(mean(a_t^2))`. `measure` picks the one the thresholds judge.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -94,6 +96,49 @@ pub struct ParityPolicySpec {
     /// two-proportion z-test on each evaluation's window alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<StatisticsSpec>,
+    /// Parity per group (per symbol, say): the query keeps these labels and returns one series
+    /// per group; each group is judged on its own, and an aggregate of the groups' active
+    /// differences too. A breach in any group counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsSpec>,
+}
+
+/// How the query's series are grouped and the groups aggregated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupsSpec {
+    /// Labels that tell the groups apart, e.g. [symbol]; every series of the query must carry
+    /// them (aggregate with `sum by (symbol) (...)`).
+    #[schemars(length(min = 1, max = 8), inner(length(min = 1, max = 63)))]
+    pub by: Vec<String>,
+    /// PromQL giving each group's weight in the aggregate (one series per group with the `by`
+    /// labels, e.g. notional per symbol; the mean over the window is used; {{track}} is
+    /// "stable"). Without it every group weighs the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub weight_query: Option<String>,
+    /// Most groups judged: a query returning more holds the rollout (level Insufficient) with
+    /// a reason naming the count.
+    #[serde(default = "default_max_groups")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_groups: u32,
+    /// Thresholds of some groups, in place of the policy's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<GroupOverride>,
+}
+
+/// Thresholds for the groups whose labels match.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupOverride {
+    /// Label values a group must have, e.g. {symbol: AAPL}.
+    #[schemars(extend("minProperties" = 1))]
+    pub group: BTreeMap<String, String>,
+    pub thresholds: Thresholds,
+}
+
+fn default_max_groups() -> u32 {
+    100
 }
 
 /// Settings of the statistical comparison.
@@ -367,6 +412,40 @@ pub struct ParityEvaluation {
     /// The sequential statistical comparison, when `spec.statistics` sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialStatistics>,
+    /// With `spec.groups`: the figures above are the aggregate's; these are the groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsSummary>,
+}
+
+/// The groups of one evaluation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupsSummary {
+    /// Groups judged.
+    pub count: u32,
+    /// Groups at Warning or above.
+    pub breaching: u32,
+    /// The worst groups, worst first (at most 10): by level, then by the judged figure.
+    #[serde(default)]
+    pub worst: Vec<GroupParity>,
+}
+
+/// One group's parity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupParity {
+    /// The group's labels, "symbol=AAPL".
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_error_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_difference_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rms_difference_bps: Option<f64>,
+    pub samples: u32,
+    pub level: ParityLevel,
+    /// Its share of the aggregate (0-1).
+    pub weight: f64,
 }
 
 /// Outcome of the sequential comparison over the evidence so far.

@@ -373,6 +373,7 @@ mod tests {
             residual_bps: Some(21.0),
             statistics: None,
             sequential: None,
+            groups: None,
         };
         metrics.record_parity("shop", "checkout-parity", &evaluation);
         let page = metrics.render();

@@ -19,6 +19,7 @@ pub mod hand_back;
 pub mod notification;
 pub mod parity;
 pub mod parity_gate;
+pub mod parity_groups;
 pub mod parity_policy;
 pub mod parity_sequential;
 pub mod pipeline;

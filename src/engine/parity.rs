@@ -420,6 +420,8 @@ pub struct ParityReport {
     pub error: Option<ParityError>,
     /// The sequential statistics' evidence after this evaluation (empty without them).
     pub evidence: Vec<CheckEvidence>,
+    /// With `spec.groups`: every group and the figure that set the level.
+    pub grouped: Option<super::parity_groups::GroupedOutcome>,
 }
 
 impl ParityReport {
@@ -495,6 +497,7 @@ pub fn evaluate_with(
                     residual_bps: None,
                     statistics: None,
                     sequential: None,
+                    groups: None,
                 },
                 figures: ParityFigures::default(),
                 unpaired: count(input.candidate.len()),
@@ -504,6 +507,7 @@ pub fn evaluate_with(
                 component_gaps: Vec::new(),
                 error: Some(error),
                 evidence: carried(),
+                grouped: None,
             };
         }
     };
@@ -583,6 +587,7 @@ pub fn evaluate_with(
             residual_bps,
             statistics,
             sequential: sequential_result,
+            groups: None,
         },
         figures,
         unpaired: paired.unpaired,
@@ -592,6 +597,7 @@ pub fn evaluate_with(
         component_gaps,
         error: None,
         evidence,
+        grouped: None,
     }
 }
 
@@ -830,6 +836,9 @@ pub fn validate_policy_with_schedule(
         }
     }
 
+    if let Some(groups) = &spec.groups {
+        problems.extend(super::parity_groups::problems(spec, groups));
+    }
     if let Some(schedule) = spec.schedule.as_deref()
         && let Err(error) = check_schedule(schedule)
     {

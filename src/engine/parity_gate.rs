@@ -16,6 +16,9 @@ use crate::engine::parity::{self, LevelSource, ParityReport};
 use crate::engine::parity_sequential::{self, SequentialContext, proportions_beyond, shift_beyond};
 use crate::engine::sequential;
 
+/// Groups a rollout's evaluation shows, worst first.
+pub const WORST_GROUPS: usize = 5;
+
 /// Problems that make a rollout referencing this policy invalid.
 pub fn problems(policy: &ParityPolicy) -> Vec<String> {
     let name = super::name_of(&policy.metadata);
@@ -86,17 +89,40 @@ pub fn gate_verdict(
     let judged = parity::judged_value(figures, spec.measure);
     let observed = report.evaluation.level;
     let counted = report.counted_level;
+    let grouped = report.grouped.as_ref();
     let verdict = ParityVerdict {
         tracking_error_bps: judged,
         mean_difference_bps: figures.mean_bps,
         samples: figures.samples,
         level: counted,
         consecutive_breaches: report.consecutive_breaches,
+        worst_groups: grouped
+            .map(|g| g.groups.iter().take(WORST_GROUPS).cloned().collect())
+            .unwrap_or_default(),
     };
     let measure = spec.measure.as_str();
-    let figure = judged.map_or("no figure".to_string(), |v| format!("{measure} {v:.1} bps"));
+    let figure_of = |value: Option<f64>| {
+        value.map_or("no figure".to_string(), |v| format!("{measure} {v:.1} bps"))
+    };
+    // With groups: the figure that set the level, and the groups and aggregate after it.
+    let (figure, groups_note, t) = match grouped {
+        Some(grouped) => {
+            let deciding = &grouped.deciding;
+            let mut note = format!(
+                " ({} groups, {} breaching",
+                grouped.groups.len(),
+                grouped.breaching
+            );
+            if deciding.label != "aggregate" {
+                note.push_str(&format!("; aggregate {}", figure_of(judged)));
+            }
+            note.push(')');
+            let figure = format!("{} {}", deciding.label, figure_of(deciding.value));
+            (figure, note, &deciding.thresholds)
+        }
+        None => (figure_of(judged), String::new(), &spec.thresholds),
+    };
     let failed_test = statistics_reason(spec, report);
-    let t = &spec.thresholds;
     let (effect, reason) = match counted {
         ParityLevel::Pass if parity::is_breach(observed) => (
             GateEffect::Hold,
@@ -107,7 +133,10 @@ pub fn gate_verdict(
                 failed_test.as_deref().unwrap_or(&figure)
             ),
         ),
-        ParityLevel::Pass => (GateEffect::Pass, format!("parity Pass: {figure}")),
+        ParityLevel::Pass => (
+            GateEffect::Pass,
+            format!("parity Pass: {figure}{groups_note}"),
+        ),
         ParityLevel::Insufficient => {
             let why = query_error
                 .or_else(|| report.data_problem())
@@ -133,7 +162,7 @@ pub fn gate_verdict(
             };
             let decided = failed_test.unwrap_or_else(|| {
                 format!(
-                    "{figure} >= {} {threshold} bps",
+                    "{figure} >= {} {threshold} bps{groups_note}",
                     level.as_str().to_lowercase()
                 )
             });

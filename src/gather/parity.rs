@@ -8,10 +8,11 @@ use jiff::Timestamp;
 use super::MetricsSources;
 use super::vars::template_vars;
 use crate::api::CanaryRollout;
-use crate::api::parity_policy::{ParityPolicy, ParityPolicySpec};
+use crate::api::parity_policy::{GroupsSpec, ParityPolicy, ParityPolicySpec};
 use crate::engine::analysis::GateVerdict;
 use crate::engine::parity::{self, ComponentSeries, ParityInput, ParityReport};
 use crate::engine::parity_gate;
+use crate::engine::parity_groups::{self, GroupSeries};
 use crate::engine::parity_sequential::SequentialContext;
 use crate::engine::statistics::Proportion;
 use crate::metrics::{MetricsSource, TemplateVars, render};
@@ -51,6 +52,20 @@ pub async fn evaluate_for_rollout(
     let since = rollout.status.as_ref().and_then(|s| s.rollout_started_at);
     let canary_vars = template_vars(rollout, "canary", None);
     let stable_vars = template_vars(rollout, "stable", None);
+    if let Some(groups) = &spec.groups {
+        let tracks = GroupedQueries {
+            candidate: (&query, &canary_vars),
+            baseline: (&query, &stable_vars),
+        };
+        let (series, query_error) =
+            match grouped_series(source, spec, groups, &tracks, since, now).await {
+                Ok(series) => (series, None),
+                Err(error) => (Vec::new(), Some(error)),
+            };
+        let report = parity_groups::evaluate_grouped(spec, groups, &series, previous_breaches, now);
+        let gate = parity_gate::gate_verdict(spec, &report, query_error);
+        return (gate, report);
+    }
     let (candidate, baseline) = futures::join!(
         range(source, &query, &canary_vars, spec, since, now),
         range(source, &query, &stable_vars, spec, since, now)
@@ -120,6 +135,20 @@ pub async fn evaluate_scheduled(
             (_, _, Some(query)) => (query.clone(), vars("canary"), query.clone(), vars("stable")),
             _ => return Err("spec needs query, or candidate and baseline".into()),
         };
+    if let Some(groups) = &spec.groups {
+        let tracks = GroupedQueries {
+            candidate: (&candidate_query, &candidate_vars),
+            baseline: (&baseline_query, &baseline_vars),
+        };
+        let series = grouped_series(source, spec, groups, &tracks, None, now).await?;
+        return Ok(parity_groups::evaluate_grouped(
+            spec,
+            groups,
+            &series,
+            previous_breaches,
+            now,
+        ));
+    }
     let start = now
         .checked_sub(spec.window.as_std())
         .map_err(|e| e.to_string())?;
@@ -157,6 +186,48 @@ pub async fn evaluate_scheduled(
         Some(sequential),
         now,
     ))
+}
+
+/// The query and template variables of each track.
+struct GroupedQueries<'a> {
+    candidate: (&'a str, &'a TemplateVars),
+    baseline: (&'a str, &'a TemplateVars),
+}
+
+/// Every group's series on both tracks over the window (from `since`, when later), with their
+/// weights; why not, when a query fails or its series cannot be grouped.
+async fn grouped_series(
+    source: &dyn MetricsSource,
+    spec: &ParityPolicySpec,
+    groups: &GroupsSpec,
+    tracks: &GroupedQueries<'_>,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Vec<GroupSeries>, String> {
+    let window_start = now
+        .checked_sub(spec.window.as_std())
+        .map_err(|e| e.to_string())?;
+    let start = since.map_or(window_start, |since| since.max(window_start));
+    let series = async |query: &str, vars: &TemplateVars| {
+        let rendered = render(query, vars).map_err(|e| e.to_string())?;
+        source
+            .query_range_series(&rendered, start, now, spec.step.as_std())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let (candidate, baseline) = futures::join!(
+        series(tracks.candidate.0, tracks.candidate.1),
+        series(tracks.baseline.0, tracks.baseline.1)
+    );
+    let weights = match &groups.weight_query {
+        Some(query) => Some(
+            series(query, tracks.baseline.1)
+                .await
+                .map_err(|e| format!("spec.groups.weightQuery: {e}"))?,
+        ),
+        None => None,
+    };
+    parity_groups::group_series(groups, candidate?, baseline?, weights)
 }
 
 type Points = Vec<(f64, f64)>;

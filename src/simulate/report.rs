@@ -281,6 +281,7 @@ mod tests {
                 samples: 7,
                 level: ParityLevel::Pass,
                 consecutive_breaches: 0,
+                worst_groups: Vec::new(),
             }),
             slo: Some(SloVerdict {
                 budget_remaining: Some(0.8234),
