@@ -22,7 +22,7 @@ fn offset(symbol: &str, t: usize) -> f64 {
     match symbol {
         "MSFT" => 0.006,
         // Noise that averages out: ±3 bps.
-        _ => 0.0003 * if t % 2 == 0 { 1.0 } else { -1.0 },
+        _ => 0.0003 * if t.is_multiple_of(2) { 1.0 } else { -1.0 },
     }
 }
 

@@ -87,6 +87,9 @@ pub enum SetOp {
     Unless,
 }
 
+/// One output series of a range evaluation: its labels and (unix seconds, value) points.
+pub type LabelledPoints = (Labels, Vec<(f64, f64)>);
+
 /// Why an evaluation failed at one time, in Prometheus' words where it has them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalError(pub String);
@@ -136,7 +139,7 @@ impl Plan {
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
-    ) -> Result<Vec<(Labels, Vec<(f64, f64)>)>, EvalError> {
+    ) -> Result<Vec<LabelledPoints>, EvalError> {
         let mut series: Vec<Vec<(f64, f64)>> = Vec::new();
         let mut time = start_ms;
         while time <= end_ms {
