@@ -158,6 +158,33 @@ impl Explained<'_> {
         figures.push(format!("{} samples", parity.samples));
         figures.push(format!("{} breaches in a row", parity.consecutive_breaches));
         let _ = writeln!(out, "    {}", figures.join(", "));
+        if !parity.worst_groups.is_empty() {
+            let rows: Vec<Vec<String>> = parity
+                .worst_groups
+                .iter()
+                .map(|g| {
+                    vec![
+                        g.group.clone(),
+                        g.level.to_string(),
+                        or_dash(g.rms_difference_bps.map(bps)),
+                        or_dash(g.tracking_error_bps.map(bps)),
+                        or_dash(g.mean_difference_bps.map(bps)),
+                        g.samples.to_string(),
+                        percent(g.weight),
+                    ]
+                })
+                .collect();
+            let headers = [
+                "GROUP", "LEVEL", "RMS", "TRACKING", "MEAN", "SAMPLES", "WEIGHT",
+            ];
+            let _ = writeln!(
+                out,
+                "    worst groups (the figures above are the aggregate's):"
+            );
+            for line in table(&headers, &rows).lines() {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
         let Some(policy) = self.parity_policy else {
             let _ = writeln!(out, "    (ParityPolicy {name} not found: no attribution)");
             return;
