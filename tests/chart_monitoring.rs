@@ -65,6 +65,8 @@ const OPERATOR_METRICS: &[&str] = &[
     "sluice_parity_component_difference_bps",
     "sluice_parity_level",
     "sluice_parity_evaluations_total",
+    "sluice_parity_groups",
+    "sluice_parity_worst_group_rms_bps",
     "sluice_slo_budget_remaining",
     "sluice_slo_burn_rate",
     "sluice_slo_objective_state",

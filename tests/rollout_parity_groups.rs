@@ -132,6 +132,28 @@ async fn a_canary_60_bps_off_on_one_symbol_of_five_is_rolled_back_naming_the_sym
     let aggregate = evaluation.rms_difference_bps.unwrap();
     assert!((aggregate - expected_aggregate).abs() < 1e-6, "{aggregate}");
 
+    let metrics = service.operator_metrics().await;
+    let series = |name: &str, needle: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(needle))
+            .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        series("sluice_parity_groups{", "kind=\"judged\"").as_deref(),
+        Some("5")
+    );
+    assert_eq!(
+        series("sluice_parity_groups{", "kind=\"breaching\"").as_deref(),
+        Some("1")
+    );
+    let worst: f64 = series("sluice_parity_worst_group_rms_bps{", "checkout-parity")
+        .expect("worst group series")
+        .parse()
+        .unwrap();
+    assert!((worst - expected_msft).abs() < 1e-6, "{worst}");
+    assert!(!metrics.contains("MSFT"), "no group label on any series");
+
     let output = tokio::process::Command::new(PLUGIN)
         .args(["status", "checkout", "-n", &ns])
         .env("KUBECONFIG", &service.env.kubeconfig)

@@ -67,6 +67,8 @@ pub struct Metrics {
     parity_component_difference: Family<Labels, FloatGauge>,
     parity_level: Family<Labels, Gauge>,
     parity_evaluations: Family<Labels, Counter>,
+    parity_groups: Family<Labels, Gauge>,
+    parity_worst_group_rms: Family<Labels, FloatGauge>,
     slo_budget_remaining: Family<Labels, FloatGauge>,
     slo_burn_rate: Family<Labels, FloatGauge>,
     slo_objective_state: Family<Labels, Gauge>,
@@ -117,6 +119,8 @@ impl Metrics {
             parity_component_difference: Family::default(),
             parity_level: Family::default(),
             parity_evaluations: Family::default(),
+            parity_groups: Family::default(),
+            parity_worst_group_rms: Family::default(),
             slo_budget_remaining: Family::default(),
             slo_burn_rate: Family::default(),
             slo_objective_state: Family::default(),
@@ -159,6 +163,16 @@ impl Metrics {
             "parity_evaluations",
             "Parity evaluations by observed level",
             metrics.parity_evaluations.clone(),
+        );
+        registry.register(
+            "parity_groups",
+            "Groups of a grouped policy's latest evaluation: judged, and breaching (Warning or above); per-group figures are in the status, not here, to keep the series bounded",
+            metrics.parity_groups.clone(),
+        );
+        registry.register(
+            "parity_worst_group_rms_bps",
+            "RMS difference of the worst group of a grouped policy's latest evaluation, basis points",
+            metrics.parity_worst_group_rms.clone(),
         );
         registry.register(
             "slo_budget_remaining",
@@ -248,6 +262,28 @@ impl Metrics {
                 .get_or_create(&level_labels)
                 .set(i64::from(level == evaluation.level));
         }
+        for (kind, count) in [
+            ("judged", evaluation.groups.as_ref().map(|g| g.count)),
+            ("breaching", evaluation.groups.as_ref().map(|g| g.breaching)),
+        ] {
+            let mut kind_labels = labels.clone();
+            kind_labels.push(("kind".into(), kind.into()));
+            match count {
+                Some(count) => {
+                    self.parity_groups
+                        .get_or_create(&kind_labels)
+                        .set(i64::from(count));
+                }
+                None => {
+                    self.parity_groups.remove(&kind_labels);
+                }
+            }
+        }
+        let worst = evaluation.groups.as_ref().and_then(|g| g.worst.first());
+        set(
+            &self.parity_worst_group_rms,
+            worst.and_then(|g| g.rms_difference_bps),
+        );
         let mut counted = labels;
         counted.push(("level".into(), evaluation.level.as_str().into()));
         self.parity_evaluations.get_or_create(&counted).inc();
