@@ -216,3 +216,74 @@ async fn a_shadow_stage_is_replayed_and_named_in_the_report() {
 async fn replay_of_failure(documents: &Documents) -> Replay {
     replay(documents, metrics(Some(0.2), 60.0), at(0), at(3600)).await
 }
+
+/// A rollout judged by a ParityPolicy per symbol, over five symbols of which MSFT's canary is
+/// 60 bps above its stable.
+fn grouped_parity() -> (Documents, Arc<FakeMetrics>) {
+    let rollout = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": "checkout", "namespace": "shop"},
+        "spec": {
+            "targetRef": {"kind": "Deployment", "name": "checkout"},
+            "service": {"name": "checkout", "port": 80},
+            "trafficRouting": {"gatewayAPI": {"httpRoutes": ["checkout"]}},
+            "stages": [{"weight": 5, "pause": "10m"}, {"weight": 100, "pause": "1m"}],
+            "analysis": {"interval": "30s", "parityPolicyRef": {"name": "parity"}}
+        }
+    });
+    let policy = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "ParityPolicy",
+        "metadata": {"name": "parity", "namespace": "shop"},
+        "spec": {
+            "query": "sum by (symbol) (px{track=\"{{track}}\"})",
+            "window": "10m", "step": "30s", "minSamples": 10,
+            "groups": {"by": ["symbol"]}
+        }
+    });
+    let raw = RawDocuments::from_documents(vec![
+        ("CanaryRollout".into(), rollout),
+        ("ParityPolicy".into(), policy),
+    ])
+    .unwrap();
+    let fake = FakeMetrics::new();
+    for track in ["canary", "stable"] {
+        let series = ["AAPL", "AMZN", "GOOG", "MSFT", "NVDA"]
+            .into_iter()
+            .map(|symbol| {
+                let offset = if track == "canary" && symbol == "MSFT" {
+                    1.006
+                } else {
+                    1.0
+                };
+                crate::metrics::LabelledSeries {
+                    labels: [("symbol".to_string(), symbol.to_string())].into(),
+                    points: (0..20)
+                        .map(|t| (1_700_000_000.0 + 30.0 * t as f64, 100.0 * offset))
+                        .collect(),
+                }
+            })
+            .collect();
+        fake.set_range_series(format!("sum by (symbol) (px{{track=\"{track}\"}})"), series);
+    }
+    (raw.typed().unwrap(), Arc::new(fake))
+}
+
+#[tokio::test]
+async fn a_grouped_recording_is_replayed_and_the_breaching_group_named() {
+    let (documents, metrics) = grouped_parity();
+    let replay = replay(&documents, metrics, at(0), at(3600)).await;
+    assert_eq!(replay.outcome.result, Ending::RolledBack);
+    assert!(
+        replay.outcome.reason.starts_with("parity Critical: group symbol=MSFT rms 60.0 bps >= critical 50 bps (5 groups, 1 breaching; aggregate rms 12.0 bps)"),
+        "{}",
+        replay.outcome.reason
+    );
+    let text = crate::simulate::report::text(&replay);
+    assert!(text.contains("group symbol=MSFT"), "{text}");
+    assert!(
+        text.contains("worst groups: symbol=MSFT Critical rms 60.0 bps, "),
+        "{text}"
+    );
+}

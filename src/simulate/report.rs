@@ -98,6 +98,19 @@ pub fn evaluation_lines(evaluation: &Evaluation) -> Vec<String> {
             "parity {}: tracking error {figure} over {} samples, {} breaches in a row",
             parity.level, parity.samples, parity.consecutive_breaches
         ));
+        if !parity.worst_groups.is_empty() {
+            let groups: Vec<String> = parity
+                .worst_groups
+                .iter()
+                .map(|g| {
+                    let rms = g
+                        .rms_difference_bps
+                        .map_or("no figure".to_string(), |v| format!("rms {v:.1} bps"));
+                    format!("{} {} {rms}", g.group, g.level)
+                })
+                .collect();
+            lines.push(format!("worst groups: {}", groups.join(", ")));
+        }
     }
     if let Some(slo) = &evaluation.slo {
         let left = slo
