@@ -12,7 +12,7 @@ use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::{Phase, RolloutResult};
 
 const SHADOW_THEN_WEIGHTS: &str =
-    "[{mirror: 50, pause: 4s}, {weight: 5, pause: 2s}, {weight: 100, pause: 2s}]";
+    "[{mirror: 50, pause: 8s}, {weight: 5, pause: 2s}, {weight: 100, pause: 2s}]";
 
 /// Sluice's mirror filters on the route: rule-level RequestMirror filters to the canary.
 fn canary_mirrors(route: &serde_json::Value) -> Vec<serde_json::Value> {
@@ -39,9 +39,17 @@ async fn the_route_mirrors_to_the_canary_exactly_during_the_shadow_stage() {
         mirrored,
         vec![serde_json::json!({
             "type": "RequestMirror",
-            "requestMirror": {"backendRef": {"name": "checkout-canary", "port": 80}, "percent": 50}
+            "requestMirror": {"backendRef": {"kind": "Service", "name": "checkout-canary", "port": 80}, "percent": 50}
         })],
-        "one filter, on the rule that routes to checkout, with the percent kept by the schema"
+        "one filter, on the rule that routes to checkout, with the percent kept by the schema \
+         (and the kind it defaults)"
+    );
+    let version = service.route().await["metadata"]["resourceVersion"].clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        service.route().await["metadata"]["resourceVersion"],
+        version,
+        "a route that says what the stage wants is not written again"
     );
     let status = service.status().await;
     assert_eq!(
@@ -58,8 +66,8 @@ async fn the_route_mirrors_to_the_canary_exactly_during_the_shadow_stage() {
     let timeline = traffic.timeline();
     let held = timeline[2].1 - timeline[1].1;
     assert!(
-        held >= Duration::from_millis(3800),
-        "the mirror lasted the shadow stage's 4 s pause, not {held:?}"
+        held >= Duration::from_millis(7800),
+        "the mirror lasted the shadow stage's 8 s pause, not {held:?}"
     );
     let route = service.route().await;
     assert_eq!(canary_mirrors(&route), Vec::<serde_json::Value>::new());

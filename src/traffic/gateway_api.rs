@@ -244,6 +244,16 @@ fn handed_back_rule(rule: &Value, names: &ServiceNames, namespace: Option<&str>)
 /// requests, or without one at 0. Other filters keep their places.
 fn with_mirror(rule: &Value, names: &ServiceNames, namespace: Option<&str>, percent: u32) -> Value {
     let existing = rule.get("filters").and_then(Value::as_array);
+    let ours: Vec<&Value> = existing
+        .into_iter()
+        .flatten()
+        .filter(|filter| is_canary_mirror(filter, names, namespace))
+        .collect();
+    // A filter that already says so stays as stored: the apiserver may have filled in defaults
+    // (the backendRef's kind and group) that a fresh copy lacks.
+    if percent > 0 && ours.len() == 1 && mirror_percent(ours[0]) == percent {
+        return rule.clone();
+    }
     let mut filters: Vec<Value> = existing
         .into_iter()
         .flatten()
@@ -287,23 +297,27 @@ pub fn canary_mirror(route: &Value, names: &ServiceNames) -> Option<u32> {
         .flat_map(|rule| rule.get("filters").and_then(Value::as_array))
         .flatten()
         .find(|filter| is_canary_mirror(filter, names, namespace))
-        .map(|filter| {
-            let mirror = &filter["requestMirror"];
-            if let Some(percent) = mirror.get("percent").and_then(Value::as_u64) {
-                return u32::try_from(percent.min(100)).unwrap_or(100);
-            }
-            let fraction = |key: &str| mirror.pointer(&format!("/fraction/{key}"))?.as_u64();
-            match (
-                fraction("numerator"),
-                fraction("denominator").unwrap_or(100),
-            ) {
-                (Some(numerator), denominator) if denominator > 0 => {
-                    let percent = (200 * numerator + denominator) / (2 * denominator);
-                    u32::try_from(percent.min(100)).unwrap_or(100)
-                }
-                _ => 100,
-            }
-        })
+        .map(mirror_percent)
+}
+
+/// The percent of requests a RequestMirror filter copies: its `percent`, its `fraction`
+/// rounded, or 100 when it sets neither.
+fn mirror_percent(filter: &Value) -> u32 {
+    let mirror = &filter["requestMirror"];
+    if let Some(percent) = mirror.get("percent").and_then(Value::as_u64) {
+        return u32::try_from(percent.min(100)).unwrap_or(100);
+    }
+    let fraction = |key: &str| mirror.pointer(&format!("/fraction/{key}"))?.as_u64();
+    match (
+        fraction("numerator"),
+        fraction("denominator").unwrap_or(100),
+    ) {
+        (Some(numerator), denominator) if denominator > 0 => {
+            let percent = (200 * numerator + denominator) / (2 * denominator);
+            u32::try_from(percent.min(100)).unwrap_or(100)
+        }
+        _ => 100,
+    }
 }
 
 /// The canary's percent of the pair's weight in the first rule holding the pair, or None when

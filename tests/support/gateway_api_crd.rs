@@ -18,7 +18,27 @@ pub fn upstream_httproute_crd() -> CustomResourceDefinition {
     // Kubernetes 1.20 compares the schema of each version after a round trip that does not keep
     // a null in an enum, and refuses the CRD; `nullable: true` already allows null there.
     drop_null_enum_values(&mut value);
+    default_backend_kind(&mut value);
     serde_json::from_value(value).expect("still a CRD")
+}
+
+/// The upstream schema defaults a backend reference's `kind` to Service; the bindings' schema
+/// carries no defaults.
+fn default_backend_kind(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(Value::Object(properties)) = fields.get_mut("properties")
+                && ["name", "port", "kind"]
+                    .iter()
+                    .all(|k| properties.contains_key(*k))
+            {
+                properties["kind"]["default"] = "Service".into();
+            }
+            fields.values_mut().for_each(default_backend_kind);
+        }
+        Value::Array(items) => items.iter_mut().for_each(default_backend_kind),
+        _ => {}
+    }
 }
 
 fn drop_null_enum_values(value: &mut Value) {

@@ -457,3 +457,19 @@ fn canary_mirror_reads_a_fraction() {
         json!({"numerator": 1, "denominator": 8});
     assert_eq!(canary_mirror(&at_100, &names()), Some(13));
 }
+
+#[test]
+fn a_stored_mirror_with_defaults_filled_in_is_left_alone() {
+    let mut stored = mirrored(shadow(50), json!([rule(&pair(100, 0))]));
+    stored["spec"]["rules"][0]["filters"][0]["requestMirror"]["backendRef"]["kind"] =
+        "Service".into();
+    stored["spec"]["rules"][0]["filters"][0]["requestMirror"]["backendRef"]["group"] = "".into();
+    assert_eq!(with_traffic(&stored, &names(), shadow(50)).unwrap(), None);
+    let changed = with_traffic(&stored, &names(), shadow(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        changed[0]["filters"],
+        json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "checkout-canary", "port": 80}, "percent": 10}}])
+    );
+}
