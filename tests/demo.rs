@@ -40,6 +40,7 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         "event   Promoted: ",
         "RESULT: 2.0.0 promoted",
         "warning RolledBack: ",
+        "rolled back at stage 0 (shadow 100%)",
         "RESULT: 3.0.0-bad rolled back: check error-rate = ",
         "the story is over",
     ] {

@@ -1,5 +1,6 @@
 //! The demo's service: a Deployment `checkout`, its Service and HTTPRoute, and a CanaryRollout
-//! with stages short enough to watch (1/5/25/100 %, 5 s each, an evaluation every 2 s).
+//! with stages short enough to watch (a shadow stage copying every request to the canary, then
+//! 1/5/25/100 %, 5 s each, an evaluation every 2 s).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -143,6 +144,7 @@ fn httproute() -> Value {
 
 fn canary_rollout() -> Value {
     let stage = |weight: u32| json!({"weight": weight, "pause": "5s"});
+    let shadow = json!({"mirror": 100, "pause": "5s"});
     json!({
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "CanaryRollout",
@@ -151,7 +153,7 @@ fn canary_rollout() -> Value {
             "targetRef": {"kind": "Deployment", "name": APP},
             "service": {"name": APP, "port": SERVICE_PORT, "targetPort": 8080},
             "trafficRouting": {"gatewayAPI": {"httpRoutes": [APP]}},
-            "stages": [stage(1), stage(5), stage(25), stage(100)],
+            "stages": [shadow, stage(1), stage(5), stage(25), stage(100)],
             "analysis": {
                 "interval": "2s",
                 "failureLimit": 2,
@@ -176,9 +178,15 @@ mod tests {
                 .spec
                 .stages
                 .iter()
-                .map(|s| s.weight)
+                .map(|s| (s.mirror, s.weight))
                 .collect::<Vec<_>>(),
-            [1, 5, 25, 100]
+            [
+                (Some(100), 0),
+                (None, 1),
+                (None, 5),
+                (None, 25),
+                (None, 100)
+            ]
         );
         let query = &rollout.spec.analysis.checks[0].query;
         let rendered = render(query, &TemplateVars::placeholders()).unwrap();

@@ -1,6 +1,7 @@
 //! A simulated data plane: not real traffic. Once a second it reads where the HTTPRoute sends
-//! checkout's requests (the stable/canary weights Sluice writes) and which version serves each
-//! track, and publishes what 200 requests per second split that way would have produced:
+//! checkout's requests (the stable/canary weights Sluice writes, and the share its mirror filter
+//! copies to the canary) and which version serves each track, and publishes what 200 requests
+//! per second split that way would have produced (copies counted on the canary):
 //! `http_requests_total{namespace, app, track, pod_template_hash, code}` counters, through a
 //! metrics exporter that the local Prometheus scrapes. `pod_template_hash` is that of the
 //! serving Deployment's newest ReplicaSet, as kube-state-metrics or a relabelling would give it,
@@ -23,7 +24,7 @@ use super::manifests::{APP, SERVICE_PORT, httproutes};
 use crate::controller::replica_set_summary::ReplicaSetSummary;
 use crate::controller::workloads;
 use crate::devenv::MetricsExporter;
-use crate::traffic::gateway_api::{ServiceNames, canary_weight};
+use crate::traffic::gateway_api::{ServiceNames, canary_mirror, canary_weight};
 
 /// Requests per second reaching checkout, both tracks together.
 pub const REQUESTS_PER_SECOND: f64 = 200.0;
@@ -61,6 +62,9 @@ pub struct Version {
 pub struct Routing {
     /// Percent of requests the HTTPRoute sends to the canary.
     pub canary_weight: u32,
+    /// Percent of the stable track's requests the HTTPRoute copies to the canary (a shadow
+    /// stage); the copies' responses go nowhere.
+    pub canary_mirror: u32,
     /// What serves the stable track.
     pub stable: Option<Version>,
     /// What serves the canary track: the target Deployment's template.
@@ -80,9 +84,11 @@ impl Counters {
     /// series of versions that no longer serve are dropped and returned.
     pub fn advance(&mut self, routing: &Routing, seconds: f64) -> Vec<SeriesKey> {
         let canary_share = f64::from(routing.canary_weight.min(100)) / 100.0;
+        let stable_share = 1.0 - canary_share;
+        let copied = stable_share * f64::from(routing.canary_mirror.min(100)) / 100.0;
         let tracks = [
-            ("stable", 1.0 - canary_share, &routing.stable),
-            ("canary", canary_share, &routing.canary),
+            ("stable", stable_share, &routing.stable),
+            ("canary", canary_share + copied, &routing.canary),
         ];
         let serving = |key: &SeriesKey| {
             tracks.iter().any(|(track, _, version)| {
@@ -187,9 +193,14 @@ async fn run(client: Client, namespace: String, exporter: Arc<MetricsExporter>) 
 async fn observe(client: &Client, namespace: &str) -> anyhow::Result<Routing> {
     let names = ServiceNames::for_service(APP, SERVICE_PORT);
     let route = httproutes(client, namespace).get_opt(APP).await?;
+    let route = route.and_then(|route| serde_json::to_value(route).ok());
     let canary_weight = route
-        .and_then(|route| serde_json::to_value(route).ok())
-        .and_then(|route| canary_weight(&route, &names))
+        .as_ref()
+        .and_then(|route| canary_weight(route, &names))
+        .unwrap_or(0);
+    let canary_mirror = route
+        .as_ref()
+        .and_then(|route| canary_mirror(route, &names))
         .unwrap_or(0);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let canary = match deployments.get_opt(APP).await? {
@@ -202,6 +213,7 @@ async fn observe(client: &Client, namespace: &str) -> anyhow::Result<Routing> {
     };
     Ok(Routing {
         canary_weight,
+        canary_mirror,
         stable,
         canary,
     })
@@ -262,6 +274,7 @@ mod tests {
     fn routing(weight: u32, canary_tag: &str, canary_hash: &str) -> Routing {
         Routing {
             canary_weight: weight,
+            canary_mirror: 0,
             stable: version("1.0.0", "s1"),
             canary: version(canary_tag, canary_hash),
         }
@@ -283,6 +296,28 @@ mod tests {
         };
         assert!((total("canary", "c2") - 100.0).abs() < 1e-9);
         assert!((total("stable", "s1") - 300.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_mirror_copies_stables_requests_to_the_canary() {
+        let mut counters = Counters::default();
+        let shadow = Routing {
+            canary_mirror: 100,
+            ..routing(0, "3.0.0-bad", "c3")
+        };
+        counters.advance(&shadow, 2.0);
+        let total = |track, hash| {
+            counters.get(track, hash, "200").unwrap() + counters.get(track, hash, "500").unwrap()
+        };
+        assert!(
+            (total("stable", "s1") - 400.0).abs() < 1e-9,
+            "stable serves all"
+        );
+        assert!(
+            (total("canary", "c3") - 400.0).abs() < 1e-9,
+            "the canary gets a copy of each"
+        );
+        assert!((counters.get("canary", "c3", "500").unwrap() - 32.0).abs() < 1e-9);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
         image(FIRST_VERSION)
     ));
     timeline.say(format!(
-        "  the rollout: stages 1/5/25/100 %, 5 s each, an evaluation every 2 s; check {CHECK_NAME}: \
+        "  the rollout: a shadow stage (the canary gets a copy of every request and serves no user), \
+         then 1/5/25/100 %, 5 s each, an evaluation every 2 s; check {CHECK_NAME}: \
          the 5xx share of the canary's pods (by pod-template-hash) over {CHECK_WINDOW_SECONDS} s \
          must stay <= {CHECK_MAX}; rollback after 2 failed evaluations in a row"
     ));

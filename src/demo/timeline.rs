@@ -176,7 +176,10 @@ pub fn state_line(status: &CanaryRolloutStatus, stages: usize) -> String {
         _ => "-".into(),
     };
     let weight = status.canary_weight.unwrap_or(0);
-    let mut line = format!("{phase:<12} stage {stage:<4} canary {weight:>3}%");
+    let mut line = match status.canary_mirror {
+        Some(mirror) => format!("{phase:<12} stage {stage:<4} shadow {mirror:>3}%"),
+        None => format!("{phase:<12} stage {stage:<4} canary {weight:>3}%"),
+    };
     // The last evaluation stays in the status after a rollout; show it only for the current one.
     let current = |time: &jiff::Timestamp| {
         status
