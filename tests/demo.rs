@@ -39,6 +39,7 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         "adopted: checkout-stable runs 1.0.0",
         "event   Promoted: ",
         "RESULT: 2.0.0 promoted",
+        "RESULT: 4.0.0-drift rolled back: parity Critical: group symbol=MSFT rms ",
         "warning RolledBack: ",
         "rolled back at stage 0 (shadow 100%)",
         "RESULT: 3.0.0-bad rolled back: check error-rate = ",

@@ -8,7 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::{Client, Error};
 use serde_json::{Value, json};
 
-use crate::api::CanaryRollout;
+use crate::api::{CanaryRollout, ParityPolicy};
 
 /// Field manager of everything the demo writes.
 pub const FIELD_MANAGER: &str = "sluice-demo";
@@ -24,6 +24,10 @@ pub const FIRST_VERSION: &str = "1.0.0";
 pub const GOOD_VERSION: &str = "2.0.0";
 /// A version the simulator serves with many errors ("bad" in the tag).
 pub const BAD_VERSION: &str = "3.0.0-bad";
+/// A version that quotes one symbol 60 bps high ("drift" in the tag).
+pub const DRIFT_VERSION: &str = "4.0.0-drift";
+/// The ParityPolicy judging the canary's quotes against stable's, per symbol.
+pub const PARITY_POLICY: &str = "checkout-parity";
 /// Range of the check's `rate()`, in seconds.
 pub const CHECK_WINDOW_SECONDS: u64 = 15;
 /// Name of the rollout's single check.
@@ -54,6 +58,10 @@ pub async fn apply(client: &Client, namespace: &str) -> Result<(), Error> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     deployments
         .patch(APP, &params, &Patch::Apply(deployment()))
+        .await?;
+    let policies: Api<ParityPolicy> = Api::namespaced(client.clone(), namespace);
+    policies
+        .patch(PARITY_POLICY, &params, &Patch::Apply(parity_policy()))
         .await?;
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     services
@@ -142,6 +150,27 @@ fn httproute() -> Value {
     })
 }
 
+/// Parity of the canary's quotes with stable's, per symbol, weighted by notional: the default
+/// levels (20 / 50 / 100 bps: hold, roll back, roll back and freeze), seen twice in a row.
+fn parity_policy() -> Value {
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "ParityPolicy",
+        "metadata": {"name": PARITY_POLICY},
+        "spec": {
+            "query": r#"sum by (symbol) (demo_order_value{namespace="{{namespace}}",track="{{track}}"})"#,
+            "window": "1m",
+            "step": "1s",
+            "minSamples": 4,
+            "consecutiveBreaches": 2,
+            "groups": {
+                "by": ["symbol"],
+                "weightQuery": r#"sum by (symbol) (demo_order_notional{namespace="{{namespace}}"})"#
+            }
+        }
+    })
+}
+
 fn canary_rollout() -> Value {
     let stage = |weight: u32| json!({"weight": weight, "pause": "5s"});
     let shadow = json!({"mirror": 100, "pause": "5s"});
@@ -158,7 +187,8 @@ fn canary_rollout() -> Value {
                 "interval": "2s",
                 "failureLimit": 2,
                 "noData": "Hold",
-                "checks": [{"name": CHECK_NAME, "query": check_query(), "max": CHECK_MAX}]
+                "checks": [{"name": CHECK_NAME, "query": check_query(), "max": CHECK_MAX}],
+                "parityPolicyRef": {"name": PARITY_POLICY}
             },
             "progressDeadline": "60s"
         }

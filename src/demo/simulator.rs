@@ -7,6 +7,10 @@
 //! serving Deployment's newest ReplicaSet, as kube-state-metrics or a relabelling would give it,
 //! so a check can select the current canary with `{{podTemplateHash}}`. A version whose tag
 //! contains "bad" fails 8 % of its requests, any other 0.2 %.
+//!
+//! It also publishes what each track quotes for five symbols, `demo_order_value{namespace, app,
+//! track, symbol}`, and each symbol's notional, `demo_order_notional{namespace, app, symbol}`,
+//! for the ParityPolicy: a version whose tag contains "drift" quotes MSFT 0.6 % (60 bps) high.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +40,21 @@ pub const GOOD_ERROR_RATIO: f64 = 0.002;
 pub const METRIC: &str = "http_requests_total";
 /// A gauge at 1 while the simulator runs.
 pub const UP_METRIC: &str = "sluice_demo_simulator_up";
+/// What a track quotes per symbol.
+pub const ORDER_METRIC: &str = "demo_order_value";
+/// The notional traded per symbol: the symbols' weights in the aggregate parity.
+pub const NOTIONAL_METRIC: &str = "demo_order_notional";
+/// (symbol, price quoted by a version without drift, notional).
+pub const SYMBOLS: [(&str, f64, f64); 5] = [
+    ("AAPL", 190.0, 1.0),
+    ("AMZN", 180.0, 2.0),
+    ("GOOG", 170.0, 3.0),
+    ("MSFT", 400.0, 4.0),
+    ("NVDA", 120.0, 10.0),
+];
+/// The symbol a "drift" version quotes high, and by how much.
+pub const DRIFT_SYMBOL: &str = "MSFT";
+pub const DRIFT: f64 = 0.006;
 
 const TICK: Duration = Duration::from_secs(1);
 
@@ -46,6 +65,16 @@ pub fn error_ratio(image: &str) -> f64 {
         BAD_ERROR_RATIO
     } else {
         GOOD_ERROR_RATIO
+    }
+}
+
+/// What the version of `image` quotes for `symbol`, priced `price` without drift.
+pub fn quote(image: &str, symbol: &str, price: f64) -> f64 {
+    let tag = image.rsplit_once(':').map_or("", |(_, tag)| tag);
+    if tag.contains("drift") && symbol == DRIFT_SYMBOL {
+        price * (1.0 + DRIFT)
+    } else {
+        price
     }
 }
 
@@ -69,6 +98,8 @@ pub struct Routing {
     pub stable: Option<Version>,
     /// What serves the canary track: the target Deployment's template.
     pub canary: Option<Version>,
+    /// Whether the target Deployment runs pods (between rollouts it is scaled to 0).
+    pub canary_running: bool,
 }
 
 /// (track, pod_template_hash, code)
@@ -184,6 +215,31 @@ async fn run(client: Client, namespace: String, exporter: Arc<MetricsExporter>) 
         for (key, value) in &counters.0 {
             exporter.set(METRIC, &labels(&namespace, key), *value);
         }
+        publish_quotes(&exporter, &namespace, &routing);
+    }
+}
+
+/// Each track's quotes, and the symbols' notionals. The canary quotes only while its pods run,
+/// as a real one would: a new canary's quotes never follow on from the last one's.
+fn publish_quotes(exporter: &MetricsExporter, namespace: &str, routing: &Routing) {
+    let canary = routing.canary.as_ref().filter(|_| routing.canary_running);
+    for (symbol, price, notional) in SYMBOLS {
+        let symbol_labels = [("namespace", namespace), ("app", APP), ("symbol", symbol)];
+        exporter.set(NOTIONAL_METRIC, &symbol_labels, notional);
+        for (track, version) in [("stable", routing.stable.as_ref()), ("canary", canary)] {
+            let labels = [
+                ("namespace", namespace),
+                ("app", APP),
+                ("track", track),
+                ("symbol", symbol),
+            ];
+            match version {
+                Some(version) => {
+                    exporter.set(ORDER_METRIC, &labels, quote(&version.image, symbol, price))
+                }
+                None => exporter.remove(ORDER_METRIC, &labels),
+            }
+        }
     }
 }
 
@@ -203,7 +259,12 @@ async fn observe(client: &Client, namespace: &str) -> anyhow::Result<Routing> {
         .and_then(|route| canary_mirror(route, &names))
         .unwrap_or(0);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let canary = match deployments.get_opt(APP).await? {
+    let target = deployments.get_opt(APP).await?;
+    let canary_running = target
+        .as_ref()
+        .and_then(|t| t.spec.as_ref()?.replicas)
+        .is_some_and(|replicas| replicas > 0);
+    let canary = match target {
         Some(target) => version_of(client, namespace, &target).await?,
         None => None,
     };
@@ -214,6 +275,7 @@ async fn observe(client: &Client, namespace: &str) -> anyhow::Result<Routing> {
     Ok(Routing {
         canary_weight,
         canary_mirror,
+        canary_running,
         stable,
         canary,
     })
@@ -275,9 +337,22 @@ mod tests {
         Routing {
             canary_weight: weight,
             canary_mirror: 0,
+            canary_running: true,
             stable: version("1.0.0", "s1"),
             canary: version(canary_tag, canary_hash),
         }
+    }
+
+    #[test]
+    fn versions_with_drift_in_the_tag_quote_msft_60_bps_high() {
+        let drift = "registry.example/checkout:4.0.0-drift";
+        let bps = (quote(drift, "MSFT", 400.0) - 400.0) / 400.0 * 10_000.0;
+        assert!((bps - 60.0).abs() < 1e-9, "{bps}");
+        assert_eq!(quote(drift, "AAPL", 190.0), 190.0);
+        assert_eq!(
+            quote("registry.example/checkout:2.0.0", "MSFT", 400.0),
+            400.0
+        );
     }
 
     #[test]

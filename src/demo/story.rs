@@ -1,5 +1,6 @@
 //! What the demo shows, step by step: Sluice adopts checkout 1.0.0, promotes the good 2.0.0
-//! stage by stage, and rolls back 3.0.0-bad when its error rate breaks the check.
+//! stage by stage, rolls back 4.0.0-drift when the ParityPolicy finds one symbol 60 bps off, and
+//! rolls back 3.0.0-bad when its error rate breaks the check.
 
 use std::time::Duration;
 
@@ -8,16 +9,22 @@ use kube::Client;
 use tokio::time::Instant;
 
 use super::manifests::{
-    self, APP, BAD_VERSION, CHECK_MAX, CHECK_NAME, CHECK_WINDOW_SECONDS, FIRST_VERSION,
-    GOOD_VERSION, image,
+    self, APP, BAD_VERSION, CHECK_MAX, CHECK_NAME, CHECK_WINDOW_SECONDS, DRIFT_VERSION,
+    FIRST_VERSION, GOOD_VERSION, PARITY_POLICY, image,
 };
-use super::simulator::{BAD_ERROR_RATIO, GOOD_ERROR_RATIO, REQUESTS_PER_SECOND};
+use super::simulator::{
+    BAD_ERROR_RATIO, DRIFT, DRIFT_SYMBOL, GOOD_ERROR_RATIO, REQUESTS_PER_SECOND, SYMBOLS,
+};
 use super::timeline::{POLL, Timeline};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{HistoryEntry, Phase, RolloutResult};
 
 /// How long the event of a finished rollout may lag behind its status.
 const EVENT_LAG: Duration = Duration::from_secs(5);
+/// Pause between two releases: three scrapes of Prometheus.
+const SETTLE: Duration = Duration::from_secs(3);
+/// How long the rollout may stay Invalid while what it refers to reaches the operator's cache.
+const INVALID_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Tells the whole story; an error says which step went wrong.
 pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> anyhow::Result<()> {
@@ -31,15 +38,35 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
          the 5xx share of the canary's pods (by pod-template-hash) over {CHECK_WINDOW_SECONDS} s \
          must stay <= {CHECK_MAX}; rollback after 2 failed evaluations in a row"
     ));
-    manifests::apply(client, namespace)
-        .await
-        .context("applying the demo's Deployment, Service, HTTPRoute and CanaryRollout")?;
+    timeline.say(format!(
+        "  ParityPolicy {PARITY_POLICY}: the canary's quotes against stable's for {} symbols, per \
+         symbol and weighted by notional; 20 / 50 / 100 bps: hold, roll back, roll back and freeze",
+        SYMBOLS.len()
+    ));
+    manifests::apply(client, namespace).await.context(
+        "applying the demo's ParityPolicy, Deployment, Service, HTTPRoute and CanaryRollout",
+    )?;
 
     timeline.waiting_for(format!("Sluice to adopt {APP} (phase Idle)"));
+    // The rollout may be seen before the ParityPolicy it refers to reaches the operator's
+    // cache: Invalid for a moment is expected, Invalid for long is not.
+    let mut invalid_since = None;
     follow(timeline, |rollout| match phase(rollout) {
         Some(Phase::Idle) => Some(Ok(())),
-        Some(Phase::Invalid) => Some(Err(anyhow!("the demo's CanaryRollout is invalid"))),
-        _ => None,
+        Some(Phase::Invalid) => {
+            let since = *invalid_since.get_or_insert_with(Instant::now);
+            (since.elapsed() > INVALID_PATIENCE).then(|| {
+                let message = rollout.status.as_ref().and_then(|s| s.message.clone());
+                Err(anyhow!(
+                    "the demo's CanaryRollout is invalid: {}",
+                    message.unwrap_or_default()
+                ))
+            })
+        }
+        _ => {
+            invalid_since = None;
+            None
+        }
     })
     .await?;
     timeline.say(format!(
@@ -65,6 +92,28 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
         );
     }
     timeline.say(format!("RESULT: {GOOD_VERSION} promoted: {}", good.reason));
+
+    let drift = push(
+        client,
+        namespace,
+        timeline,
+        DRIFT_VERSION,
+        &format!(
+            "a version whose {DRIFT_SYMBOL} quotes drift {:.0} bps high, with few errors",
+            DRIFT * 10_000.0
+        ),
+    )
+    .await?;
+    if drift.result != RolloutResult::RolledBack || !drift.reason.contains("parity") {
+        bail!(
+            "{DRIFT_VERSION} was not rolled back by the ParityPolicy although its {DRIFT_SYMBOL} quotes drift: {}",
+            drift.reason
+        );
+    }
+    timeline.say(format!(
+        "RESULT: {DRIFT_VERSION} rolled back: {}",
+        drift.reason
+    ));
 
     let bad = push(
         client,
@@ -101,6 +150,20 @@ async fn push(
     about: &str,
 ) -> anyhow::Result<HistoryEntry> {
     let before = timeline.observe().await.and_then(|r| last_entry(&r));
+    if before.is_some() {
+        // The simulator drops the last canary's series when its pods go; Prometheus marks them
+        // stale at its next scrape (every second), as it would a real canary's. Without the
+        // pause, a canary started at once could be judged on the last one's latest samples.
+        timeline.waiting_for(format!(
+            "{} s, until the last canary's series are stale in Prometheus",
+            SETTLE.as_secs()
+        ));
+        let settled = Instant::now() + SETTLE;
+        while Instant::now() < settled {
+            tokio::time::sleep(POLL).await;
+            timeline.observe().await;
+        }
+    }
     timeline.say(format!(
         ">>> kubectl -n {namespace} set image deployment/{APP} {APP}={}   ({about}; {REQUESTS_PER_SECOND} requests/s in all, simulated)",
         image(version)
