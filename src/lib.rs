@@ -10,6 +10,7 @@ pub mod api;
 pub mod audit;
 pub mod client;
 pub mod controller;
+pub mod dashboard;
 pub mod demo;
 pub mod devenv;
 pub mod engine;

@@ -1,0 +1,286 @@
+//! The dashboard's HTML (pure). Pages work without JavaScript; a small script swaps in the
+//! `#live` part again whenever the server says something changed.
+
+use std::fmt::Write as _;
+
+use crate::api::CanaryRollout;
+use crate::api::release_pipeline::ReleasePipeline;
+use crate::plugin::format::canary_traffic;
+
+/// Rollout actions the dashboard offers, as (path segment, button text).
+pub const ACTIONS: [(&str, &str); 5] = [
+    ("promote", "Promote"),
+    ("abort", "Abort"),
+    ("retry", "Retry"),
+    ("pause", "Pause"),
+    ("resume", "Resume"),
+];
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width:1200px;color:#111}\
+table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}\
+caption{text-align:left;font-weight:bold}.charts{display:flex;flex-wrap:wrap;gap:.5rem}\
+.charts img{max-width:100%;border:1px solid #ddd}button{font-size:1rem;margin-right:.5rem}\
+a{color:#0645ad}:focus{outline:3px solid #f90}";
+
+/// Swaps `#live` for a fresh copy on each change the server announces.
+const SCRIPT: &str = "const live=document.getElementById('live');\
+const changes=new EventSource('/api/changes');\
+changes.onmessage=async()=>{const r=await fetch(location.pathname+'?fragment=1');\
+if(r.ok){live.innerHTML=await r.text();document.body.dataset.version=changes.lastEventId||'';}};";
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page around its live part.
+pub fn page(title: &str, live: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head><body>\
+         <header><h1>{title}</h1><nav><a href=\"/\">All rollouts</a></nav></header>\
+         <main id=\"live\" aria-live=\"polite\">{live}</main><script>{SCRIPT}</script></body></html>",
+        title = escape(title)
+    )
+}
+
+/// The live part of the overview: every rollout, and every pipeline's releases × environments.
+pub fn overview(rollouts: &[&CanaryRollout], pipelines: &[&ReleasePipeline]) -> String {
+    let mut out = String::from(
+        "<table id=\"rollouts\"><caption>Rollouts</caption><thead><tr>\
+         <th scope=\"col\">Namespace</th><th scope=\"col\">Name</th><th scope=\"col\">Phase</th>\
+         <th scope=\"col\">Stage</th><th scope=\"col\">Traffic</th><th scope=\"col\">Verdict</th>\
+         <th scope=\"col\">Parity</th><th scope=\"col\">Message</th></tr></thead><tbody>",
+    );
+    for rollout in rollouts {
+        let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        let status = rollout.status.clone().unwrap_or_default();
+        let evaluation = status.last_evaluation.as_ref();
+        let _ = write!(
+            out,
+            "<tr data-rollout=\"{ns}/{n}\"><td>{ns}</td><td><a href=\"/rollouts/{ns}/{n}\">{n}</a></td>\
+             <td class=\"phase\">{phase}</td><td>{stage}</td><td class=\"traffic\">{traffic}</td>\
+             <td>{verdict}</td><td>{parity}</td><td>{message}</td></tr>",
+            ns = escape(&namespace),
+            n = escape(&name),
+            phase = dash(status.phase.map(|p| format!("{p:?}"))),
+            stage = dash(
+                status
+                    .stage
+                    .map(|s| format!("{}/{}", s + 1, rollout.spec.stages.len()))
+            ),
+            traffic = dash(canary_traffic(&status)),
+            verdict = dash(evaluation.map(|e| format!("{:?}", e.verdict))),
+            parity = dash(
+                evaluation
+                    .and_then(|e| e.parity.as_ref())
+                    .and_then(|p| p.tracking_error_bps)
+                    .map(|v| format!("{v:.1} bps"))
+            ),
+            message = escape(status.message.as_deref().unwrap_or("")),
+        );
+    }
+    if rollouts.is_empty() {
+        out.push_str("<tr><td colspan=\"8\">No CanaryRollout here.</td></tr>");
+    }
+    out.push_str("</tbody></table>");
+    for pipeline in pipelines {
+        out.push_str(&pipeline_matrix(pipeline));
+    }
+    out
+}
+
+/// A pipeline as a table: one row per release, one column per environment.
+fn pipeline_matrix(pipeline: &ReleasePipeline) -> String {
+    let name = pipeline.metadata.name.clone().unwrap_or_default();
+    let environments: Vec<&str> = pipeline
+        .spec
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let mut out = format!(
+        "<table class=\"pipeline\" data-pipeline=\"{n}\"><caption>Pipeline {n}</caption><thead><tr><th scope=\"col\">Release</th>",
+        n = escape(&name)
+    );
+    for environment in &environments {
+        let _ = write!(out, "<th scope=\"col\">{}</th>", escape(environment));
+    }
+    out.push_str("</tr></thead><tbody>");
+    let releases = pipeline
+        .status
+        .as_ref()
+        .map(|s| s.releases.as_slice())
+        .unwrap_or(&[]);
+    for release in releases {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape(&release.name));
+        for environment in &environments {
+            let cell = release
+                .environments
+                .iter()
+                .find(|e| e.name == *environment)
+                .map(|e| {
+                    let soak = e
+                        .soak
+                        .as_deref()
+                        .map(|s| format!(", soak {s}"))
+                        .unwrap_or_default();
+                    format!("{}{} since {}", e.phase.as_str(), escape(&soak), e.since)
+                })
+                .unwrap_or_else(|| "-".to_string());
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    if releases.is_empty() {
+        let _ = write!(
+            out,
+            "<tr><td colspan=\"{}\">No release yet.</td></tr>",
+            environments.len() + 1
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The live part of a rollout's page: where it is, the actions, the charts and the decisions.
+pub fn rollout(
+    rollout: &CanaryRollout,
+    charts: usize,
+    version: u64,
+    allow_actions: bool,
+) -> String {
+    let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let status = rollout.status.clone().unwrap_or_default();
+    let (ns, n) = (escape(&namespace), escape(&name));
+    let mut out = format!(
+        "<dl id=\"summary\"><dt>Phase</dt><dd class=\"phase\">{}</dd><dt>Stage</dt><dd class=\"stage\">{}</dd>\
+         <dt>Traffic</dt><dd class=\"traffic\">{}</dd><dt>Message</dt><dd class=\"message\">{}</dd>\
+         <dt>Revisions</dt><dd>canary {}, stable {}</dd></dl>",
+        dash(status.phase.map(|p| format!("{p:?}"))),
+        dash(
+            status
+                .stage
+                .map(|s| format!("{}/{}", s + 1, rollout.spec.stages.len()))
+        ),
+        dash(canary_traffic(&status)),
+        escape(status.message.as_deref().unwrap_or("")),
+        escape(status.canary_revision.as_deref().unwrap_or("-")),
+        escape(status.stable_revision.as_deref().unwrap_or("-")),
+    );
+    out.push_str("<section aria-label=\"Actions\">");
+    if allow_actions {
+        for (action, label) in ACTIONS {
+            let _ = write!(
+                out,
+                "<form method=\"post\" action=\"/api/rollouts/{ns}/{n}/{action}\" style=\"display:inline\">\
+                 <button type=\"submit\" id=\"{action}\">{label}</button></form>"
+            );
+        }
+    } else {
+        out.push_str("<p>Read-only: start the dashboard with <code>--allow-actions</code> for the promote, abort, retry and pause buttons.</p>");
+    }
+    out.push_str("</section><section class=\"charts\" aria-label=\"Charts\">");
+    for index in 0..charts {
+        let _ = write!(
+            out,
+            "<img src=\"/charts/{ns}/{n}/{index}.svg?v={version}\" alt=\"chart {index} of rollout {n}\" width=\"560\" height=\"220\">"
+        );
+    }
+    out.push_str("</section>");
+    if let Some(evaluation) = &status.last_evaluation {
+        out.push_str("<table id=\"checks\"><caption>Last evaluation</caption><thead><tr><th scope=\"col\">Check</th><th scope=\"col\">Value</th><th scope=\"col\">Bounds</th><th scope=\"col\">Verdict</th></tr></thead><tbody>");
+        for check in &evaluation.checks {
+            let bounds: Vec<String> = [("min", check.min), ("max", check.max)]
+                .into_iter()
+                .filter_map(|(label, b)| b.map(|b| format!("{label} {b}")))
+                .collect();
+            let _ = write!(
+                out,
+                "<tr><th scope=\"row\">{}</th><td class=\"value\">{}</td><td>{}</td><td>{:?}</td></tr>",
+                escape(&check.name),
+                dash(check.value.map(|v| format!("{v:.4}"))),
+                escape(&bounds.join(", ")),
+                check.verdict
+            );
+        }
+        if let Some(parity) = &evaluation.parity {
+            let _ = write!(
+                out,
+                "<tr><th scope=\"row\">parity</th><td class=\"value\">{}</td><td>level {}</td><td>{}</td></tr>",
+                dash(parity.tracking_error_bps.map(|v| format!("{v:.1} bps"))),
+                parity.level,
+                parity
+                    .worst_groups
+                    .iter()
+                    .map(|g| escape(&g.group))
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        out.push_str("</tbody></table>");
+        if let Some(message) = &evaluation.message {
+            let _ = write!(out, "<p class=\"why\">{}</p>", escape(message));
+        }
+    }
+    out.push_str("<table id=\"decisions\"><caption>Decisions</caption><thead><tr><th scope=\"col\">Revision</th><th scope=\"col\">Result</th><th scope=\"col\">Finished</th><th scope=\"col\">Why</th></tr></thead><tbody>");
+    for entry in status.history.iter().rev() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
+            escape(&entry.revision),
+            entry.result,
+            entry.finished_at,
+            escape(&entry.reason)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+fn dash(value: Option<String>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| escape(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn the_rollout_page_offers_buttons_only_when_allowed() {
+        let rollout: CanaryRollout = serde_saphyr::from_str(
+            "apiVersion: sluice.dev/v1alpha1\nkind: CanaryRollout\nmetadata: {name: checkout, namespace: shop}\nspec:\n  targetRef: {name: checkout}\n  service: {name: checkout, port: 80}\n  trafficRouting: {replicas: {}}\n",
+        )
+        .unwrap();
+        let read_only = super::rollout(&rollout, 2, 7, false);
+        assert!(!read_only.contains("<button"));
+        assert!(read_only.contains("Read-only"));
+        assert!(read_only.contains("/charts/shop/checkout/1.svg?v=7"));
+        let allowed = super::rollout(&rollout, 2, 7, true);
+        assert!(allowed.contains("action=\"/api/rollouts/shop/checkout/promote\""));
+        let page = page("checkout", &allowed);
+        assert!(page.starts_with("<!doctype html><html lang=\"en\">"));
+    }
+}
