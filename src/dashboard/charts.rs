@@ -67,7 +67,8 @@ fn draw<'a>(
         chart.points.clone()
     };
     plot.draw_series(LineSeries::new(series, BLUE.stroke_width(2)))?
-        .label(chart.title.as_str());
+        .label(chart.title.as_str())
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLUE.stroke_width(2)));
     for (i, (label, value)) in chart.lines.iter().enumerate() {
         let colour = LINE_COLOURS[i % LINE_COLOURS.len()];
         plot.draw_series(LineSeries::new(

@@ -15,6 +15,9 @@ use crate::api::parity_policy::ParityPolicy;
 /// Samples kept per rollout: a day of evaluations every minute, or an hour at every second.
 const KEEP: usize = 2000;
 
+/// A check at one evaluation: (name, value, min, max).
+pub type CheckSample = (String, Option<f64>, Option<f64>, Option<f64>);
+
 /// The rollout at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
@@ -25,8 +28,7 @@ pub struct Sample {
     pub mirror: Option<u32>,
     /// When the evaluation below ran.
     pub evaluated_at: Option<Timestamp>,
-    /// Each check: (name, value, min, max).
-    pub checks: Vec<(String, Option<f64>, Option<f64>, Option<f64>)>,
+    pub checks: Vec<CheckSample>,
     pub parity_bps: Option<f64>,
     pub budget_remaining: Option<f64>,
 }
@@ -36,7 +38,7 @@ impl Sample {
         let status = rollout.status.clone().unwrap_or_default();
         let evaluation = status.last_evaluation.as_ref();
         Sample {
-            time: evaluation.map_or(now, |e| e.time.max(now.min(e.time))),
+            time: now,
             phase: status.phase,
             stage: status.stage,
             weight: status.canary_weight,

@@ -3,3 +3,4 @@
 pub mod charts;
 pub mod history;
 pub mod pages;
+pub mod server;

@@ -48,7 +48,7 @@ pub fn page(title: &str, live: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head><body>\
+         <title>{title}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head><body>\
          <header><h1>{title}</h1><nav><a href=\"/\">All rollouts</a></nav></header>\
          <main id=\"live\" aria-live=\"polite\">{live}</main><script>{SCRIPT}</script></body></html>",
         title = escape(title)
@@ -158,7 +158,7 @@ fn pipeline_matrix(pipeline: &ReleasePipeline) -> String {
 /// The live part of a rollout's page: where it is, the actions, the charts and the decisions.
 pub fn rollout(
     rollout: &CanaryRollout,
-    charts: usize,
+    charts: &[String],
     version: u64,
     allow_actions: bool,
 ) -> String {
@@ -194,10 +194,11 @@ pub fn rollout(
         out.push_str("<p>Read-only: start the dashboard with <code>--allow-actions</code> for the promote, abort, retry and pause buttons.</p>");
     }
     out.push_str("</section><section class=\"charts\" aria-label=\"Charts\">");
-    for index in 0..charts {
+    for (index, title) in charts.iter().enumerate() {
         let _ = write!(
             out,
-            "<img src=\"/charts/{ns}/{n}/{index}.svg?v={version}\" alt=\"chart {index} of rollout {n}\" width=\"560\" height=\"220\">"
+            "<img src=\"/charts/{ns}/{n}/{index}.svg?v={version}\" alt=\"chart: {}\" width=\"560\" height=\"220\">",
+            escape(title)
         );
     }
     out.push_str("</section>");
@@ -274,11 +275,14 @@ mod tests {
             "apiVersion: sluice.dev/v1alpha1\nkind: CanaryRollout\nmetadata: {name: checkout, namespace: shop}\nspec:\n  targetRef: {name: checkout}\n  service: {name: checkout, port: 80}\n  trafficRouting: {replicas: {}}\n",
         )
         .unwrap();
-        let read_only = super::rollout(&rollout, 2, 7, false);
+        let titles = ["canary weight".to_string(), "check error-rate".to_string()];
+        let read_only = super::rollout(&rollout, &titles, 7, false);
         assert!(!read_only.contains("<button"));
         assert!(read_only.contains("Read-only"));
-        assert!(read_only.contains("/charts/shop/checkout/1.svg?v=7"));
-        let allowed = super::rollout(&rollout, 2, 7, true);
+        assert!(
+            read_only.contains("/charts/shop/checkout/1.svg?v=7\" alt=\"chart: check error-rate\"")
+        );
+        let allowed = super::rollout(&rollout, &titles, 7, true);
         assert!(allowed.contains("action=\"/api/rollouts/shop/checkout/promote\""));
         let page = page("checkout", &allowed);
         assert!(page.starts_with("<!doctype html><html lang=\"en\">"));

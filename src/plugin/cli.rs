@@ -67,6 +67,23 @@ pub enum Command {
     /// settles. Exit 0 when it succeeds (or nothing is pending), 1 when it is rolled back,
     /// frozen or invalid.
     Watch(WatchArgs),
+    /// Serve a live web view of the rollouts and pipelines on localhost, with your kubeconfig
+    /// and its RBAC. Read-only unless --allow-actions.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Show every namespace, not only the current one.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Address to listen on; port 0 picks a free one. Keep it on localhost: the dashboard acts
+    /// with your credentials.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub address: std::net::SocketAddr,
+    /// Offer the promote, abort, retry, pause and resume buttons.
+    #[arg(long)]
+    pub allow_actions: bool,
 }
 
 #[derive(Debug, Args)]

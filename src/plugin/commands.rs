@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::Exit;
 use super::cli::{
-    Connection, DocumentFormat, FreezeArgs, GetArgs, OutputFormat, PipelineArgs, ThawArgs,
-    WatchArgs,
+    Connection, DashboardArgs, DocumentFormat, FreezeArgs, GetArgs, OutputFormat, PipelineArgs,
+    ThawArgs, WatchArgs,
 };
 use super::error::PluginError;
 use super::explain::Explained;
@@ -463,5 +463,28 @@ fn outcome_word(outcome: Settled) -> String {
         Settled::Succeeded => "Succeeded".to_string(),
         Settled::NothingPending => "Idle, nothing to roll out".to_string(),
         Settled::Stopped(phase) => format!("{phase:?}"),
+    }
+}
+
+pub async fn dashboard(session: &Session, args: &DashboardArgs) -> Result<(), PluginError> {
+    let options = crate::dashboard::server::Options {
+        namespace: (!args.all_namespaces).then(|| session.namespace.clone()),
+        address: args.address,
+        allow_actions: args.allow_actions,
+        actor: session.actor.clone(),
+    };
+    let mode = if args.allow_actions {
+        "with the promote, abort, retry, pause and resume buttons"
+    } else {
+        "read-only"
+    };
+    let serving = crate::dashboard::server::serve(session.client.clone(), options, |address| {
+        print_out(&format!(
+            "dashboard ({mode}): http://{address}/ (Ctrl-C to stop)\n"
+        ));
+    });
+    tokio::select! {
+        served = serving => served.map_err(|e| PluginError::Usage(format!("dashboard: {e}"))),
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<Exit, PluginError> {
         Command::Freeze(args) => commands::freeze(&session, &args).await,
         Command::Thaw(args) => commands::thaw(&session, &args).await,
         Command::Watch(args) => return commands::watch(&session, &args).await,
+        Command::Dashboard(args) => commands::dashboard(&session, &args).await,
     };
     done.map(|()| Exit::Success)
 }

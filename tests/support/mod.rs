@@ -15,6 +15,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod alertmanager;
+pub mod browser;
 mod env;
 mod eventually;
 mod exporter;

@@ -1,0 +1,209 @@
+//! `kubectl sluice dashboard` in headless Chromium against the local cluster: the pages load
+//! without console errors, show the figures the API holds, follow a stage as it advances, and
+//! the buttons do what they say. Screenshots land in target/tmp/screenshots.
+
+mod rollout_fixture;
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::Locator;
+use rollout_fixture::*;
+use sluice::api::canary_rollout::Phase;
+use support::browser::Browser;
+use support::eventually;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-sluice");
+
+/// The first stage passes after 4 s; the second holds for good, until a button moves it.
+const STAGES: &str = "[{weight: 1, pause: 4s}, {weight: 5, pause: 10m}, {weight: 100, pause: 10m}]";
+
+/// Starts the dashboard on a free port and returns it with its URL.
+async fn dashboard(service: &Service, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(PLUGIN)
+        .args([
+            "dashboard",
+            "-n",
+            service.ns.name(),
+            "--address",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("KUBECONFIG", &service.env.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kubectl-sluice dashboard");
+    let stdout = child.stdout.take().expect("dashboard stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the dashboard prints its URL")
+        .expect("read stdout")
+        .expect("a line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+/// The text of the element `css` once it equals `expected` (the page updates itself).
+async fn shows(browser: &Browser, css: &str, expected: &str) {
+    eventually(
+        Duration::from_secs(20),
+        &format!("{css} = {expected}"),
+        async || {
+            let text = browser
+                .client
+                .find(Locator::Css(css))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text == expected { Ok(()) } else { Err(text) }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_live_figures_and_its_buttons_act() {
+    let service = Service::start("dashboard", &rollout_yaml(GATEWAY, STAGES, "")).await;
+    let (_dashboard, url) = dashboard(&service, &["--allow-actions"]).await;
+    let browser = Browser::start().await;
+    let ns = service.ns.name().to_string();
+    let row = format!("tr[data-rollout=\"{ns}/checkout\"]");
+
+    // The overview shows the rollout at rest, then follows it without a reload.
+    browser.client.goto(&url).await.expect("open the overview");
+    shows(&browser, &format!("{row} .phase"), "Idle").await;
+    browser.screenshot("overview-idle").await;
+    service.set_image("registry.example/checkout:2.0.0").await;
+    shows(&browser, &format!("{row} .traffic"), "1%").await;
+    shows(&browser, &format!("{row} .traffic"), "5%").await;
+    browser.screenshot("overview-stage-2").await;
+
+    // The rollout's page: the figures the API holds.
+    browser
+        .client
+        .find(Locator::Css(&format!("{row} a")))
+        .await
+        .expect("the rollout's link")
+        .click()
+        .await
+        .expect("open the rollout's page");
+    shows(&browser, "#summary .stage", "2/3").await;
+    shows(&browser, "#summary .traffic", "5%").await;
+    let status = service.status().await;
+    let value = status.last_evaluation.as_ref().unwrap().checks[0]
+        .value
+        .unwrap();
+    let shown = browser
+        .client
+        .find(Locator::Css("#checks td.value"))
+        .await
+        .expect("the check's value")
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        format!("{value:.4}"),
+        "the check's value as the API holds it"
+    );
+    let charts_loaded = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.charts img')].map(i => i.complete && i.naturalWidth > 0)",
+            vec![],
+        )
+        .await
+        .expect("read the charts");
+    let charts_loaded: Vec<bool> = serde_json::from_value(charts_loaded).unwrap();
+    assert!(
+        charts_loaded.len() >= 2 && charts_loaded.iter().all(|l| *l),
+        "{charts_loaded:?}"
+    );
+    browser.screenshot("rollout-stage-2").await;
+
+    // The buttons: pause sets spec.paused, resume clears it, promote promotes.
+    let click = async |id: &str| {
+        browser
+            .client
+            .wait()
+            .for_element(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("button {id}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {id}: {e}"));
+    };
+    click("pause").await;
+    eventually(Duration::from_secs(20), "spec.paused", async || {
+        service.rollout().await.spec.paused.then_some(())
+    })
+    .await;
+    shows(&browser, "#summary .phase", "Paused").await;
+    click("resume").await;
+    eventually(Duration::from_secs(20), "spec.paused cleared", async || {
+        (!service.rollout().await.spec.paused).then_some(())
+    })
+    .await;
+    click("promote").await;
+    service
+        .wait_phase(Phase::Succeeded, Duration::from_secs(60))
+        .await;
+    shows(&browser, "#summary .phase", "Succeeded").await;
+    let actor = service
+        .rollout()
+        .await
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("sluice.dev/requested-by")
+        .cloned()
+        .unwrap_or_default();
+    assert!(actor.ends_with("(dashboard)"), "{actor}");
+    browser.screenshot("rollout-promoted").await;
+
+    let errors = browser.console_errors().await;
+    assert_eq!(errors, Vec::<String>::new(), "console errors");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_read_only_dashboard_has_no_buttons_and_refuses_requests() {
+    let service = Service::start("dashboard-ro", &rollout_yaml(GATEWAY, STAGES, "")).await;
+    let (_dashboard, url) = dashboard(&service, &[]).await;
+    let browser = Browser::start().await;
+    let ns = service.ns.name().to_string();
+    browser
+        .client
+        .goto(&format!("{url}rollouts/{ns}/checkout"))
+        .await
+        .expect("open the rollout's page");
+    shows(&browser, "#summary .phase", "Idle").await;
+    let buttons = browser
+        .client
+        .find_all(Locator::Css("button"))
+        .await
+        .unwrap();
+    assert!(buttons.is_empty(), "no buttons on a read-only dashboard");
+    browser.screenshot("rollout-read-only").await;
+    let refused = reqwest::Client::new()
+        .post(format!("{url}api/rollouts/{ns}/checkout/promote"))
+        .send()
+        .await
+        .expect("post a promote");
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(service.status().await.phase, Some(Phase::Idle));
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    browser.close().await;
+}
