@@ -289,6 +289,9 @@ struct DemoArgs {
     /// Exit with an error when the story is not over within this time.
     #[arg(long, default_value = "5m")]
     timeout: sluice::api::Duration,
+    /// Where the demo's dashboard listens (localhost; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    dashboard_address: std::net::SocketAddr,
 }
 
 /// One malloc arena, and freed memory handed back to the system every 5 s. glibc gives threads
@@ -378,6 +381,7 @@ async fn run_cli() -> std::process::ExitCode {
                 sd_dir: args.prom_sd_dir,
                 exit_when_done: args.exit_when_done,
                 timeout: args.timeout.as_std(),
+                dashboard_address: args.dashboard_address,
             })
             .await
         }

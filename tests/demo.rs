@@ -18,7 +18,7 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["demo", "--namespace", ns.name(), "--exit-when-done"])
-        .args(["--timeout", "4m"])
+        .args(["--timeout", "4m", "--dashboard-address", "127.0.0.1:0"])
         .env("KUBECONFIG", &env.kubeconfig)
         .env("SLUICE_PROMETHEUS_URL", &env.prometheus_url)
         .env("SLUICE_PROM_SD_DIR", &env.sd_dir)
@@ -43,6 +43,7 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         "warning RolledBack: ",
         "rolled back at stage 0 (shadow 100%)",
         "RESULT: 3.0.0-bad rolled back: check error-rate = ",
+        "DASHBOARD: http://127.0.0.1:",
         "the story is over",
     ] {
         assert!(

@@ -41,6 +41,35 @@ pub struct DemoConfig {
     pub exit_when_done: bool,
     /// The story must be over within this time.
     pub timeout: Duration,
+    /// Where the dashboard listens; port 0 picks a free one.
+    pub dashboard_address: std::net::SocketAddr,
+}
+
+/// Serves the dashboard of `namespace` (the one `kubectl sluice dashboard --allow-actions`
+/// serves) and returns where it listens.
+async fn start_dashboard(
+    client: &kube::Client,
+    namespace: &str,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let options = crate::dashboard::server::Options {
+        namespace: Some(namespace.to_string()),
+        address,
+        allow_actions: true,
+        actor: "sluice-demo".to_string(),
+    };
+    let (listening, listened) = tokio::sync::oneshot::channel();
+    let serving = crate::dashboard::server::serve(client.clone(), options, move |address| {
+        let _ = listening.send(address);
+    });
+    tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::warn!("the demo's dashboard stopped: {error}");
+        }
+    });
+    listened
+        .await
+        .map_err(|_| anyhow!("the dashboard could not listen on {address}"))
 }
 
 /// Runs the demo. Ok once the story is told and (unless `exit_when_done`) a signal stopped it;
@@ -92,6 +121,10 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
         audit: Default::default(),
     }));
     timeline.say(format!("operator started, watching namespace {namespace}"));
+    let dashboard = start_dashboard(&client, namespace, config.dashboard_address).await?;
+    timeline.say(format!(
+        "DASHBOARD: http://{dashboard}/rollouts/{namespace}/{APP} (kubectl sluice dashboard, with its buttons)"
+    ));
 
     let told = tokio::select! {
         told = tokio::time::timeout(config.timeout, story::tell(&client, namespace, &mut timeline)) => told,
@@ -106,12 +139,13 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
             timeline.situation()
         ),
     }
-    timeline.say("the story is over: 2.0.0 was promoted, 3.0.0-bad was rolled back");
+    timeline
+        .say("the story is over: 2.0.0 was promoted, 4.0.0-drift and 3.0.0-bad were rolled back");
     if config.exit_when_done {
         return Ok(());
     }
 
-    print_explore_hints(namespace, &config.prometheus_url);
+    print_explore_hints(namespace, &config.prometheus_url, dashboard);
     loop {
         tokio::select! {
             stopped = &mut operator => match stopped {
@@ -179,7 +213,7 @@ async fn wait_until_scraped(
     )
 }
 
-fn print_explore_hints(namespace: &str, prometheus_url: &str) {
+fn print_explore_hints(namespace: &str, prometheus_url: &str, dashboard: std::net::SocketAddr) {
     let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into());
     println!();
     println!("Sluice, the fake kubelet and the traffic simulator keep running. Explore:");
@@ -187,9 +221,10 @@ fn print_explore_hints(namespace: &str, prometheus_url: &str) {
     println!("  kubectl -n {namespace} get canaryrollouts");
     println!("  kubectl -n {namespace} describe canaryrollout {APP}");
     println!("  kubectl get events -n {namespace}");
+    println!("  the dashboard: http://{dashboard}/ (or: kubectl sluice dashboard -n {namespace})");
     println!(
-        "  kubectl -n {namespace} set image deployment/{APP} {APP}={}   # another version; a tag with \"bad\" fails",
-        manifests::image("4.0.0")
+        "  kubectl -n {namespace} set image deployment/{APP} {APP}={}   # another version; a tag with \"bad\" fails, with \"drift\" quotes MSFT high",
+        manifests::image("5.0.0")
     );
     let query = format!(
         "sum by (track, code) (rate({}{{namespace=\"{namespace}\"}}[15s]))",
