@@ -137,10 +137,13 @@ fn pipeline_matrix(pipeline: &ReleasePipeline) -> String {
                         .as_deref()
                         .map(|s| format!(", soak {s}"))
                         .unwrap_or_default();
-                    format!("{}{} since {}", e.phase.as_str(), escape(&soak), e.since)
+                    (
+                        format!("{}{} since {}", e.phase.as_str(), escape(&soak), e.since),
+                        escape(&e.message),
+                    )
                 })
-                .unwrap_or_else(|| "-".to_string());
-            let _ = write!(out, "<td>{cell}</td>");
+                .unwrap_or_else(|| ("-".to_string(), String::new()));
+            let _ = write!(out, "<td title=\"{}\">{}</td>", cell.1, cell.0);
         }
         out.push_str("</tr>");
     }
@@ -260,6 +263,40 @@ fn dash(value: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipeline_is_a_release_by_environment_table() {
+        let pipeline: ReleasePipeline = serde_saphyr::from_str(
+            r#"
+apiVersion: sluice.dev/v1alpha1
+kind: ReleasePipeline
+metadata: {name: checkout, namespace: shop}
+spec:
+  release: {containers: [app]}
+  environments:
+  - {name: staging, rolloutRef: {name: checkout-staging}, soak: 7d}
+  - {name: production, rolloutRef: {name: checkout}}
+status:
+  releases:
+  - name: checkout:2.1
+    images: {app: registry/checkout:2.1}
+    firstSeen: "2026-11-30T08:00:00Z"
+    environments:
+    - {name: staging, phase: Soaking, since: "2026-11-30T09:00:00Z", soak: 3d of 7d, message: "soaked 3d of 7d"}
+"#,
+        )
+        .unwrap();
+        let html = overview(&[], &[&pipeline]);
+        assert!(
+            html.contains("<caption>Pipeline checkout</caption>"),
+            "{html}"
+        );
+        assert!(html.contains("<th scope=\"col\">staging</th><th scope=\"col\">production</th>"));
+        assert!(html.contains(
+            "<th scope=\"row\">checkout:2.1</th><td title=\"soaked 3d of 7d\">Soaking, soak 3d of 7d since 2026-11-30T09:00:00Z</td><td title=\"\">-</td>"
+        ), "{html}");
+        assert!(html.contains("No CanaryRollout here."));
+    }
 
     #[test]
     fn text_is_escaped() {
