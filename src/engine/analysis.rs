@@ -77,6 +77,9 @@ pub enum GateEffect {
     Pass,
     /// The stage may not pass while this lasts.
     Hold,
+    /// The canary has served no user yet, so its users' figures are missing: hold, except at a
+    /// shadow stage, where the canary serves no user and so spends none of their budget.
+    HoldForUserTraffic,
     /// Roll back now, regardless of failureLimit.
     Rollback,
     /// Roll back now and freeze the rollout until a person clears it.
@@ -97,6 +100,8 @@ pub struct StageContext<'a> {
     /// The stage's canary weight: how much noisier than stable's its traffic share makes the
     /// canary's values ([`dispersion::explained_ratio`]).
     pub canary_percent: u32,
+    /// A shadow stage: the canary serves no user, only copies of stable's requests.
+    pub shadow: bool,
 }
 
 /// The judged evaluation plus what the gates demand.
@@ -185,7 +190,8 @@ pub fn judge(
     for gate in &input.gates {
         match gate.effect {
             GateEffect::Pass => {}
-            GateEffect::Hold => {
+            GateEffect::HoldForUserTraffic if stage.shadow => {}
+            GateEffect::Hold | GateEffect::HoldForUserTraffic => {
                 if verdict == Verdict::Pass {
                     verdict = Verdict::NoData;
                 }

@@ -92,6 +92,7 @@ fn stage() -> StageContext<'static> {
         expected_evaluations: 10.0,
         shared_failures_hold: true,
         canary_percent: 5,
+        shadow: false,
     }
 }
 
@@ -330,6 +331,34 @@ fn gates_hold_or_roll_back() {
     assert_eq!(
         judgement.gate_rollback.map(|g| g.0),
         Some(GateEffect::Rollback)
+    );
+}
+
+#[test]
+fn a_canary_without_users_holds_except_in_a_shadow_stage() {
+    let input = AnalysisInput {
+        checks: vec![Ok(Some(0.0)), Ok(Some(1.0))],
+        gates: vec![GateVerdict {
+            source: GateSource::Slo,
+            effect: GateEffect::HoldForUserTraffic,
+            reason: "SLOBudget checkout-slo: no data for the canary track yet".into(),
+            parity: None,
+            slo: None,
+            evidence: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    let weighted = judge(&analysis(NoDataPolicy::Hold), &input, &stage(), now());
+    assert_eq!(weighted.evaluation.verdict, Verdict::NoData);
+    let shadow = StageContext {
+        shadow: true,
+        ..stage()
+    };
+    let shadowed = judge(&analysis(NoDataPolicy::Hold), &input, &shadow, now());
+    assert_eq!(
+        shadowed.evaluation.verdict,
+        Verdict::Pass,
+        "the canary serves no user at a shadow stage: no user budget to spend"
     );
 }
 

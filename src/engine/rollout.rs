@@ -919,6 +919,7 @@ impl<'s, 'a> Planner<'s, 'a> {
             shared_failures_hold: analysis.shared_failures.hold
                 && shared_for.is_none_or(|held| held < analysis.shared_failures.max_hold.as_std()),
             canary_percent: stage.canary_share_percent(),
+            shadow: stage.is_shadow(),
         }
     }
 

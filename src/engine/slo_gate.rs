@@ -161,7 +161,7 @@ pub fn gate_verdict(
         && figures.spends.iter().all(|s| s.spend.is_none())
     {
         (
-            GateEffect::Hold,
+            GateEffect::HoldForUserTraffic,
             "no data for the canary track yet".to_string(),
         )
     } else {

@@ -371,7 +371,7 @@ mod tests {
         let empty = FakeMetrics::new();
         let figures = measure_canary(&empty, &rollout(at(0)), None, &budget.spec, at(12)).await;
         let gate = gate_verdict("checkout-slo", None, &figures);
-        assert_eq!(gate.effect, GateEffect::Hold);
+        assert_eq!(gate.effect, GateEffect::HoldForUserTraffic);
         assert_eq!(
             gate.reason,
             "SLOBudget checkout-slo: no data for the canary track yet"
