@@ -43,6 +43,9 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         "warning RolledBack: ",
         "rolled back at stage 0 (shadow 100%)",
         "RESULT: 3.0.0-bad rolled back: check error-rate = ",
+        "RESULT: SLOBudget checkout-slo frozen: ",
+        "RESULT: 5.0.0 waits, phase Frozen: frozen: SLOBudget checkout-slo: objective availability has ",
+        "RESULT: 5.0.0 promoted through the freeze by request",
         "DASHBOARD: http://127.0.0.1:",
         "the story is over",
     ] {
@@ -60,7 +63,7 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
     let status = rollout.status.unwrap_or_default();
     assert_eq!(
         status.phase,
-        Some(Phase::RolledBack),
+        Some(Phase::Succeeded),
         "{status:?}\n--- demo output ---\n{stdout}"
     );
     let stable = ns.deployment("checkout-stable").await;
@@ -70,7 +73,7 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         .and_then(|pod| pod.containers.first().and_then(|c| c.image.clone()));
     assert_eq!(
         image.as_deref(),
-        Some("registry.example/checkout:2.0.0"),
+        Some("registry.example/checkout:5.0.0"),
         "the image of checkout-stable\n--- demo output ---\n{stdout}"
     );
     let target: Deployment = ns.deployment("checkout").await;

@@ -8,7 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::{Client, Error};
 use serde_json::{Value, json};
 
-use crate::api::{CanaryRollout, ParityPolicy};
+use crate::api::{CanaryRollout, ParityPolicy, SLOBudget};
 
 /// Field manager of everything the demo writes.
 pub const FIELD_MANAGER: &str = "sluice-demo";
@@ -28,6 +28,10 @@ pub const BAD_VERSION: &str = "3.0.0-bad";
 pub const DRIFT_VERSION: &str = "4.0.0-drift";
 /// The ParityPolicy judging the canary's quotes against stable's, per symbol.
 pub const PARITY_POLICY: &str = "checkout-parity";
+/// The SLOBudget of checkout's users' requests.
+pub const SLO_BUDGET: &str = "checkout-slo";
+/// A good version released during an incident.
+pub const NEXT_VERSION: &str = "5.0.0";
 /// Range of the check's `rate()`, in seconds.
 pub const CHECK_WINDOW_SECONDS: u64 = 15;
 /// Name of the rollout's single check.
@@ -62,6 +66,10 @@ pub async fn apply(client: &Client, namespace: &str) -> Result<(), Error> {
     let policies: Api<ParityPolicy> = Api::namespaced(client.clone(), namespace);
     policies
         .patch(PARITY_POLICY, &params, &Patch::Apply(parity_policy()))
+        .await?;
+    let budgets: Api<SLOBudget> = Api::namespaced(client.clone(), namespace);
+    budgets
+        .patch(SLO_BUDGET, &params, &Patch::Apply(slo_budget()))
         .await?;
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     services
@@ -171,6 +179,29 @@ fn parity_policy() -> Value {
     })
 }
 
+/// 99 % of users' requests answered without a 5xx over 30 s: short enough to watch an
+/// incident spend the budget. Below 10 % of the budget left, no release starts.
+fn slo_budget() -> Value {
+    let users = r#"namespace="{{namespace}}",track=~"{{track}}""#;
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "SLOBudget",
+        "metadata": {"name": SLO_BUDGET},
+        "spec": {
+            "window": "30s",
+            "interval": "1s",
+            "objectives": [{
+                "name": "availability",
+                "target": 99,
+                "good": format!(r#"sum(rate(checkout_user_requests_total{{{users},code!~"5.."}}[{{{{window}}}}]))"#),
+                "total": format!(r#"sum(rate(checkout_user_requests_total{{{users}}}[{{{{window}}}}]))"#)
+            }],
+            "burnRateAlerts": [{"long": "10s", "short": "2s", "factor": 14.4, "severity": "Critical"}],
+            "policy": {"freezeBelowRemaining": 0.1, "canaryMaxBudgetSpend": 0.5}
+        }
+    })
+}
+
 fn canary_rollout() -> Value {
     let stage = |weight: u32| json!({"weight": weight, "pause": "5s"});
     let shadow = json!({"mirror": 100, "pause": "5s"});
@@ -188,7 +219,8 @@ fn canary_rollout() -> Value {
                 "failureLimit": 2,
                 "noData": "Hold",
                 "checks": [{"name": CHECK_NAME, "query": check_query(), "max": CHECK_MAX}],
-                "parityPolicyRef": {"name": PARITY_POLICY}
+                "parityPolicyRef": {"name": PARITY_POLICY},
+                "sloBudgetRef": {"name": SLO_BUDGET}
             },
             "progressDeadline": "60s"
         }

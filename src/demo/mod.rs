@@ -127,7 +127,7 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
     ));
 
     let told = tokio::select! {
-        told = tokio::time::timeout(config.timeout, story::tell(&client, namespace, &mut timeline)) => told,
+        told = tokio::time::timeout(config.timeout, story::tell(&client, namespace, &mut timeline, &simulator)) => told,
         stopped = &mut operator => return Err(operator_stopped(stopped)),
         signal = &mut shutdown => bail!("stopped by {signal} before the story was over"),
     };
@@ -139,8 +139,10 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
             timeline.situation()
         ),
     }
-    timeline
-        .say("the story is over: 2.0.0 was promoted, 4.0.0-drift and 3.0.0-bad were rolled back");
+    timeline.say(
+        "the story is over: 2.0.0 was promoted, 4.0.0-drift and 3.0.0-bad were rolled back, \
+             an incident froze releases and 5.0.0 went through by request",
+    );
     if config.exit_when_done {
         return Ok(());
     }

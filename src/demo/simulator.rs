@@ -11,10 +11,15 @@
 //! It also publishes what each track quotes for five symbols, `demo_order_value{namespace, app,
 //! track, symbol}`, and each symbol's notional, `demo_order_notional{namespace, app, symbol}`,
 //! for the ParityPolicy: a version whose tag contains "drift" quotes MSFT 0.6 % (60 bps) high.
+//!
+//! What users got is counted apart, `checkout_user_requests_total{namespace, app, track, code}`:
+//! the mirror's copies are answered to nobody, so they are not users' requests. The SLOBudget
+//! reads it. During an incident (`set_incident`) the stable track fails 30 % of its requests.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -38,6 +43,10 @@ pub const BAD_ERROR_RATIO: f64 = 0.08;
 pub const GOOD_ERROR_RATIO: f64 = 0.002;
 /// The counter the simulator publishes.
 pub const METRIC: &str = "http_requests_total";
+/// The users' requests, by the track that answered them (no mirrored copies).
+pub const USER_METRIC: &str = "checkout_user_requests_total";
+/// Error ratio of the stable track during an incident.
+pub const INCIDENT_ERROR_RATIO: f64 = 0.3;
 /// A gauge at 1 while the simulator runs.
 pub const UP_METRIC: &str = "sluice_demo_simulator_up";
 /// What a track quotes per symbol.
@@ -100,6 +109,42 @@ pub struct Routing {
     pub canary: Option<Version>,
     /// Whether the target Deployment runs pods (between rollouts it is scaled to 0).
     pub canary_running: bool,
+    /// An incident on the stable track (not a release's fault).
+    pub incident: bool,
+}
+
+impl Routing {
+    /// The error ratio of a track's version now.
+    fn error_ratio(&self, track: &str, version: &Version) -> f64 {
+        match (track, self.incident) {
+            ("stable", true) => INCIDENT_ERROR_RATIO,
+            _ => error_ratio(&version.image),
+        }
+    }
+}
+
+/// (track, code)
+pub type UserKey = (&'static str, &'static str);
+
+/// The users' request counters by track: stable's share and the canary's weight, no copies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserCounters(BTreeMap<UserKey, f64>);
+
+impl UserCounters {
+    pub fn advance(&mut self, routing: &Routing, seconds: f64) {
+        let canary_share = f64::from(routing.canary_weight.min(100)) / 100.0;
+        for (track, share, version) in [
+            ("stable", 1.0 - canary_share, &routing.stable),
+            ("canary", canary_share, &routing.canary),
+        ] {
+            let requests = REQUESTS_PER_SECOND * share * seconds;
+            let errors = version
+                .as_ref()
+                .map_or(0.0, |v| requests * routing.error_ratio(track, v));
+            *self.0.entry((track, "200")).or_default() += requests - errors;
+            *self.0.entry((track, "500")).or_default() += errors;
+        }
+    }
 }
 
 /// (track, pod_template_hash, code)
@@ -136,7 +181,7 @@ impl Counters {
         for (track, share, version) in tracks {
             let Some(version) = version else { continue };
             let requests = REQUESTS_PER_SECOND * share * seconds;
-            let errors = requests * error_ratio(&version.image);
+            let errors = requests * routing.error_ratio(track, version);
             let hash = &version.pod_template_hash;
             *self.0.entry((track, hash.clone(), "200")).or_default() += requests - errors;
             *self.0.entry((track, hash.clone(), "500")).or_default() += errors;
@@ -163,6 +208,7 @@ fn labels<'a>(namespace: &'a str, key: &'a SeriesKey) -> [(&'a str, &'a str); 5]
 /// The running simulator; stops and unregisters from Prometheus when dropped.
 pub struct TrafficSimulator {
     exporter: Arc<MetricsExporter>,
+    incident: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -177,8 +223,24 @@ impl TrafficSimulator {
         let id = format!("sluice-demo-{namespace}-{}", std::process::id());
         let exporter = Arc::new(MetricsExporter::start(sd_dir, &id).await?);
         exporter.set(UP_METRIC, &[("namespace", namespace)], 1.0);
-        let task = tokio::spawn(run(client, namespace.to_string(), exporter.clone()));
-        Ok(TrafficSimulator { exporter, task })
+        let incident = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(
+            client,
+            namespace.to_string(),
+            exporter.clone(),
+            incident.clone(),
+        ));
+        Ok(TrafficSimulator {
+            exporter,
+            incident,
+            task,
+        })
+    }
+
+    /// Starts or ends an incident: the stable track fails [`INCIDENT_ERROR_RATIO`] of its
+    /// requests meanwhile.
+    pub fn set_incident(&self, on: bool) {
+        self.incident.store(on, Ordering::Relaxed);
     }
 
     /// A PromQL selector for the gauge that says the simulator runs (1).
@@ -193,10 +255,16 @@ impl Drop for TrafficSimulator {
     }
 }
 
-async fn run(client: Client, namespace: String, exporter: Arc<MetricsExporter>) {
+async fn run(
+    client: Client,
+    namespace: String,
+    exporter: Arc<MetricsExporter>,
+    incident: Arc<AtomicBool>,
+) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut counters = Counters::default();
+    let mut users = UserCounters::default();
     let mut routing = Routing::default();
     let mut last = Instant::now();
     loop {
@@ -206,9 +274,21 @@ async fn run(client: Client, namespace: String, exporter: Arc<MetricsExporter>) 
             // Keep serving as last seen: a real data plane does not stop when the API blinks.
             Err(e) => warn!("traffic simulator: reading the HTTPRoute and Deployments: {e}"),
         }
+        routing.incident = incident.load(Ordering::Relaxed);
         let now = Instant::now();
-        let gone = counters.advance(&routing, (now - last).as_secs_f64());
+        let seconds = (now - last).as_secs_f64();
+        let gone = counters.advance(&routing, seconds);
+        users.advance(&routing, seconds);
         last = now;
+        for ((track, code), value) in &users.0 {
+            let labels = [
+                ("namespace", namespace.as_str()),
+                ("app", APP),
+                ("track", track),
+                ("code", code),
+            ];
+            exporter.set(USER_METRIC, &labels, *value);
+        }
         for key in &gone {
             exporter.remove(METRIC, &labels(&namespace, key));
         }
@@ -276,6 +356,7 @@ async fn observe(client: &Client, namespace: &str) -> anyhow::Result<Routing> {
         canary_weight,
         canary_mirror,
         canary_running,
+        incident: false,
         stable,
         canary,
     })
@@ -338,6 +419,7 @@ mod tests {
             canary_weight: weight,
             canary_mirror: 0,
             canary_running: true,
+            incident: false,
             stable: version("1.0.0", "s1"),
             canary: version(canary_tag, canary_hash),
         }
@@ -393,6 +475,22 @@ mod tests {
             "the canary gets a copy of each"
         );
         assert!((counters.get("canary", "c3", "500").unwrap() - 32.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn users_see_no_copies_and_an_incident_fails_stable() {
+        let mut users = UserCounters::default();
+        let shadow = Routing {
+            canary_mirror: 100,
+            incident: true,
+            ..routing(0, "2.0.0", "c2")
+        };
+        users.advance(&shadow, 1.0);
+        assert_eq!(users.0[&("canary", "200")], 0.0, "copies answer nobody");
+        assert!(
+            (users.0[&("stable", "500")] - 60.0).abs() < 1e-9,
+            "30 % of 200"
+        );
     }
 
     #[test]

@@ -10,14 +10,17 @@ use tokio::time::Instant;
 
 use super::manifests::{
     self, APP, BAD_VERSION, CHECK_MAX, CHECK_NAME, CHECK_WINDOW_SECONDS, DRIFT_VERSION,
-    FIRST_VERSION, GOOD_VERSION, PARITY_POLICY, image,
+    FIRST_VERSION, GOOD_VERSION, NEXT_VERSION, PARITY_POLICY, SLO_BUDGET, image,
 };
 use super::simulator::{
-    BAD_ERROR_RATIO, DRIFT, DRIFT_SYMBOL, GOOD_ERROR_RATIO, REQUESTS_PER_SECOND, SYMBOLS,
+    BAD_ERROR_RATIO, DRIFT, DRIFT_SYMBOL, GOOD_ERROR_RATIO, INCIDENT_ERROR_RATIO,
+    REQUESTS_PER_SECOND, SYMBOLS, TrafficSimulator,
 };
 use super::timeline::{POLL, Timeline};
-use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{HistoryEntry, Phase, RolloutResult};
+use crate::api::{CanaryRollout, SLOBudget};
+use crate::plugin::requests::Request;
+use kube::api::{Api, Patch, PatchParams};
 
 /// How long the event of a finished rollout may lag behind its status.
 const EVENT_LAG: Duration = Duration::from_secs(5);
@@ -27,7 +30,12 @@ const SETTLE: Duration = Duration::from_secs(3);
 const INVALID_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Tells the whole story; an error says which step went wrong.
-pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> anyhow::Result<()> {
+pub async fn tell(
+    client: &Client,
+    namespace: &str,
+    timeline: &mut Timeline,
+    simulator: &TrafficSimulator,
+) -> anyhow::Result<()> {
     timeline.say(format!(
         "applying Deployment {APP} ({}, 3 replicas), Service {APP}, HTTPRoute {APP} and CanaryRollout {APP}",
         image(FIRST_VERSION)
@@ -137,7 +145,111 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
     timeline.say(format!(
         "{APP}-stable still runs {GOOD_VERSION} with all traffic; the Deployment {APP} keeps {BAD_VERSION} at 0 replicas"
     ));
+    budget_freeze(client, namespace, timeline, simulator).await
+}
+
+/// An incident on stable spends the error budget; the budget freezes releases; a good release
+/// waits, and goes through once a person lets this one release pass.
+async fn budget_freeze(
+    client: &Client,
+    namespace: &str,
+    timeline: &mut Timeline,
+    simulator: &TrafficSimulator,
+) -> anyhow::Result<()> {
+    settle(timeline).await;
+    timeline.say(format!(
+        ">>> an incident, not a release: {APP}-stable fails {} of users' requests",
+        percent(INCIDENT_ERROR_RATIO)
+    ));
+    simulator.set_incident(true);
+    timeline.waiting_for(format!("SLOBudget {SLO_BUDGET} to freeze releases"));
+    let budgets: Api<SLOBudget> = Api::namespaced(client.clone(), namespace);
+    let frozen = loop {
+        let budget = budgets.get_opt(SLO_BUDGET).await?;
+        let status = budget.and_then(|b| b.status).unwrap_or_default();
+        if status.frozen {
+            break status;
+        }
+        tokio::time::sleep(POLL).await;
+        timeline.observe().await;
+    };
+    let left = frozen
+        .objectives
+        .iter()
+        .filter_map(|o| o.budget_remaining)
+        .fold(f64::INFINITY, f64::min);
+    timeline.say(format!(
+        "RESULT: SLOBudget {SLO_BUDGET} frozen: {} of the error budget left, below freezeBelowRemaining 10 %",
+        percent_of(left)
+    ));
+
+    timeline.say(format!(
+        ">>> kubectl -n {namespace} set image deployment/{APP} {APP}={}   (a good version, during the incident)",
+        image(NEXT_VERSION)
+    ));
+    manifests::set_image(client, namespace, &image(NEXT_VERSION)).await?;
+    timeline.waiting_for(format!(
+        "the rollout of {NEXT_VERSION} to be held by the freeze"
+    ));
+    follow(timeline, |rollout| {
+        (phase(rollout) == Some(Phase::Frozen)).then_some(Ok(()))
+    })
+    .await?;
+    let message = timeline
+        .observe()
+        .await
+        .and_then(|r| r.status?.message)
+        .unwrap_or_default();
+    timeline.say(format!(
+        "RESULT: {NEXT_VERSION} waits, phase Frozen: {message}"
+    ));
+
+    simulator.set_incident(false);
+    timeline.say("the incident is over; the budget stays spent until it leaves the 30 s window");
+    let before = timeline.observe().await.and_then(|r| last_entry(&r));
+    let rollout = timeline
+        .observe()
+        .await
+        .ok_or_else(|| anyhow!("the CanaryRollout {APP} is gone"))?;
+    let request = Request::Unfreeze.patch(&rollout, jiff::Timestamp::now())?;
+    timeline.say(format!(
+        ">>> kubectl sluice unfreeze {APP} -n {namespace}   ({})",
+        request.summary
+    ));
+    let rollouts: Api<CanaryRollout> = Api::namespaced(client.clone(), namespace);
+    rollouts
+        .patch(APP, &PatchParams::default(), &Patch::Merge(&request.patch))
+        .await?;
+    timeline.waiting_for(format!("the rollout of {NEXT_VERSION} to finish"));
+    let entry = follow(timeline, |rollout| {
+        last_entry(rollout)
+            .filter(|entry| Some(entry) != before.as_ref())
+            .map(Ok)
+    })
+    .await?;
+    if entry.result != RolloutResult::Promoted {
+        bail!(
+            "{NEXT_VERSION} was not promoted after the override: {}",
+            entry.reason
+        );
+    }
+    timeline.say(format!(
+        "RESULT: {NEXT_VERSION} promoted through the freeze by request; the override was for this release only"
+    ));
     Ok(())
+}
+
+/// Waits [`SETTLE`] while the timeline goes on.
+async fn settle(timeline: &mut Timeline) {
+    let settled = Instant::now() + SETTLE;
+    while Instant::now() < settled {
+        tokio::time::sleep(POLL).await;
+        timeline.observe().await;
+    }
+}
+
+fn percent_of(fraction: f64) -> String {
+    format!("{:.1} %", fraction * 100.0)
 }
 
 /// Sets the image of the Deployment to `version` and follows the rollout until a new history
@@ -158,11 +270,7 @@ async fn push(
             "{} s, until the last canary's series are stale in Prometheus",
             SETTLE.as_secs()
         ));
-        let settled = Instant::now() + SETTLE;
-        while Instant::now() < settled {
-            tokio::time::sleep(POLL).await;
-            timeline.observe().await;
-        }
+        settle(timeline).await;
     }
     timeline.say(format!(
         ">>> kubectl -n {namespace} set image deployment/{APP} {APP}={}   ({about}; {REQUESTS_PER_SECOND} requests/s in all, simulated)",
