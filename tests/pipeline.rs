@@ -56,7 +56,7 @@ async fn a_good_release_soaks_in_staging_then_is_pushed_to_production() {
     assert_eq!(staging.soak.as_deref(), Some("8s of 8s"));
     envs.wait_release_phase("production", ReleasePhase::Promoted, MINUTE)
         .await;
-    let pushed = envs.notes("checkout", "ReleasePushed").await;
+    let pushed = envs.awaited_notes("checkout", "ReleasePushed").await;
     assert_eq!(
         pushed,
         vec![format!(
@@ -154,7 +154,9 @@ async fn a_release_git_puts_in_production_before_it_soaked_waits() {
             && soaking_note.ends_with(" of 8s in staging"),
         "{soaking_note}"
     );
-    let events = envs.notes("checkout-production", "PipelineWaiting").await;
+    let events = envs
+        .awaited_notes("checkout-production", "PipelineWaiting")
+        .await;
     assert!(
         !events.is_empty(),
         "a PipelineWaiting event on the production rollout"
@@ -201,7 +203,7 @@ async fn a_release_that_breaks_during_the_staging_soak_is_revoked_and_never_reac
         .wait_release_phase("production", ReleasePhase::Revoked, MINUTE)
         .await;
     assert_eq!(production.message, revoked.message);
-    let warnings = envs.notes("checkout", "ReleaseRevoked").await;
+    let warnings = envs.awaited_notes("checkout", "ReleaseRevoked").await;
     assert!(
         warnings.iter().any(|n| n.contains("check error-rate")),
         "{warnings:?}"
@@ -237,9 +239,10 @@ async fn a_release_that_breaks_during_the_staging_soak_is_revoked_and_never_reac
         .spec
         .and_then(|s| s.replicas);
     assert_eq!(target_replicas, Some(0));
+    // Events are recorded after the objects are written, in the same reconcile.
     assert!(
         !envs
-            .notes("checkout-staging", "StableReverted")
+            .awaited_notes("checkout-staging", "StableReverted")
             .await
             .is_empty()
     );
@@ -381,7 +384,7 @@ async fn a_risk_budget_overrun_rolls_the_canary_back_naming_the_budget() {
         .await;
     assert_eq!(revoked.risk_spent.shortfall, Some(250.0));
     assert!(
-        envs.notes("checkout", "ReleaseRevoked")
+        envs.awaited_notes("checkout", "ReleaseRevoked")
             .await
             .iter()
             .any(|n| n.contains("risk budget shortfall")),
@@ -408,7 +411,12 @@ async fn bad_pipelines_get_a_stalled_condition_and_an_event_naming_the_field() {
             && stalled.message.contains("a release would cycle"),
         "{stalled:?}"
     );
-    assert!(!envs.notes("checkout", "InvalidSpec").await.is_empty());
+    assert!(
+        !envs
+            .awaited_notes("checkout", "InvalidSpec")
+            .await
+            .is_empty()
+    );
 
     // A missing rollout, and a second pipeline claiming a rollout another already has.
     envs.ns
@@ -545,7 +553,7 @@ async fn a_kill_and_a_leader_change_during_the_soak_lose_nothing() {
     );
     assert_eq!(staging.phase, ReleasePhase::Verified);
     assert_eq!(
-        envs.notes("checkout", "ReleasePushed").await.len(),
+        envs.awaited_notes("checkout", "ReleasePushed").await.len(),
         1,
         "pushed once, not once per operator"
     );
