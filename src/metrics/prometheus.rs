@@ -150,6 +150,34 @@ impl PrometheusSource {
         &self.address
     }
 
+    /// The answer of a range query, as Prometheus gave it.
+    async fn range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> Result<Data, QueryError> {
+        if step.is_zero() {
+            let reason = "the range query step must be positive".to_string();
+            return Err(QueryError::BadQuery {
+                query: query.to_string(),
+                reason,
+            });
+        }
+        let mut request = self.client.query_range(
+            query,
+            start.as_second(),
+            end.as_second(),
+            step.as_secs_f64(),
+        );
+        if let Some(value) = self.auth.header()? {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let result = request.get().await.map_err(|e| self.classify(e, query))?;
+        Ok(result.into_inner().0)
+    }
+
     fn classify(&self, err: PromError, query: &str) -> QueryError {
         let unreachable = |reason: String| QueryError::Unreachable {
             address: self.address.clone(),
@@ -207,26 +235,7 @@ impl MetricsSource for PrometheusSource {
         end: Timestamp,
         step: Duration,
     ) -> BoxFuture<'a, Result<Vec<(f64, f64)>, QueryError>> {
-        Box::pin(async move {
-            if step.is_zero() {
-                let reason = "the range query step must be positive".to_string();
-                return Err(QueryError::BadQuery {
-                    query: query.to_string(),
-                    reason,
-                });
-            }
-            let mut request = self.client.query_range(
-                query,
-                start.as_second(),
-                end.as_second(),
-                step.as_secs_f64(),
-            );
-            if let Some(value) = self.auth.header()? {
-                request = request.header(AUTHORIZATION, value);
-            }
-            let result = request.get().await.map_err(|e| self.classify(e, query))?;
-            range_series(result.into_inner().0, query)
-        })
+        Box::pin(async move { range_series(self.range(query, start, end, step).await?, query) })
     }
 
     fn query_range_series<'a>(
@@ -236,26 +245,7 @@ impl MetricsSource for PrometheusSource {
         end: Timestamp,
         step: Duration,
     ) -> BoxFuture<'a, Result<Vec<LabelledSeries>, QueryError>> {
-        Box::pin(async move {
-            if step.is_zero() {
-                let reason = "the range query step must be positive".to_string();
-                return Err(QueryError::BadQuery {
-                    query: query.to_string(),
-                    reason,
-                });
-            }
-            let mut request = self.client.query_range(
-                query,
-                start.as_second(),
-                end.as_second(),
-                step.as_secs_f64(),
-            );
-            if let Some(value) = self.auth.header()? {
-                request = request.header(AUTHORIZATION, value);
-            }
-            let result = request.get().await.map_err(|e| self.classify(e, query))?;
-            labelled_series(result.into_inner().0, query)
-        })
+        Box::pin(async move { labelled_series(self.range(query, start, end, step).await?, query) })
     }
 
     fn start(&self) -> BoxFuture<'_, Result<Option<PrometheusStart>, QueryError>> {
