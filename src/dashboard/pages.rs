@@ -43,13 +43,14 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A whole page around its live part.
-pub fn page(title: &str, live: &str) -> String {
+/// A whole page: `fixed` (the buttons) stays put, `live` is swapped on each change, so an
+/// update never replaces a button under the user's pointer.
+pub fn page(title: &str, fixed: &str, live: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head><body>\
-         <header><h1>{title}</h1><nav><a href=\"/\">All rollouts</a></nav></header>\
+         <header><h1>{title}</h1><nav><a href=\"/\">All rollouts</a></nav></header>{fixed}\
          <main id=\"live\" aria-live=\"polite\">{live}</main><script>{SCRIPT}</script></body></html>",
         title = escape(title)
     )
@@ -158,13 +159,29 @@ fn pipeline_matrix(pipeline: &ReleasePipeline) -> String {
     out
 }
 
-/// The live part of a rollout's page: where it is, the actions, the charts and the decisions.
-pub fn rollout(
-    rollout: &CanaryRollout,
-    charts: &[String],
-    version: u64,
-    allow_actions: bool,
-) -> String {
+/// The rollout's buttons, or why there are none.
+pub fn actions(rollout: &CanaryRollout, allow_actions: bool) -> String {
+    let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let (ns, n) = (escape(&namespace), escape(&name));
+    let mut out = String::from("<section aria-label=\"Actions\">");
+    if allow_actions {
+        for (action, label) in ACTIONS {
+            let _ = write!(
+                out,
+                "<form method=\"post\" action=\"/api/rollouts/{ns}/{n}/{action}\" style=\"display:inline\">\
+                 <button type=\"submit\" id=\"{action}\">{label}</button></form>"
+            );
+        }
+    } else {
+        out.push_str("<p>Read-only: start the dashboard with <code>--allow-actions</code> for the promote, abort, retry and pause buttons.</p>");
+    }
+    out.push_str("</section>");
+    out
+}
+
+/// The live part of a rollout's page: where it is, the charts and the decisions.
+pub fn rollout(rollout: &CanaryRollout, charts: &[String], version: u64) -> String {
     let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let status = rollout.status.clone().unwrap_or_default();
@@ -184,19 +201,7 @@ pub fn rollout(
         escape(status.canary_revision.as_deref().unwrap_or("-")),
         escape(status.stable_revision.as_deref().unwrap_or("-")),
     );
-    out.push_str("<section aria-label=\"Actions\">");
-    if allow_actions {
-        for (action, label) in ACTIONS {
-            let _ = write!(
-                out,
-                "<form method=\"post\" action=\"/api/rollouts/{ns}/{n}/{action}\" style=\"display:inline\">\
-                 <button type=\"submit\" id=\"{action}\">{label}</button></form>"
-            );
-        }
-    } else {
-        out.push_str("<p>Read-only: start the dashboard with <code>--allow-actions</code> for the promote, abort, retry and pause buttons.</p>");
-    }
-    out.push_str("</section><section class=\"charts\" aria-label=\"Charts\">");
+    out.push_str("<section class=\"charts\" aria-label=\"Charts\">");
     for (index, title) in charts.iter().enumerate() {
         let _ = write!(
             out,
@@ -313,15 +318,18 @@ status:
         )
         .unwrap();
         let titles = ["canary weight".to_string(), "check error-rate".to_string()];
-        let read_only = super::rollout(&rollout, &titles, 7, false);
+        let live = super::rollout(&rollout, &titles, 7);
+        assert!(live.contains("/charts/shop/checkout/1.svg?v=7\" alt=\"chart: check error-rate\""));
+        let read_only = actions(&rollout, false);
         assert!(!read_only.contains("<button"));
         assert!(read_only.contains("Read-only"));
-        assert!(
-            read_only.contains("/charts/shop/checkout/1.svg?v=7\" alt=\"chart: check error-rate\"")
-        );
-        let allowed = super::rollout(&rollout, &titles, 7, true);
+        let allowed = actions(&rollout, true);
         assert!(allowed.contains("action=\"/api/rollouts/shop/checkout/promote\""));
-        let page = page("checkout", &allowed);
+        let page = page("checkout", &allowed, &live);
+        assert!(
+            page.find("id=\"promote\"") < page.find("<main id=\"live\""),
+            "the buttons stay outside the part that is swapped"
+        );
         assert!(page.starts_with("<!doctype html><html lang=\"en\">"));
     }
 }

@@ -199,10 +199,10 @@ struct PageQuery {
     fragment: Option<u8>,
 }
 
-fn respond(title: &str, live: String, query: &PageQuery) -> Html<String> {
+fn respond(title: &str, fixed: &str, live: String, query: &PageQuery) -> Html<String> {
     match query.fragment {
         Some(_) => Html(live),
-        None => Html(pages::page(title, &live)),
+        None => Html(pages::page(title, fixed, &live)),
     }
 }
 
@@ -223,6 +223,7 @@ async fn overview(State(dashboard): State<Shared>, Query(query): Query<PageQuery
         .unwrap_or("all namespaces");
     respond(
         &format!("Sluice: {scope}"),
+        "",
         pages::overview(&rollouts, &pipelines),
         &query,
     )
@@ -246,8 +247,9 @@ async fn rollout_page(
         .map(|c| c.title)
         .collect();
     let version = *dashboard.changes.borrow();
-    let live = pages::rollout(&rollout, &charts, version, dashboard.options.allow_actions);
-    respond(&format!("{namespace}/{name}"), live, &query).into_response()
+    let live = pages::rollout(&rollout, &charts, version);
+    let actions = pages::actions(&rollout, dashboard.options.allow_actions);
+    respond(&format!("{namespace}/{name}"), &actions, live, &query).into_response()
 }
 
 async fn chart(
