@@ -28,13 +28,7 @@ pub async fn reconcile(policy: Arc<ParityPolicy>, ctx: Arc<Context>) -> Result<A
     let measured = ctx.parity_feed.take(&key);
     let current = parity_policy::fold_measured(old.clone(), &measured);
     // The rollouts' evaluations are exported as they are folded in, oldest first.
-    let last_recorded = old.last_evaluation.as_ref().map(|e| e.time);
-    let mut folded: Vec<_> = measured
-        .iter()
-        .filter(|r| last_recorded.is_none_or(|last| r.evaluation.time > last))
-        .collect();
-    folded.sort_by_key(|r| r.evaluation.time);
-    for report in folded {
+    for report in parity_policy::unrecorded(&old, &measured) {
         ctx.metrics
             .record_parity(&namespace, &policy.name_any(), &report.evaluation);
     }

@@ -11,6 +11,7 @@ use super::charts::Chart;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::Phase;
 use crate::api::parity_policy::ParityPolicy;
+use crate::engine::parity::{ParityFigures, judged_value};
 
 /// Samples kept per rollout: a day of evaluations every minute, or an hour at every second.
 const KEEP: usize = 2000;
@@ -191,14 +192,14 @@ impl RolloutHistory {
                 .iter()
                 .filter(|e| e.time >= start)
                 .filter_map(|e| {
-                    let value = match measure {
-                        crate::api::parity_policy::Measure::Rms => e.rms_difference_bps,
-                        crate::api::parity_policy::Measure::Stddev => e.tracking_error_bps,
-                        crate::api::parity_policy::Measure::Mean => {
-                            e.mean_difference_bps.map(f64::abs)
-                        }
+                    let figures = ParityFigures {
+                        samples: e.samples,
+                        mean_bps: e.mean_difference_bps,
+                        stddev_bps: e.tracking_error_bps,
+                        rms_bps: e.rms_difference_bps,
+                        skipped: 0,
                     };
-                    value.map(|v| (at(e.time), v))
+                    judged_value(&figures, measure).map(|v| (at(e.time), v))
                 })
                 .collect();
             let points = if points.is_empty() {

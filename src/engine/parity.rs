@@ -602,7 +602,7 @@ pub fn evaluate_with(
 }
 
 /// Rank of a level for escalation (Insufficient ranks lowest: it is not a verdict).
-fn severity(level: ParityLevel) -> u8 {
+pub fn severity(level: ParityLevel) -> u8 {
     match level {
         ParityLevel::Insufficient => 0,
         ParityLevel::Pass => 1,

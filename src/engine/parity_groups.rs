@@ -17,11 +17,10 @@ use jiff::Timestamp;
 
 use super::parity::{
     LevelSource, ParityError, ParityFigures, ParityReport, counted_level, figures, is_breach,
-    judged_value, level, pair_differences,
+    judged_value, level, pair_differences, severity,
 };
 use crate::api::parity_policy::{
-    GroupParity, GroupsSpec, GroupsSummary, ParityEvaluation, ParityLevel, ParityPolicySpec,
-    Thresholds,
+    GroupParity, GroupsSpec, GroupsSummary, ParityEvaluation, ParityPolicySpec, Thresholds,
 };
 use crate::metrics::LabelledSeries;
 
@@ -212,15 +211,15 @@ pub fn evaluate_grouped(
     );
 
     judged.sort_by(|a, b| {
-        rank(b.0.level)
-            .cmp(&rank(a.0.level))
+        severity(b.0.level)
+            .cmp(&severity(a.0.level))
             .then(b.1.unwrap_or(f64::MIN).total_cmp(&a.1.unwrap_or(f64::MIN)))
             .then(a.0.group.cmp(&b.0.group))
     });
     let breaching = judged.iter().filter(|g| is_breach(g.0.level)).count() as u32;
     let worst_group = judged.first().filter(|g| is_breach(g.0.level));
     let (observed, deciding) = match worst_group {
-        Some((group, value, thresholds)) if rank(group.level) > rank(aggregate_level) => (
+        Some((group, value, thresholds)) if severity(group.level) > severity(aggregate_level) => (
             group.level,
             DecidingFigure {
                 label: format!("group {}", group.group),
@@ -240,7 +239,6 @@ pub fn evaluate_grouped(
     let (counted, consecutive_breaches) =
         counted_level(observed, previous_consecutive, spec.consecutive_breaches);
     let groups: Vec<GroupParity> = judged.into_iter().map(|g| g.0).collect();
-    let names: BTreeSet<&str> = series.iter().map(|g| g.name.as_str()).collect();
     ParityReport {
         evaluation: ParityEvaluation {
             time: now,
@@ -254,7 +252,7 @@ pub fn evaluate_grouped(
             statistics: None,
             sequential: None,
             groups: Some(GroupsSummary {
-                count: names.len() as u32,
+                count: series.len() as u32,
                 breaching,
                 worst: groups.iter().take(STATUS_GROUPS).cloned().collect(),
             }),
@@ -272,17 +270,6 @@ pub fn evaluate_grouped(
             breaching,
             deciding,
         }),
-    }
-}
-
-/// Rank of a level for the worst group: Insufficient ranks lowest, it is not a verdict.
-fn rank(level: ParityLevel) -> u8 {
-    match level {
-        ParityLevel::Insufficient => 0,
-        ParityLevel::Pass => 1,
-        ParityLevel::Warning => 2,
-        ParityLevel::Critical => 3,
-        ParityLevel::Emergency => 4,
     }
 }
 

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::api::parity_policy::ParityPolicySpec;
+use crate::api::parity_policy::{ParityLevel, ParityPolicySpec};
 use crate::engine::parity_gate;
 
 const SYMBOLS: [&str; 5] = ["AAPL", "AMZN", "GOOG", "MSFT", "NVDA"];

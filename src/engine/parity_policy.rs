@@ -189,15 +189,29 @@ pub fn fold_measured<'a>(
     mut status: ParityPolicyStatus,
     reports: impl IntoIterator<Item = &'a ParityReport>,
 ) -> ParityPolicyStatus {
-    let mut reports: Vec<&ParityReport> = reports.into_iter().collect();
-    reports.sort_by_key(|r| r.evaluation.time);
-    for report in reports {
-        let last = status.last_evaluation.as_ref().map(|e| e.time);
-        if last.is_none_or(|last| report.evaluation.time > last) {
-            record(&mut status, report);
-        }
+    for report in unrecorded(&status, reports) {
+        record(&mut status, report);
     }
     status
+}
+
+/// The reports [`fold_measured`] records into `status`, in time order: each newer than the
+/// last evaluation recorded before it.
+pub fn unrecorded<'a>(
+    status: &ParityPolicyStatus,
+    reports: impl IntoIterator<Item = &'a ParityReport>,
+) -> Vec<&'a ParityReport> {
+    let mut reports: Vec<&ParityReport> = reports.into_iter().collect();
+    reports.sort_by_key(|r| r.evaluation.time);
+    let mut last = status.last_evaluation.as_ref().map(|e| e.time);
+    reports.retain(|report| {
+        let newer = last.is_none_or(|last| report.evaluation.time > last);
+        if newer {
+            last = Some(report.evaluation.time);
+        }
+        newer
+    });
+    reports
 }
 
 fn problems(spec: &ParityPolicySpec) -> Vec<String> {
