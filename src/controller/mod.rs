@@ -56,6 +56,7 @@ mod rollout_audit;
 mod rollout_metrics;
 mod route_refusals;
 mod saved_templates;
+pub mod scopes;
 pub mod server;
 pub mod service_summary;
 pub mod slo_budget;
@@ -146,6 +147,8 @@ pub struct Context {
     pub parity_feed: ParityFeed,
     /// Pipelines to reconcile now because one of their rollouts moved.
     pub pipeline_nudges: PipelineNudges,
+    /// The other watched namespaces, for pipelines whose rollouts live in them.
+    pub scopes: scopes::Scopes,
     /// Environments of pipelines in other clusters.
     pub remote_clusters: Arc<remote_clusters::RemoteClusters>,
     /// The namespace whose DeliveryFreezes may freeze every namespace.
@@ -192,6 +195,26 @@ impl Context {
         )
     }
 
+    /// The caches of `namespace`'s objects; None when the operator does not watch it.
+    pub fn caches_of(&self, namespace: &str) -> Option<&Caches> {
+        self.scopes.caches_of(&self.caches, namespace)
+    }
+
+    /// The pipelines of every watched namespace that include the rollout `namespace/name`.
+    pub fn pipelines_claiming(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Vec<(Arc<crate::api::release_pipeline::ReleasePipeline>, usize)> {
+        self.scopes
+            .pipelines_claiming(&self.caches, namespace, name)
+    }
+
+    /// Queues a reconcile of `pipeline`, whichever watched namespace holds it.
+    pub fn nudge_pipeline(&self, pipeline: &crate::api::release_pipeline::ReleasePipeline) {
+        self.scopes.nudge(&self.pipeline_nudges, pipeline);
+    }
+
     /// A context for one watched namespace (or all), reading from `caches`.
     fn for_scope(&self, caches: Caches) -> Self {
         let mut scope = Self::from_parts(
@@ -229,6 +252,7 @@ impl Context {
             backoff: ErrorBackoff::default(),
             parity_feed: ParityFeed::default(),
             pipeline_nudges: PipelineNudges::default(),
+            scopes: scopes::Scopes::default(),
             remote_clusters: Arc::default(),
             freeze_namespace: DEFAULT_FREEZE_NAMESPACE.to_string(),
             freeze_statuses: StatusMemory::default(),
@@ -338,57 +362,72 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
         None => watcher::Config::default(),
     };
     let settings = kube::runtime::controller::Config::default().concurrency(config.concurrency);
-    let controllers = scopes.into_iter().flat_map(|namespace| {
-        let (caches, feeds) = caches::watch(client, &namespace, selected());
-        let (nudges, nudged) = PipelineNudges::channel();
-        let mut scope = context.for_scope(caches);
-        scope.pipeline_nudges = nudges;
-        let context = Arc::new(scope);
-        [
-            run_rollouts(feeds, settings.clone(), context.clone()).boxed(),
-            kind_controllers::run_parity_policies(
-                client.clone(),
-                namespace.clone(),
-                selected(),
-                settings.clone(),
-                context.clone(),
-            )
-            .boxed(),
-            kind_controllers::run_slo_budgets(
-                client.clone(),
-                namespace.clone(),
-                selected(),
-                settings.clone(),
-                context.clone(),
-            )
-            .boxed(),
-            kind_controllers::run_delivery_freezes(
-                client.clone(),
-                namespace.clone(),
-                selected(),
-                settings.clone(),
-                context.clone(),
-            )
-            .boxed(),
-            kind_controllers::run_notifications(
-                client.clone(),
-                namespace.clone(),
-                selected(),
-                settings.clone(),
-                context.clone(),
-            )
-            .boxed(),
-            kind_controllers::run_pipelines(
-                client.clone(),
-                namespace,
-                selected(),
-                settings.clone(),
-                context,
-                nudged,
-            )
-            .boxed(),
-        ]
-    });
+    let watched: Vec<_> = scopes
+        .into_iter()
+        .map(|namespace| {
+            let (caches, feeds) = caches::watch(client, &namespace, selected());
+            let (nudges, nudged) = PipelineNudges::channel();
+            (namespace, caches, feeds, nudges, nudged)
+        })
+        .collect();
+    // With a list of namespaces, a pipeline in one may include rollouts in another.
+    let others = scopes::Scopes::new(watched.iter().filter_map(
+        |(namespace, caches, _, nudges, _)| {
+            Some((namespace.clone()?, caches.clone(), nudges.clone()))
+        },
+    ));
+    let controllers = watched
+        .into_iter()
+        .flat_map(|(namespace, caches, feeds, nudges, nudged)| {
+            let mut scope = context.for_scope(caches);
+            scope.pipeline_nudges = nudges;
+            scope.scopes = others.clone();
+            let context = Arc::new(scope);
+            [
+                run_rollouts(feeds, settings.clone(), context.clone()).boxed(),
+                kind_controllers::run_parity_policies(
+                    client.clone(),
+                    namespace.clone(),
+                    selected(),
+                    settings.clone(),
+                    context.clone(),
+                )
+                .boxed(),
+                kind_controllers::run_slo_budgets(
+                    client.clone(),
+                    namespace.clone(),
+                    selected(),
+                    settings.clone(),
+                    context.clone(),
+                )
+                .boxed(),
+                kind_controllers::run_delivery_freezes(
+                    client.clone(),
+                    namespace.clone(),
+                    selected(),
+                    settings.clone(),
+                    context.clone(),
+                )
+                .boxed(),
+                kind_controllers::run_notifications(
+                    client.clone(),
+                    namespace.clone(),
+                    selected(),
+                    settings.clone(),
+                    context.clone(),
+                )
+                .boxed(),
+                kind_controllers::run_pipelines(
+                    client.clone(),
+                    namespace,
+                    selected(),
+                    settings.clone(),
+                    context,
+                    nudged,
+                )
+                .boxed(),
+            ]
+        });
     futures::future::join_all(controllers).await;
 }
 

@@ -36,8 +36,16 @@ struct Environment {
     parity: Vec<(String, Option<Arc<ParityPolicy>>)>,
     /// The other cluster it lives in, if any.
     remote: Option<Arc<RemoteNamespace>>,
-    /// Why the other cluster cannot be read.
-    unreachable: Option<String>,
+    /// Why its objects cannot be read.
+    unreachable: Option<Unreachable>,
+}
+
+/// Why an environment's objects cannot be read.
+enum Unreachable {
+    /// Its cluster: the Secret or the cluster itself.
+    Cluster(String),
+    /// Its namespace, in this cluster, is outside the operator's `--namespace` list.
+    Unwatched(String),
 }
 
 /// Where an environment's objects are read: this operator's caches, or another cluster's.
@@ -201,12 +209,20 @@ async fn dereference(
             {
                 Ok(remote) if !remote.synced() => return None,
                 Ok(remote) => (Some(remote), None),
-                Err(why) => (None, Some(why)),
+                Err(why) => (None, Some(Unreachable::Cluster(why))),
             },
         };
-        let source = match &remote {
-            Some(remote) => Source::Remote(remote),
-            None => Source::Local(&ctx.caches),
+        let (source, unreachable) = match (&remote, ctx.caches_of(&rollout_namespace)) {
+            (Some(remote), _) => (Source::Remote(remote), unreachable),
+            // Another watched namespace's caches may sync after this one's.
+            (None, Some(caches)) if !caches.synced() => return None,
+            (None, Some(caches)) => (Source::Local(caches), unreachable),
+            (None, None) => (
+                Source::Local(&ctx.caches),
+                Some(Unreachable::Unwatched(format!(
+                    "namespace {rollout_namespace} is not among the namespaces this operator watches (--namespace)"
+                ))),
+            ),
         };
         let rollout = match &unreachable {
             Some(_) => None,
@@ -265,9 +281,18 @@ fn validate(
     let mut problems = pipeline::validate(spec, namespace);
     for (index, (env, found)) in spec.environments.iter().zip(environments).enumerate() {
         let (rollout_namespace, name) = pipeline::rollout_key(env, namespace);
-        if let Some(why) = &found.unreachable {
-            problems.push(format!("spec.environments[{index}].cluster: {why}"));
-            continue;
+        match &found.unreachable {
+            Some(Unreachable::Cluster(why)) => {
+                problems.push(format!("spec.environments[{index}].cluster: {why}"));
+                continue;
+            }
+            Some(Unreachable::Unwatched(why)) => {
+                problems.push(format!(
+                    "spec.environments[{index}].rolloutRef.namespace: {why}"
+                ));
+                continue;
+            }
+            None => {}
         }
         let Some(rollout) = &found.rollout else {
             problems.push(format!(
@@ -282,7 +307,7 @@ fn validate(
         ));
         let claims = match found.remote {
             Some(_) => Vec::new(),
-            None => ctx.caches.pipelines_claiming(&rollout_namespace, name),
+            None => ctx.pipelines_claiming(&rollout_namespace, name),
         };
         let mut others: Vec<String> = claims
             .into_iter()

@@ -16,7 +16,6 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::backoff::FAILING_AFTER;
-use super::caches::Caches;
 use super::deployment_summary::DeploymentSummary;
 use super::error::Error;
 use super::objects;
@@ -130,7 +129,8 @@ struct Dereferenced {
     pipelines: Vec<(Arc<ReleasePipeline>, usize)>,
 }
 
-fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Dereferenced {
+fn dereference(rollout: &CanaryRollout, namespace: &str, ctx: &Context) -> Dereferenced {
+    let caches = &ctx.caches;
     let spec = &rollout.spec;
     let target = caches.deployment(namespace, &spec.target_ref.name);
     let stable = caches.deployment(namespace, &workloads::stable_name(&spec.target_ref.name));
@@ -147,7 +147,7 @@ fn dereference(rollout: &CanaryRollout, namespace: &str, caches: &Caches) -> Der
             .slo_budget_ref
             .as_ref()
             .and_then(|r| caches.slo_budget(namespace, &r.name)),
-        pipelines: caches.pipelines_claiming(namespace, &rollout.name_any()),
+        pipelines: ctx.pipelines_claiming(namespace, &rollout.name_any()),
     }
 }
 
@@ -307,7 +307,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
-    let objects = dereference(rollout, &namespace, &ctx.caches);
+    let objects = dereference(rollout, &namespace, &ctx);
     let mut problems = validate(rollout, &namespace, &objects, ctx).await?;
     let freeze = objects
         .slo_budget
@@ -430,7 +430,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     );
     if moved {
         for (pipeline, _) in &objects.pipelines {
-            ctx.pipeline_nudges.nudge(pipeline.as_ref());
+            ctx.nudge_pipeline(pipeline.as_ref());
         }
     }
     let actor = rollout_audit::requested_by(rollout, &status, &plan);
