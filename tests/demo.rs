@@ -9,16 +9,17 @@ use std::process::Stdio;
 use k8s_openapi::api::apps::v1::Deployment;
 use sluice::api::CanaryRollout;
 use sluice::api::canary_rollout::Phase;
+use sluice::api::release_pipeline::{ReleasePhase, ReleasePipeline};
 use support::TestEnv;
 
 #[tokio::test]
-async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
+async fn the_demo_tells_the_whole_story_and_ends_with_the_pipeline_release_in_production() {
     let env = TestEnv::get().await;
     let ns = env.namespace("demo").await;
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["demo", "--namespace", ns.name(), "--exit-when-done"])
-        .args(["--timeout", "4m", "--dashboard-address", "127.0.0.1:0"])
+        .args(["--timeout", "5m", "--dashboard-address", "127.0.0.1:0"])
         .env("KUBECONFIG", &env.kubeconfig)
         .env("SLUICE_PROMETHEUS_URL", &env.prometheus_url)
         .env("SLUICE_PROM_SD_DIR", &env.sd_dir)
@@ -46,6 +47,12 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         "RESULT: SLOBudget checkout-slo frozen: ",
         "RESULT: 5.0.0 waits, phase Frozen: frozen: SLOBudget checkout-slo: objective availability has ",
         "RESULT: 5.0.0 promoted through the freeze by request",
+        "[staging] Idle",
+        "RESULT: 6.0.0 promoted in staging",
+        "[pipeline] event   ReleasePushed: checkout:6.0.0 pushed to production: cleared in staging",
+        "[production] Progressing",
+        "RESULT: 6.0.0 pushed to production by the pipeline after ",
+        "kubectl sluice pipeline checkout",
         "DASHBOARD: http://127.0.0.1:",
         "the story is over",
     ] {
@@ -67,13 +74,9 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         "{status:?}\n--- demo output ---\n{stdout}"
     );
     let stable = ns.deployment("checkout-stable").await;
-    let image = stable
-        .spec
-        .and_then(|spec| spec.template.spec)
-        .and_then(|pod| pod.containers.first().and_then(|c| c.image.clone()));
     assert_eq!(
-        image.as_deref(),
-        Some("registry.example/checkout:5.0.0"),
+        first_image(stable).as_deref(),
+        Some("registry.example/checkout:6.0.0"),
         "the image of checkout-stable\n--- demo output ---\n{stdout}"
     );
     let target: Deployment = ns.deployment("checkout").await;
@@ -82,4 +85,59 @@ async fn the_demo_promotes_the_good_version_and_rolls_back_the_bad_one() {
         Some(0),
         "the replicas of checkout\n--- demo output ---\n{stdout}"
     );
+
+    // 6.0.0 reached production only through staging, after its soak there.
+    let pipeline = ns
+        .api::<ReleasePipeline>()
+        .get("checkout")
+        .await
+        .expect("read the demo's ReleasePipeline");
+    let releases = pipeline.status.unwrap_or_default().releases;
+    let release = releases
+        .iter()
+        .find(|r| r.name == "checkout:6.0.0")
+        .unwrap_or_else(|| panic!("no checkout:6.0.0 in {releases:?}\n{stdout}"));
+    let entry = |name: &str| {
+        release
+            .environments
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {release:?}"))
+    };
+    let (staging, production) = (entry("staging"), entry("production"));
+    assert_eq!(
+        (staging.phase, production.phase),
+        (ReleasePhase::Verified, ReleasePhase::Promoted),
+        "{release:?}"
+    );
+    assert_eq!(staging.risk_spent.canary_weight, Some(1), "{staging:?}");
+    let soaked = production
+        .started_at
+        .expect("production's canary start")
+        .duration_since(staging.promoted_at.expect("staging's promotion"));
+    assert!(
+        soaked >= jiff::SignedDuration::from_secs(10),
+        "production started {soaked:?} after staging's promotion, before the 10 s soak"
+    );
+    let staging_ns = format!("{}-staging", ns.name());
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(env.client.clone(), &staging_ns);
+    let staging_stable = deployments
+        .get("checkout-stable")
+        .await
+        .expect("staging's stable Deployment");
+    assert_eq!(
+        first_image(staging_stable).as_deref(),
+        Some("registry.example/checkout:6.0.0")
+    );
+}
+
+fn first_image(deployment: Deployment) -> Option<String> {
+    deployment
+        .spec?
+        .template
+        .spec?
+        .containers
+        .first()?
+        .image
+        .clone()
 }

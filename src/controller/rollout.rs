@@ -307,7 +307,7 @@ async fn apply(rollout: &CanaryRollout, ctx: &Context) -> Result<Action, Error> 
     let namespace = rollout.namespace().ok_or(Error::MissingNamespace)?;
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
-    let objects = dereference(rollout, &namespace, &ctx);
+    let objects = dereference(rollout, &namespace, ctx);
     let mut problems = validate(rollout, &namespace, &objects, ctx).await?;
     let freeze = objects
         .slo_budget

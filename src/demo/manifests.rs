@@ -55,14 +55,11 @@ pub fn check_query() -> String {
     )
 }
 
-/// Server-side applies the Deployment (first version, 3 replicas), the Service, the HTTPRoute
-/// and the CanaryRollout in `namespace`.
+/// Server-side applies the Deployment (first version, 3 replicas), the Service, the HTTPRoute,
+/// the ParityPolicy, the SLOBudget and the CanaryRollout in `namespace`.
 pub async fn apply(client: &Client, namespace: &str) -> Result<(), Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    deployments
-        .patch(APP, &params, &Patch::Apply(deployment()))
-        .await?;
+    apply_service(client, namespace, FIRST_VERSION).await?;
     let policies: Api<ParityPolicy> = Api::namespaced(client.clone(), namespace);
     policies
         .patch(PARITY_POLICY, &params, &Patch::Apply(parity_policy()))
@@ -71,16 +68,27 @@ pub async fn apply(client: &Client, namespace: &str) -> Result<(), Error> {
     budgets
         .patch(SLO_BUDGET, &params, &Patch::Apply(slo_budget()))
         .await?;
+    let rollouts: Api<CanaryRollout> = Api::namespaced(client.clone(), namespace);
+    rollouts
+        .patch(APP, &params, &Patch::Apply(canary_rollout()))
+        .await?;
+    Ok(())
+}
+
+/// Server-side applies checkout itself: the Deployment at `version` (3 replicas), the Service
+/// and the HTTPRoute.
+pub async fn apply_service(client: &Client, namespace: &str, version: &str) -> Result<(), Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    deployments
+        .patch(APP, &params, &Patch::Apply(deployment(version)))
+        .await?;
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     services
         .patch(APP, &params, &Patch::Apply(service()))
         .await?;
     httproutes(client, namespace)
         .patch(APP, &params, &Patch::Apply(httproute()))
-        .await?;
-    let rollouts: Api<CanaryRollout> = Api::namespaced(client.clone(), namespace);
-    rollouts
-        .patch(APP, &params, &Patch::Apply(canary_rollout()))
         .await?;
     Ok(())
 }
@@ -111,7 +119,7 @@ pub fn httproutes(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
-fn deployment() -> Value {
+fn deployment(version: &str) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -123,7 +131,7 @@ fn deployment() -> Value {
                 "metadata": {"labels": {"app": APP}},
                 "spec": {"containers": [{
                     "name": APP,
-                    "image": image(FIRST_VERSION),
+                    "image": image(version),
                     "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
                 }]}
             }
@@ -202,7 +210,7 @@ fn slo_budget() -> Value {
     })
 }
 
-fn canary_rollout() -> Value {
+pub(super) fn canary_rollout() -> Value {
     let stage = |weight: u32| json!({"weight": weight, "pause": "5s"});
     let shadow = json!({"mirror": 100, "pause": "5s"});
     json!({

@@ -7,6 +7,7 @@
 //! against a cluster with real kubelets, whose pods the fake kubelet would contradict.
 
 mod manifests;
+mod pipeline;
 mod setup;
 mod simulator;
 mod story;
@@ -45,15 +46,14 @@ pub struct DemoConfig {
     pub dashboard_address: std::net::SocketAddr,
 }
 
-/// Serves the dashboard of `namespace` (the one `kubectl sluice dashboard --allow-actions`
-/// serves) and returns where it listens.
+/// Serves the dashboard of every namespace (the one `kubectl sluice dashboard -A
+/// --allow-actions` serves: the demo's cluster is its own) and returns where it listens.
 async fn start_dashboard(
     client: &kube::Client,
-    namespace: &str,
     address: std::net::SocketAddr,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let options = crate::dashboard::server::Options {
-        namespace: Some(namespace.to_string()),
+        namespace: None,
         address,
         allow_actions: true,
         actor: "sluice-demo".to_string(),
@@ -86,31 +86,28 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
          and a traffic simulator (not real traffic) plays {REQUESTS_PER_SECOND} requests/s through the HTTPRoute's weights"
     ));
 
+    let staging = pipeline::staging_namespace(namespace);
     setup::prepare(&client, namespace).await?;
+    setup::prepare(&client, &staging).await?;
     timeline.say(format!(
-        "namespace {namespace}, CRDs and the fake Node ready"
+        "namespaces {namespace} (production) and {staging}, CRDs and the fake Node ready"
     ));
-    let _kubelet = FakeKubelet::start(client.clone(), namespace);
-    let simulator = TrafficSimulator::start(client.clone(), namespace, &config.sd_dir)
-        .await
-        .with_context(|| {
-            format!(
-                "starting the traffic simulator in {}",
-                config.sd_dir.display()
-            )
-        })?;
+    let _kubelets = [namespace, staging.as_str()].map(|ns| FakeKubelet::start(client.clone(), ns));
+    let simulator = start_simulator(&client, namespace, &config).await?;
+    let staging_simulator = start_simulator(&client, &staging, &config).await?;
     timeline.say(format!(
-        "fake kubelet started; traffic simulator registered in {}, waiting for Prometheus to scrape it",
+        "fake kubelet started; traffic simulators registered in {}, waiting for Prometheus to scrape them",
         config.sd_dir.display()
     ));
     wait_until_scraped(&config, &simulator).await?;
+    wait_until_scraped(&config, &staging_simulator).await?;
     timeline.say(format!(
         "Prometheus {} scrapes the simulator",
         config.prometheus_url
     ));
 
     let mut operator: JoinHandle<anyhow::Result<()>> = tokio::spawn(controller::run(RunConfig {
-        namespaces: vec![namespace.to_string()],
+        namespaces: vec![namespace.to_string(), staging.clone()],
         selector: None,
         prometheus_url: config.prometheus_url.clone(),
         prometheus_auth: Default::default(),
@@ -120,8 +117,10 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
         freeze_namespace: controller::DEFAULT_FREEZE_NAMESPACE.to_string(),
         audit: Default::default(),
     }));
-    timeline.say(format!("operator started, watching namespace {namespace}"));
-    let dashboard = start_dashboard(&client, namespace, config.dashboard_address).await?;
+    timeline.say(format!(
+        "operator started, watching namespaces {namespace} and {staging}"
+    ));
+    let dashboard = start_dashboard(&client, config.dashboard_address).await?;
     timeline.say(format!(
         "DASHBOARD: http://{dashboard}/rollouts/{namespace}/{APP} (kubectl sluice dashboard, with its buttons)"
     ));
@@ -141,7 +140,8 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
     }
     timeline.say(
         "the story is over: 2.0.0 was promoted, 4.0.0-drift and 3.0.0-bad were rolled back, \
-             an incident froze releases and 5.0.0 went through by request",
+             an incident froze releases and 5.0.0 went through by request, \
+             and 6.0.0 went from staging to production through the pipeline",
     );
     if config.exit_when_done {
         return Ok(());
@@ -163,6 +163,22 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
     }
     timeline.say("stopped: the operator, the fake kubelet and the traffic simulator are gone");
     Ok(())
+}
+
+/// Starts the traffic simulator of checkout in `namespace`.
+async fn start_simulator(
+    client: &kube::Client,
+    namespace: &str,
+    config: &DemoConfig,
+) -> anyhow::Result<TrafficSimulator> {
+    TrafficSimulator::start(client.clone(), namespace, &config.sd_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "starting the traffic simulator of {namespace} in {}",
+                config.sd_dir.display()
+            )
+        })
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed at once, so a signal
@@ -224,9 +240,11 @@ fn print_explore_hints(namespace: &str, prometheus_url: &str, dashboard: std::ne
     println!("  kubectl -n {namespace} describe canaryrollout {APP}");
     println!("  kubectl get events -n {namespace}");
     println!("  the dashboard: http://{dashboard}/ (or: kubectl sluice dashboard -n {namespace})");
+    let staging = pipeline::staging_namespace(namespace);
+    println!("  kubectl sluice pipeline {APP} -n {namespace}");
     println!(
-        "  kubectl -n {namespace} set image deployment/{APP} {APP}={}   # another version; a tag with \"bad\" fails, with \"drift\" quotes MSFT high",
-        manifests::image("5.0.0")
+        "  kubectl -n {staging} set image deployment/{APP} {APP}={}   # another release, through staging to production; a tag with \"bad\" fails, with \"drift\" quotes MSFT high",
+        manifests::image("7.0.0")
     );
     let query = format!(
         "sum by (track, code) (rate({}{{namespace=\"{namespace}\"}}[15s]))",

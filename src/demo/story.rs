@@ -1,6 +1,8 @@
 //! What the demo shows, step by step: Sluice adopts checkout 1.0.0, promotes the good 2.0.0
-//! stage by stage, rolls back 4.0.0-drift when the ParityPolicy finds one symbol 60 bps off, and
-//! rolls back 3.0.0-bad when its error rate breaks the check.
+//! stage by stage, rolls back 4.0.0-drift when the ParityPolicy finds one symbol 60 bps off,
+//! rolls back 3.0.0-bad when its error rate breaks the check, holds 5.0.0 while an incident has
+//! spent the error budget, and then takes 6.0.0 from staging to production through a
+//! ReleasePipeline ([`super::pipeline`]).
 
 use std::time::Duration;
 
@@ -145,7 +147,8 @@ pub async fn tell(
     timeline.say(format!(
         "{APP}-stable still runs {GOOD_VERSION} with all traffic; the Deployment {APP} keeps {BAD_VERSION} at 0 replicas"
     ));
-    budget_freeze(client, namespace, timeline, simulator).await
+    budget_freeze(client, namespace, timeline, simulator).await?;
+    super::pipeline::tell(client, namespace, timeline).await
 }
 
 /// An incident on stable spends the error budget; the budget freezes releases; a good release
@@ -240,7 +243,7 @@ async fn budget_freeze(
 }
 
 /// Waits [`SETTLE`] while the timeline goes on.
-async fn settle(timeline: &mut Timeline) {
+pub(super) async fn settle(timeline: &mut Timeline) {
     let settled = Instant::now() + SETTLE;
     while Instant::now() < settled {
         tokio::time::sleep(POLL).await;
@@ -313,8 +316,23 @@ async fn push(
     Ok(entry)
 }
 
+/// Observes the rollouts until `done` returns an outcome for the one labelled `label`.
+pub(super) async fn follow_in<T>(
+    timeline: &mut Timeline,
+    label: &str,
+    mut done: impl FnMut(&CanaryRollout) -> Option<anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    loop {
+        timeline.observe().await;
+        if let Some(outcome) = timeline.last_seen(label).and_then(&mut done) {
+            return outcome;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Observes the rollout until `done` returns an outcome.
-async fn follow<T>(
+pub(super) async fn follow<T>(
     timeline: &mut Timeline,
     mut done: impl FnMut(&CanaryRollout) -> Option<anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
@@ -328,11 +346,11 @@ async fn follow<T>(
     }
 }
 
-fn phase(rollout: &CanaryRollout) -> Option<Phase> {
+pub(super) fn phase(rollout: &CanaryRollout) -> Option<Phase> {
     rollout.status.as_ref()?.phase
 }
 
-fn last_entry(rollout: &CanaryRollout) -> Option<HistoryEntry> {
+pub(super) fn last_entry(rollout: &CanaryRollout) -> Option<HistoryEntry> {
     rollout.status.as_ref()?.history.last().cloned()
 }
 

@@ -1,6 +1,7 @@
 //! The demo's live timeline on stdout: seconds since the start, then what changed — the
 //! CanaryRollout's phase, stage, canary weight, verdict and check values, its status message,
-//! and each new Event recorded on it.
+//! and each new Event recorded on it; once it follows several rollouts (staging and production),
+//! each line names the one it is about.
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -17,17 +18,33 @@ use crate::api::canary_rollout::{CanaryRolloutStatus, Phase, Verdict};
 /// How often the rollout and its events are read.
 pub const POLL: Duration = Duration::from_millis(250);
 
-pub struct Timeline {
-    start: Instant,
+/// One CanaryRollout the timeline follows.
+struct Track {
+    /// Printed before its lines once the timeline follows more than one rollout.
+    label: String,
     name: String,
     rollouts: Api<CanaryRollout>,
+    last_seen: Option<CanaryRollout>,
+    last_state: Option<String>,
+    last_message: Option<String>,
+}
+
+/// Events recorded on one object.
+struct EventSource {
+    label: String,
     events: Api<Event>,
+    selector: String,
+}
+
+pub struct Timeline {
+    start: Instant,
+    /// The first is the one [`Timeline::observe`] returns.
+    tracks: Vec<Track>,
+    event_sources: Vec<EventSource>,
     /// (uid, count) of the events already printed: a repeated event is printed again.
     seen_events: HashSet<(String, i32)>,
     /// Reasons of the events printed, in order.
     reasons: Vec<String>,
-    last_state: Option<String>,
-    last_message: Option<String>,
     last_error: Option<String>,
     /// What the demo waits for now, for the message when it gives up.
     waiting_for: String,
@@ -36,18 +53,57 @@ pub struct Timeline {
 impl Timeline {
     /// A timeline of the CanaryRollout `name` in `namespace`; the clock starts now.
     pub fn new(client: &Client, namespace: &str, name: &str) -> Timeline {
-        Timeline {
+        let mut timeline = Timeline {
             start: Instant::now(),
-            name: name.to_string(),
-            rollouts: Api::namespaced(client.clone(), namespace),
-            events: Api::namespaced(client.clone(), namespace),
+            tracks: Vec::new(),
+            event_sources: Vec::new(),
             seen_events: HashSet::new(),
             reasons: Vec::new(),
-            last_state: None,
-            last_message: None,
             last_error: None,
             waiting_for: "the start".into(),
+        };
+        timeline.follow_rollout(client, namespace, name, "");
+        timeline
+    }
+
+    /// Follows another CanaryRollout too, its lines and events after `[label]` (the first
+    /// rollout's get one from [`Timeline::label_first`]).
+    pub fn follow_rollout(&mut self, client: &Client, namespace: &str, name: &str, label: &str) {
+        self.tracks.push(Track {
+            label: label.to_string(),
+            name: name.to_string(),
+            rollouts: Api::namespaced(client.clone(), namespace),
+            last_seen: None,
+            last_state: None,
+            last_message: None,
+        });
+        self.follow_events(client, namespace, "CanaryRollout", name, label);
+    }
+
+    /// Names the first rollout's lines from now on.
+    pub fn label_first(&mut self, label: &str) {
+        if let Some(first) = self.tracks.first_mut() {
+            first.label = label.to_string();
         }
+        if let Some(first) = self.event_sources.first_mut() {
+            first.label = label.to_string();
+        }
+    }
+
+    /// Prints the events recorded on the `kind` object `name` too.
+    pub fn follow_events(
+        &mut self,
+        client: &Client,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+        label: &str,
+    ) {
+        self.event_sources.push(EventSource {
+            label: label.to_string(),
+            events: Api::namespaced(client.clone(), namespace),
+            selector: format!("involvedObject.kind={kind},involvedObject.name={name}"),
+        });
     }
 
     /// Prints one line, stamped with the seconds since the start.
@@ -65,35 +121,56 @@ impl Timeline {
         &self.reasons
     }
 
-    /// What the demo waits for and the last state seen, for a message when it gives up.
-    pub fn situation(&self) -> String {
-        let state = self.last_state.as_deref().unwrap_or("no status yet");
-        match &self.last_message {
-            Some(message) => format!(
-                "waiting for {}; last seen: {state} ({message})",
-                self.waiting_for
-            ),
-            None => format!("waiting for {}; last seen: {state}", self.waiting_for),
-        }
+    /// The rollout labelled `label` as last observed.
+    pub fn last_seen(&self, label: &str) -> Option<&CanaryRollout> {
+        self.tracks
+            .iter()
+            .find(|track| track.label == label)?
+            .last_seen
+            .as_ref()
     }
 
-    /// Reads the rollout and its events and prints what changed. Returns the rollout, or None
-    /// when it cannot be read now (the error is printed once, and the caller tries again).
+    /// What the demo waits for and the last state seen, for a message when it gives up.
+    pub fn situation(&self) -> String {
+        let seen: Vec<String> = self
+            .tracks
+            .iter()
+            .map(|track| {
+                let state = track.last_state.as_deref().unwrap_or("no status yet");
+                let state = prefixed(&track.label, state);
+                match &track.last_message {
+                    Some(message) => format!("{state} ({message})"),
+                    None => state,
+                }
+            })
+            .collect();
+        format!(
+            "waiting for {}; last seen: {}",
+            self.waiting_for,
+            seen.join("; ")
+        )
+    }
+
+    /// Reads the rollouts and their events and prints what changed. Returns the first rollout,
+    /// or None when it cannot be read now (the error is printed once, and the caller tries
+    /// again).
     pub async fn observe(&mut self) -> Option<CanaryRollout> {
-        let result = self.read().await;
-        match result {
-            Ok((rollout, events)) => {
+        match self.read().await {
+            Ok((rollouts, events)) => {
                 self.last_error = None;
                 self.print_events(events);
-                if let Some(rollout) = &rollout {
-                    self.print_status(rollout);
+                for (index, rollout) in rollouts.into_iter().enumerate() {
+                    if let Some(rollout) = &rollout {
+                        self.print_status(index, rollout);
+                    }
+                    self.tracks[index].last_seen = rollout;
                 }
-                rollout
+                self.tracks[0].last_seen.clone()
             }
             Err(e) => {
                 let error = e.to_string();
                 if self.last_error.as_ref() != Some(&error) {
-                    self.say(format!("  (cannot read the CanaryRollout now: {error})"));
+                    self.say(format!("  (cannot read the CanaryRollouts now: {error})"));
                     self.last_error = Some(error);
                 }
                 None
@@ -101,22 +178,31 @@ impl Timeline {
         }
     }
 
-    async fn read(&self) -> Result<(Option<CanaryRollout>, Vec<Event>), Error> {
-        let rollout = self.rollouts.get_opt(&self.name).await?;
-        let selector = format!(
-            "involvedObject.kind=CanaryRollout,involvedObject.name={}",
-            self.name
-        );
-        let events = self
-            .events
-            .list(&ListParams::default().fields(&selector))
-            .await?;
-        Ok((rollout, events.items))
+    /// Each track's rollout, and the events with the label of their source.
+    async fn read(&self) -> Result<(Vec<Option<CanaryRollout>>, Vec<(String, Event)>), Error> {
+        let mut rollouts = Vec::new();
+        for track in &self.tracks {
+            rollouts.push(track.rollouts.get_opt(&track.name).await?);
+        }
+        let mut events = Vec::new();
+        for source in &self.event_sources {
+            let listed = source
+                .events
+                .list(&ListParams::default().fields(&source.selector))
+                .await?;
+            events.extend(
+                listed
+                    .items
+                    .into_iter()
+                    .map(|event| (source.label.clone(), event)),
+            );
+        }
+        Ok((rollouts, events))
     }
 
-    fn print_events(&mut self, mut events: Vec<Event>) {
-        events.sort_by_key(event_time);
-        for event in events {
+    fn print_events(&mut self, mut events: Vec<(String, Event)>) {
+        events.sort_by_key(|(_, event)| event_time(event));
+        for (label, event) in events {
             // kube's Recorder turns a repeated reason into a series on the first Event, which
             // keeps the first message: a repeat is shown with its count only.
             let count = event
@@ -134,31 +220,47 @@ impl Timeline {
                 _ => "event  ",
             };
             let reason = event.reason.as_deref().unwrap_or("-");
-            if count > 1 {
-                self.say(format!("  {kind} {reason} (x{count})"));
+            let line = if count > 1 {
+                format!("{kind} {reason} (x{count})")
             } else {
                 let message = event.message.as_deref().unwrap_or("");
-                self.say(format!("  {kind} {reason}: {message}"));
-            }
+                format!("{kind} {reason}: {message}")
+            };
+            self.say(format!("  {}", prefixed(&label, &line)));
             self.reasons.push(reason.to_string());
         }
     }
 
-    fn print_status(&mut self, rollout: &CanaryRollout) {
+    fn print_status(&mut self, index: usize, rollout: &CanaryRollout) {
         let Some(status) = &rollout.status else {
             return;
         };
         let state = state_line(status, rollout.spec.stages.len());
-        if self.last_state.as_ref() != Some(&state) {
-            self.say(&state);
-            self.last_state = Some(state);
+        let track = &self.tracks[index];
+        let label = track.label.clone();
+        if track.last_state.as_ref() != Some(&state) {
+            self.say(prefixed(&label, &state));
+            self.tracks[index].last_state = Some(state);
         }
-        if status.message.is_some() && status.message != self.last_message {
-            self.last_message = status.message.clone();
+        let track = &self.tracks[index];
+        if status.message.is_some() && status.message != track.last_message {
             if let Some(message) = &status.message {
-                self.say(format!("  status: {message}"));
+                self.say(format!(
+                    "  {}",
+                    prefixed(&label, &format!("status: {message}"))
+                ));
             }
+            self.tracks[index].last_message = status.message.clone();
         }
+    }
+}
+
+/// `line`, after `[label] ` when there is a label.
+fn prefixed(label: &str, line: &str) -> String {
+    if label.is_empty() {
+        line.to_string()
+    } else {
+        format!("[{label}] {line}")
     }
 }
 
