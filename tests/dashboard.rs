@@ -11,6 +11,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use rollout_fixture::*;
 use sluice::api::canary_rollout::Phase;
+use sluice::api::release_pipeline::{ReleasePhase, ReleasePipeline};
 use support::browser::Browser;
 use support::eventually;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -73,6 +74,32 @@ async fn shows(browser: &Browser, css: &str, expected: &str) {
     .await
 }
 
+/// The texts of the elements `css` matches now.
+async fn texts(browser: &Browser, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in browser
+        .client
+        .find_all(Locator::Css(css))
+        .await
+        .unwrap_or_default()
+    {
+        // An element swapped out by an update in between is read at the next try.
+        if let Ok(text) = element.text().await {
+            out.push(text);
+        }
+    }
+    out
+}
+
+const PIPELINE: &str = "apiVersion: sluice.dev/v1alpha1
+kind: ReleasePipeline
+metadata: {name: checkout}
+spec:
+  release: {containers: [app]}
+  environments:
+  - {name: production, rolloutRef: {name: checkout}}
+";
+
 #[tokio::test]
 async fn the_dashboard_shows_live_figures_and_its_buttons_act() {
     let service = Service::start("dashboard", &rollout_yaml(GATEWAY, STAGES, "")).await;
@@ -80,6 +107,9 @@ async fn the_dashboard_shows_live_figures_and_its_buttons_act() {
     let browser = Browser::start().await;
     let ns = service.ns.name().to_string();
     let row = format!("tr[data-rollout=\"{ns}/checkout\"]");
+
+    // A pipeline of one environment, for the overview's release matrix.
+    service.ns.apply_yaml(PIPELINE).await;
 
     // The overview shows the rollout at rest, then follows it without a reload.
     browser.client.goto(&url).await.expect("open the overview");
@@ -172,6 +202,76 @@ async fn the_dashboard_shows_live_figures_and_its_buttons_act() {
         .unwrap_or_default();
     assert!(actor.ends_with("(dashboard)"), "{actor}");
     browser.screenshot("rollout-promoted").await;
+
+    // The decision log lists the Events recorded on the rollout, as the API lists them.
+    let shown_reasons = eventually(
+        Duration::from_secs(20),
+        "the Promoted event on the page",
+        async || {
+            let reasons = texts(&browser, "#events td.reason").await;
+            reasons
+                .iter()
+                .any(|r| r == "Promoted")
+                .then_some(reasons.clone())
+                .ok_or(reasons)
+        },
+    )
+    .await;
+    let recorded: Vec<String> = service
+        .ns
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.object_name == "checkout" && e.object_kind == "CanaryRollout")
+        .map(|e| e.reason)
+        .collect();
+    for reason in ["RolloutStarted", "StageAdvanced", "Promoted"] {
+        assert!(
+            shown_reasons.iter().any(|r| r == reason),
+            "{reason} not on the page: {shown_reasons:?}"
+        );
+    }
+    for reason in &shown_reasons {
+        assert!(
+            recorded.contains(reason),
+            "{reason} is not an Event of the rollout: {recorded:?}"
+        );
+    }
+
+    // The overview's matrix shows the release where the pipeline's status has it.
+    browser.client.goto(&url).await.expect("open the overview");
+    let phase = eventually(
+        Duration::from_secs(30),
+        "checkout:2.0.0 Promoted in the pipeline's status",
+        async || {
+            let pipeline = service
+                .ns
+                .api::<ReleasePipeline>()
+                .get("checkout")
+                .await
+                .map_err(|e| e.to_string())?;
+            let phase = pipeline
+                .status
+                .unwrap_or_default()
+                .releases
+                .iter()
+                .find(|r| r.name == "checkout:2.0.0")
+                .and_then(|r| r.environments.first().map(|e| e.phase));
+            (phase == Some(ReleasePhase::Promoted))
+                .then_some(ReleasePhase::Promoted)
+                .ok_or(format!("{phase:?}"))
+        },
+    )
+    .await;
+    let cell = "table[data-pipeline=\"checkout\"] tr[data-release=\"checkout:2.0.0\"] td[data-environment=\"production\"]";
+    eventually(Duration::from_secs(20), "the matrix cell", async || {
+        let text = texts(&browser, cell).await.join("");
+        text.starts_with(&format!("{} since ", phase.as_str()))
+            .then_some(())
+            .ok_or(text)
+    })
+    .await;
+    browser.screenshot("overview-pipeline").await;
 
     let errors = browser.console_errors().await;
     assert_eq!(errors, Vec::<String>::new(), "console errors");

@@ -8,6 +8,10 @@ pub struct Chart {
     pub title: String,
     /// (seconds, value), in time order.
     pub points: Vec<(f64, f64)>,
+    /// The main series' name in the legend; default: the title.
+    pub main_label: Option<String>,
+    /// More series on the same axes, each named in the legend (e.g. one per burn-rate window).
+    pub more_series: Vec<(String, Vec<(f64, f64)>)>,
     /// Threshold or bound lines: (label, value).
     pub lines: Vec<(String, f64)>,
     /// Draw the series as steps (a weight holds until it changes).
@@ -21,6 +25,12 @@ const LINE_COLOURS: [RGBColor; 3] = [
     RGBColor(230, 160, 0),
     RGBColor(220, 60, 40),
     RGBColor(150, 0, 90),
+];
+const SERIES_COLOURS: [RGBColor; 4] = [
+    RGBColor(0, 140, 70),
+    RGBColor(120, 80, 200),
+    RGBColor(0, 150, 170),
+    RGBColor(110, 110, 110),
 ];
 
 /// The chart as an SVG document; a chart without points says so in its place.
@@ -41,7 +51,7 @@ fn draw<'a>(
     chart: &'a Chart,
 ) -> Result<(), Box<dyn std::error::Error + 'a>> {
     root.fill(&WHITE)?;
-    if chart.points.is_empty() {
+    if chart.points.is_empty() && chart.more_series.iter().all(|(_, p)| p.is_empty()) {
         root.draw(&Text::new(
             format!("{}: no data yet", chart.title),
             (10, 20),
@@ -66,9 +76,17 @@ fn draw<'a>(
     } else {
         chart.points.clone()
     };
-    plot.draw_series(LineSeries::new(series, BLUE.stroke_width(2)))?
-        .label(chart.title.as_str())
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLUE.stroke_width(2)));
+    if !series.is_empty() {
+        plot.draw_series(LineSeries::new(series, BLUE.stroke_width(2)))?
+            .label(chart.main_label.as_deref().unwrap_or(chart.title.as_str()))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLUE.stroke_width(2)));
+    }
+    for (i, (label, points)) in chart.more_series.iter().enumerate() {
+        let colour = SERIES_COLOURS[i % SERIES_COLOURS.len()];
+        plot.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour.stroke_width(2)));
+    }
     for (i, (label, value)) in chart.lines.iter().enumerate() {
         let colour = LINE_COLOURS[i % LINE_COLOURS.len()];
         plot.draw_series(LineSeries::new(
@@ -78,7 +96,7 @@ fn draw<'a>(
         .label(format!("{label} {value}"))
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour));
     }
-    if !chart.lines.is_empty() {
+    if !chart.lines.is_empty() || !chart.more_series.is_empty() {
         plot.configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
@@ -89,10 +107,14 @@ fn draw<'a>(
 
 /// The x range, and a y range holding the points and the lines with a margin.
 fn bounds(chart: &Chart) -> (f64, (f64, f64)) {
-    let x_max = chart.points.iter().map(|p| p.0).fold(1.0_f64, f64::max);
-    let values = chart
-        .points
-        .iter()
+    let points = || {
+        chart
+            .points
+            .iter()
+            .chain(chart.more_series.iter().flat_map(|(_, p)| p))
+    };
+    let x_max = points().map(|p| p.0).fold(1.0_f64, f64::max);
+    let values = points()
         .map(|p| p.1)
         .chain(chart.lines.iter().map(|l| l.1))
         .filter(|v| v.is_finite());
@@ -130,6 +152,7 @@ mod tests {
             lines: vec![("warning".into(), 20.0), ("critical".into(), 50.0)],
             steps: false,
             unit: "bps".into(),
+            ..Chart::default()
         };
         let svg = svg(&chart);
         assert!(svg.starts_with("<svg"), "{svg}");

@@ -103,6 +103,11 @@ impl RolloutHistory {
         self.samples.push_back(sample);
     }
 
+    /// When the first sample was taken: time zero of the charts.
+    pub fn start(&self) -> Option<Timestamp> {
+        self.samples.front().map(|s| s.time)
+    }
+
     pub fn samples(&self) -> impl Iterator<Item = &Sample> {
         self.samples.iter()
     }
@@ -128,6 +133,7 @@ impl RolloutHistory {
             lines: Vec::new(),
             steps: true,
             unit: "%".into(),
+            ..Chart::default()
         }];
         if self.samples.iter().any(|s| s.mirror.is_some()) {
             charts.push(Chart {
@@ -140,6 +146,7 @@ impl RolloutHistory {
                 lines: Vec::new(),
                 steps: true,
                 unit: "%".into(),
+                ..Chart::default()
             });
         }
         let evaluated: Vec<&Sample> = {
@@ -224,7 +231,11 @@ impl RolloutHistory {
                 ],
                 steps: false,
                 unit: "bps".into(),
+                ..Chart::default()
             });
+        }
+        if let Some(chart) = policy.and_then(|p| components_chart(p, start)) {
+            charts.push(chart);
         }
         if evaluated.iter().any(|s| s.budget_remaining.is_some()) {
             charts.push(Chart {
@@ -236,10 +247,54 @@ impl RolloutHistory {
                 lines: vec![("exhausted".into(), 0.0)],
                 steps: false,
                 unit: "%".into(),
+                ..Chart::default()
             });
         }
         charts
     }
+}
+
+/// The policy's attribution over time: the mean difference, each component's share of it, and
+/// what they leave unexplained. None for a policy without components.
+fn components_chart(policy: &ParityPolicy, start: Timestamp) -> Option<Chart> {
+    if policy.spec.components.is_empty() {
+        return None;
+    }
+    let at = |t: Timestamp| t.duration_since(start).as_secs_f64().max(0.0);
+    let history: Vec<_> = policy
+        .status
+        .as_ref()
+        .map(|s| s.history.iter().filter(|e| e.time >= start).collect())
+        .unwrap_or_default();
+    let mut chart = Chart {
+        title: format!(
+            "parity components ({})",
+            policy.metadata.name.clone().unwrap_or_default()
+        ),
+        main_label: Some("mean difference".into()),
+        points: history
+            .iter()
+            .filter_map(|e| e.mean_difference_bps.map(|v| (at(e.time), v)))
+            .collect(),
+        unit: "bps".into(),
+        ..Chart::default()
+    };
+    for component in &policy.spec.components {
+        let points = history
+            .iter()
+            .filter_map(|e| {
+                let share = e.components.iter().find(|c| c.name == component.name)?;
+                Some((at(e.time), share.difference_bps))
+            })
+            .collect();
+        chart.more_series.push((component.name.clone(), points));
+    }
+    let residual = history
+        .iter()
+        .filter_map(|e| e.residual_bps.map(|v| (at(e.time), v)))
+        .collect();
+    chart.more_series.push(("residual".into(), residual));
+    Some(chart)
 }
 
 #[cfg(test)]
@@ -301,5 +356,46 @@ mod tests {
         assert_eq!(check.title, "check error-rate");
         assert_eq!(check.points, [(0.0, 0.002), (2.0, 0.003)]);
         assert_eq!(check.lines, [("max".to_string(), 0.02)]);
+    }
+
+    #[test]
+    fn the_components_chart_follows_the_attribution_of_each_evaluation() {
+        let mut policy: ParityPolicy = serde_saphyr::from_str(
+            "apiVersion: sluice.dev/v1alpha1\nkind: ParityPolicy\nmetadata: {name: pricing, namespace: shop}\nspec:\n  query: 'sum(price{track=\"{{track}}\"})'\n  components:\n  - {name: fees, query: 'sum(fees{track=\"{{track}}\"})'}\n",
+        )
+        .unwrap();
+        let evaluation = |second: i64, mean: f64, fees: f64| {
+            serde_json::json!({
+                "time": Timestamp::from_second(1_700_000_000 + second).unwrap(),
+                "meanDifferenceBps": mean, "samples": 30, "level": "Pass",
+                "components": [{"name": "fees", "differenceBps": fees}],
+                "residualBps": mean - fees
+            })
+        };
+        policy.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "history": [evaluation(-10, 1.0, 1.0), evaluation(0, 12.0, 9.0), evaluation(30, 20.0, 15.0)]
+            }))
+            .unwrap(),
+        );
+        let start = Timestamp::from_second(1_700_000_000).unwrap();
+        let chart = components_chart(&policy, start).expect("a components chart");
+        assert_eq!(chart.title, "parity components (pricing)");
+        assert_eq!(
+            chart.points,
+            [(0.0, 12.0), (30.0, 20.0)],
+            "from the start on"
+        );
+        assert_eq!(
+            chart.more_series,
+            [
+                ("fees".to_string(), vec![(0.0, 9.0), (30.0, 15.0)]),
+                ("residual".to_string(), vec![(0.0, 3.0), (30.0, 5.0)])
+            ]
+        );
+        let svg = super::super::charts::svg(&chart);
+        assert!(svg.contains("fees") && svg.contains("residual"), "{svg}");
+        policy.spec.components.clear();
+        assert_eq!(components_chart(&policy, start), None);
     }
 }

@@ -20,7 +20,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}\
 caption{text-align:left;font-weight:bold}.charts{display:flex;flex-wrap:wrap;gap:.5rem}\
 .charts img{max-width:100%;border:1px solid #ddd}button{font-size:1rem;margin-right:.5rem}\
-a{color:#0645ad}:focus{outline:3px solid #f90}";
+a{color:#0645ad}:focus{outline:3px solid #f90}tr.warning td{background:#fff3e0}";
 
 /// Swaps `#live` for a fresh copy on each change the server announces.
 const SCRIPT: &str = "const live=document.getElementById('live');\
@@ -126,7 +126,11 @@ fn pipeline_matrix(pipeline: &ReleasePipeline) -> String {
         .map(|s| s.releases.as_slice())
         .unwrap_or(&[]);
     for release in releases {
-        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape(&release.name));
+        let _ = write!(
+            out,
+            "<tr data-release=\"{r}\"><th scope=\"row\">{r}</th>",
+            r = escape(&release.name)
+        );
         for environment in &environments {
             let cell = release
                 .environments
@@ -144,7 +148,13 @@ fn pipeline_matrix(pipeline: &ReleasePipeline) -> String {
                     )
                 })
                 .unwrap_or_else(|| ("-".to_string(), String::new()));
-            let _ = write!(out, "<td title=\"{}\">{}</td>", cell.1, cell.0);
+            let _ = write!(
+                out,
+                "<td data-environment=\"{}\" title=\"{}\">{}</td>",
+                escape(environment),
+                cell.1,
+                cell.0
+            );
         }
         out.push_str("</tr>");
     }
@@ -180,8 +190,26 @@ pub fn actions(rollout: &CanaryRollout, allow_actions: bool) -> String {
     out
 }
 
-/// The live part of a rollout's page: where it is, the charts and the decisions.
-pub fn rollout(rollout: &CanaryRollout, charts: &[String], version: u64) -> String {
+/// One Event recorded on a rollout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventLine {
+    pub time: Option<jiff::Timestamp>,
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Events shown on a rollout's page, newest first.
+const EVENTS_SHOWN: usize = 50;
+
+/// The live part of a rollout's page: where it is, the charts, the decisions and the events
+/// (`events` in any order).
+pub fn rollout(
+    rollout: &CanaryRollout,
+    charts: &[String],
+    events: &[EventLine],
+    version: u64,
+) -> String {
     let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let status = rollout.status.clone().unwrap_or_default();
@@ -258,6 +286,25 @@ pub fn rollout(rollout: &CanaryRollout, charts: &[String], version: u64) -> Stri
         );
     }
     out.push_str("</tbody></table>");
+    let mut events: Vec<&EventLine> = events.iter().collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e.time));
+    out.push_str("<table id=\"events\"><caption>Events, newest first</caption><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Type</th><th scope=\"col\">Reason</th><th scope=\"col\">Message</th></tr></thead><tbody>");
+    for event in events.into_iter().take(EVENTS_SHOWN) {
+        let _ = write!(
+            out,
+            "<tr{}><td>{}</td><td>{}</td><td class=\"reason\">{}</td><td>{}</td></tr>",
+            if event.warning {
+                " class=\"warning\""
+            } else {
+                ""
+            },
+            dash(event.time.map(|t| t.to_string())),
+            if event.warning { "Warning" } else { "Normal" },
+            escape(&event.reason),
+            escape(&event.message)
+        );
+    }
+    out.push_str("</tbody></table>");
     out
 }
 
@@ -298,7 +345,7 @@ status:
         );
         assert!(html.contains("<th scope=\"col\">staging</th><th scope=\"col\">production</th>"));
         assert!(html.contains(
-            "<th scope=\"row\">checkout:2.1</th><td title=\"soaked 3d of 7d\">Soaking, soak 3d of 7d since 2026-11-30T09:00:00Z</td><td title=\"\">-</td>"
+            "<tr data-release=\"checkout:2.1\"><th scope=\"row\">checkout:2.1</th><td data-environment=\"staging\" title=\"soaked 3d of 7d\">Soaking, soak 3d of 7d since 2026-11-30T09:00:00Z</td><td data-environment=\"production\" title=\"\">-</td>"
         ), "{html}");
         assert!(html.contains("No CanaryRollout here."));
     }
@@ -318,8 +365,32 @@ status:
         )
         .unwrap();
         let titles = ["canary weight".to_string(), "check error-rate".to_string()];
-        let live = super::rollout(&rollout, &titles, 7);
+        let event = |second: i64, warning: bool, reason: &str| EventLine {
+            time: Some(jiff::Timestamp::from_second(1_700_000_000 + second).unwrap()),
+            warning,
+            reason: reason.into(),
+            message: format!("{reason} <here>"),
+        };
+        let events = [
+            event(0, false, "RolloutStarted"),
+            event(9, true, "RolledBack"),
+            event(5, false, "StageAdvanced"),
+        ];
+        let live = super::rollout(&rollout, &titles, &events, 7);
         assert!(live.contains("/charts/shop/checkout/1.svg?v=7\" alt=\"chart: check error-rate\""));
+        let order: Vec<usize> = ["RolledBack", "StageAdvanced", "RolloutStarted"]
+            .iter()
+            .map(|reason| {
+                live.find(&format!("<td class=\"reason\">{reason}</td>"))
+                    .unwrap()
+            })
+            .collect();
+        assert!(order.is_sorted(), "newest first: {live}");
+        assert!(
+            live.contains("<tr class=\"warning\"><td>2023-11-14T22:13:29Z</td><td>Warning</td>"),
+            "{live}"
+        );
+        assert!(live.contains("RolledBack &lt;here&gt;"));
         let read_only = actions(&rollout, false);
         assert!(!read_only.contains("<button"));
         assert!(read_only.contains("Read-only"));

@@ -23,13 +23,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::budget_history::BudgetHistory;
 use super::charts;
 use super::history::RolloutHistory;
-use super::pages;
-use crate::api::CanaryRollout;
+use super::pages::{self, EventLine};
 use crate::api::parity_policy::ParityPolicy;
 use crate::api::release_pipeline::ReleasePipeline;
+use crate::api::{CanaryRollout, SLOBudget};
 use crate::plugin::requests::{Request, paused_patch};
+use k8s_openapi::api::core::v1::Event as KubeEvent;
 
 /// What the dashboard serves, and to whom it answers.
 #[derive(Clone, Debug)]
@@ -49,7 +51,11 @@ struct Dashboard {
     rollouts: Store<CanaryRollout>,
     policies: Store<ParityPolicy>,
     pipelines: Store<ReleasePipeline>,
+    budgets: Store<SLOBudget>,
+    /// Events recorded on CanaryRollouts.
+    events: Store<KubeEvent>,
     histories: Mutex<HashMap<(String, String), RolloutHistory>>,
+    budget_histories: Mutex<HashMap<(String, String), BudgetHistory>>,
     /// Bumped at every change any watch sees.
     changes: watch::Sender<u64>,
 }
@@ -66,39 +72,54 @@ pub async fn serve(
     let (rollouts, rollout_writer) = reflector::store();
     let (policies, policy_writer) = reflector::store();
     let (pipelines, pipeline_writer) = reflector::store();
+    let (budgets, budget_writer) = reflector::store();
+    let (events, event_writer) = reflector::store();
     let dashboard = Arc::new(Dashboard {
         client: client.clone(),
         options: options.clone(),
         rollouts,
         policies,
         pipelines,
+        budgets,
+        events,
         histories: Mutex::default(),
+        budget_histories: Mutex::default(),
         changes,
     });
-    let rollout_events = reflector::reflector(
+    spawn_cache(
+        dashboard.clone(),
         rollout_writer,
-        watcher(api(&client, &options), watcher::Config::default()),
-    )
-    .default_backoff()
-    .applied_objects();
-    let watching = dashboard.clone();
-    tokio::spawn(async move {
-        let mut events = std::pin::pin!(rollout_events);
-        while let Some(event) = events.next().await {
-            if let Ok(rollout) = event {
-                watching.observe(&rollout);
-            }
-        }
-    });
+        api::<CanaryRollout>(&client, &options),
+        watcher::Config::default(),
+        Dashboard::observe,
+    );
+    spawn_cache(
+        dashboard.clone(),
+        budget_writer,
+        api::<SLOBudget>(&client, &options),
+        watcher::Config::default(),
+        Dashboard::observe_budget,
+    );
     spawn_cache(
         dashboard.clone(),
         policy_writer,
         api::<ParityPolicy>(&client, &options),
+        watcher::Config::default(),
+        |_, _| {},
+    );
+    spawn_cache(
+        dashboard.clone(),
+        event_writer,
+        api::<KubeEvent>(&client, &options),
+        watcher::Config::default().fields("involvedObject.kind=CanaryRollout"),
+        |_, _| {},
     );
     spawn_cache(
         dashboard.clone(),
         pipeline_writer,
         api::<ReleasePipeline>(&client, &options),
+        watcher::Config::default(),
+        |_, _| {},
     );
 
     let app = Router::new()
@@ -125,9 +146,15 @@ where
     }
 }
 
-/// Keeps `writer`'s store filled from a watch of `api`, announcing each change.
-fn spawn_cache<K>(dashboard: Shared, writer: reflector::store::Writer<K>, api: Api<K>)
-where
+/// Keeps `writer`'s store filled from a watch of `api`, hands each object that changed to
+/// `observe`, and announces the change.
+fn spawn_cache<K>(
+    dashboard: Shared,
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    config: watcher::Config,
+    observe: fn(&Dashboard, &K),
+) where
     K: Resource<DynamicType = ()>
         + Clone
         + DeserializeOwned
@@ -137,12 +164,13 @@ where
         + 'static,
 {
     tokio::spawn(async move {
-        let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        let events = reflector::reflector(writer, watcher(api, config))
             .default_backoff()
             .touched_objects();
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
-            if event.is_ok() {
+            if let Ok(object) = event {
+                observe(&dashboard, &object);
                 dashboard.changes.send_modify(|v| *v += 1);
             }
         }
@@ -160,8 +188,41 @@ impl Dashboard {
             .entry(key)
             .or_default()
             .observe(rollout, Timestamp::now());
-        drop(histories);
-        self.changes.send_modify(|v| *v += 1);
+    }
+
+    fn observe_budget(&self, budget: &SLOBudget) {
+        let key = (budget.namespace().unwrap_or_default(), budget.name_any());
+        self.budget_histories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .observe(budget);
+    }
+
+    /// The events recorded on `rollout`.
+    fn events_of(&self, rollout: &CanaryRollout) -> Vec<EventLine> {
+        let namespace = rollout.namespace();
+        let name = rollout.name_any();
+        self.events
+            .state()
+            .into_iter()
+            .filter(|e| {
+                e.involved_object.namespace == namespace
+                    && e.involved_object.name.as_deref() == Some(name.as_str())
+            })
+            .map(|e| EventLine {
+                time: e
+                    .event_time
+                    .as_ref()
+                    .map(|t| t.0)
+                    .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
+                    .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+                warning: e.type_.as_deref() == Some("Warning"),
+                reason: e.reason.clone().unwrap_or_default(),
+                message: e.message.clone().unwrap_or_default(),
+            })
+            .collect()
     }
 
     fn rollout(&self, namespace: &str, name: &str) -> Option<Arc<CanaryRollout>> {
@@ -186,10 +247,31 @@ impl Dashboard {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let policy = self.policy_of(rollout);
-        histories
-            .get(&key)
-            .map(|h| h.charts(policy.as_deref()))
-            .unwrap_or_else(|| RolloutHistory::default().charts(policy.as_deref()))
+        let empty = RolloutHistory::default();
+        let history = histories.get(&key).unwrap_or(&empty);
+        let (mut charts, start) = (history.charts(policy.as_deref()), history.start());
+        drop(histories);
+        let budget = rollout
+            .spec
+            .analysis
+            .slo_budget_ref
+            .as_ref()
+            .and_then(|reference| {
+                self.budgets.state().into_iter().find(|b| {
+                    b.namespace() == rollout.namespace() && b.name_any() == reference.name
+                })
+            });
+        if let (Some(budget), Some(start)) = (budget, start) {
+            let key = (budget.namespace().unwrap_or_default(), budget.name_any());
+            let budget_histories = self
+                .budget_histories
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(seen) = budget_histories.get(&key) {
+                charts.extend(seen.charts(&budget, start));
+            }
+        }
+        charts
     }
 }
 
@@ -247,7 +329,8 @@ async fn rollout_page(
         .map(|c| c.title)
         .collect();
     let version = *dashboard.changes.borrow();
-    let live = pages::rollout(&rollout, &charts, version);
+    let events = dashboard.events_of(&rollout);
+    let live = pages::rollout(&rollout, &charts, &events, version);
     let actions = pages::actions(&rollout, dashboard.options.allow_actions);
     respond(&format!("{namespace}/{name}"), &actions, live, &query).into_response()
 }
