@@ -146,9 +146,25 @@ fn dereference(rollout: &CanaryRollout, namespace: &str, ctx: &Context) -> Deref
         slo_budget: analysis
             .slo_budget_ref
             .as_ref()
-            .and_then(|r| caches.slo_budget(namespace, &r.name)),
+            .and_then(|r| caches.slo_budget(namespace, &r.name))
+            .map(|budget| with_latest_status(budget, ctx)),
         pipelines: ctx.pipelines_claiming(namespace, &rollout.name_any()),
     }
+}
+
+/// The budget with the status this operator last wrote on it, when its cache has not shown that
+/// write yet: a freeze the budget's reconcile has just written holds a release whose target
+/// changes a moment later, whichever watch event arrives first.
+fn with_latest_status(budget: Arc<SLOBudget>, ctx: &Context) -> Arc<SLOBudget> {
+    let latest = ctx
+        .budget_statuses
+        .latest(budget.as_ref(), budget.status.as_ref());
+    if latest == budget.status {
+        return budget;
+    }
+    let mut newer = budget.as_ref().clone();
+    newer.status = latest;
+    Arc::new(newer)
 }
 
 /// What the rollout's ReleasePipeline says: of the target's candidate, whether its stable
