@@ -454,6 +454,17 @@ pub struct CanaryRolloutStatus {
     pub shared_failure_since: Option<Timestamp>,
 }
 
+impl CanaryRolloutStatus {
+    /// The canary's traffic now: "5%", or "shadow 50%" while it gets a copy of stable's
+    /// requests; None before any rollout set a weight.
+    pub fn canary_traffic(&self) -> Option<String> {
+        match (self.canary_mirror, self.canary_weight) {
+            (Some(mirror), _) => Some(format!("shadow {mirror}%")),
+            (None, weight) => weight.map(|w| format!("{w}%")),
+        }
+    }
+}
+
 /// Where a rollout is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Phase {

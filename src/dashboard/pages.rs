@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use crate::api::CanaryRollout;
 use crate::api::release_pipeline::ReleasePipeline;
-use crate::plugin::format::canary_traffic;
 
 /// Rollout actions the dashboard offers, as (path segment, button text).
 pub const ACTIONS: [(&str, &str); 5] = [
@@ -82,7 +81,7 @@ pub fn overview(rollouts: &[&CanaryRollout], pipelines: &[&ReleasePipeline]) -> 
                     .stage
                     .map(|s| format!("{}/{}", s + 1, rollout.spec.stages.len()))
             ),
-            traffic = dash(canary_traffic(&status)),
+            traffic = dash(status.canary_traffic()),
             verdict = dash(evaluation.map(|e| format!("{:?}", e.verdict))),
             parity = dash(
                 evaluation
@@ -224,7 +223,7 @@ pub fn rollout(
                 .stage
                 .map(|s| format!("{}/{}", s + 1, rollout.spec.stages.len()))
         ),
-        dash(canary_traffic(&status)),
+        dash(status.canary_traffic()),
         escape(status.message.as_deref().unwrap_or("")),
         escape(status.canary_revision.as_deref().unwrap_or("-")),
         escape(status.stable_revision.as_deref().unwrap_or("-")),

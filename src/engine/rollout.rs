@@ -1080,10 +1080,10 @@ impl<'s, 'a> Planner<'s, 'a> {
         self.rollback_cause = Some(cause);
         let revision = self.status.canary_revision.clone().unwrap_or_default();
         let stage = self.status.stage.unwrap_or(0);
-        let position = match self.status.canary_mirror {
-            Some(mirror) => format!("shadow {mirror}%"),
-            None => format!("{}%", self.status.canary_weight.unwrap_or(0)),
-        };
+        let position = self
+            .status
+            .canary_traffic()
+            .unwrap_or_else(|| "0%".to_string());
         let started = self.status.rollout_started_at.unwrap_or(self.s.now);
         self.status.phase = Some(if freeze {
             Phase::Frozen

@@ -58,14 +58,6 @@ pub fn bps(value: f64) -> String {
 }
 
 /// "-" for a missing value, as kubectl shows an empty column.
-/// The canary's traffic now: "5%", or "shadow 50%" while it gets a copy of stable's requests.
-pub fn canary_traffic(status: &crate::api::canary_rollout::CanaryRolloutStatus) -> Option<String> {
-    match (status.canary_mirror, status.canary_weight) {
-        (Some(mirror), _) => Some(format!("shadow {mirror}%")),
-        (None, weight) => weight.map(|w| format!("{w}%")),
-    }
-}
-
 pub fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".to_string())
 }

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::format::{age_since, bps, canary_traffic, or_dash, percent, table};
+use super::format::{age_since, bps, or_dash, percent, table};
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase};
 use crate::api::{CanaryRollout, SLOBudget};
 
@@ -64,7 +64,7 @@ fn row(
         or_dash(rollout.metadata.name.clone()),
         or_dash(status.phase.map(|p| format!("{p:?}"))),
         or_dash(stage_position(rollout)),
-        or_dash(canary_traffic(status)),
+        or_dash(status.canary_traffic()),
         or_dash(evaluation.map(|e| format!("{:?}", e.verdict))),
         or_dash(
             evaluation

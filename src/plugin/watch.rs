@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::format::{canary_traffic, or_dash};
+use super::format::or_dash;
 use super::table::stage_position;
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{Phase, Verdict};
@@ -24,7 +24,7 @@ impl Progress {
         Self {
             phase: status.and_then(|s| s.phase),
             stage: stage_position(rollout),
-            weight: status.and_then(canary_traffic),
+            weight: status.and_then(|s| s.canary_traffic()),
             verdict: status
                 .and_then(|s| s.last_evaluation.as_ref())
                 .map(|e| e.verdict),
