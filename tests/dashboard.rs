@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use rollout_fixture::*;
+use sluice::api::SLOBudget;
 use sluice::api::canary_rollout::Phase;
 use sluice::api::release_pipeline::{ReleasePhase, ReleasePipeline};
 use support::browser::Browser;
@@ -278,9 +279,40 @@ async fn the_dashboard_shows_live_figures_and_its_buttons_act() {
     browser.close().await;
 }
 
+/// 99.9 % of requests good over 30 s, evaluated every second, one burn-rate pair.
+const BUDGET: &str = "apiVersion: sluice.dev/v1alpha1
+kind: SLOBudget
+metadata: {name: checkout-slo}
+spec:
+  window: 30s
+  interval: 1s
+  objectives:
+  - name: availability
+    target: 99.9
+    good: 'sum(avg_over_time(sluice_test_slo_good{namespace=\"{{namespace}}\",track=~\"{{track}}\"}[{{window}}]))'
+    total: 'sum(avg_over_time(sluice_test_slo_total{namespace=\"{{namespace}}\",track=~\"{{track}}\"}[{{window}}]))'
+  burnRateAlerts: [{long: 10s, short: 2s, factor: 14.4, severity: Critical}]
+";
+
 #[tokio::test]
 async fn a_read_only_dashboard_has_no_buttons_and_refuses_requests() {
-    let service = Service::start("dashboard-ro", &rollout_yaml(GATEWAY, STAGES, "")).await;
+    let extra = "    sloBudgetRef: {name: checkout-slo}\n";
+    let service = Service::deploy("dashboard-ro", &rollout_yaml(GATEWAY, STAGES, extra)).await;
+    let ns = service.ns.name().to_string();
+    for (metric, rate) in [
+        ("sluice_test_slo_good", 99.8),
+        ("sluice_test_slo_total", 100.0),
+    ] {
+        service.exporter.set(
+            metric,
+            &[("namespace", ns.as_str()), ("track", "stable")],
+            rate,
+        );
+    }
+    service.ns.apply_yaml(BUDGET).await;
+    service
+        .wait_phase(Phase::Idle, Duration::from_secs(60))
+        .await;
     let (_dashboard, url) = dashboard(&service, &[]).await;
     let browser = Browser::start().await;
     let ns = service.ns.name().to_string();
@@ -304,6 +336,48 @@ async fn a_read_only_dashboard_has_no_buttons_and_refuses_requests() {
         .expect("post a promote");
     assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
     assert_eq!(service.status().await.phase, Some(Phase::Idle));
+
+    // The budget's burn rates, as the SLOBudget's status holds them at each evaluation: 0.2 %
+    // of requests failing against a budget of 0.1 % is a burn rate of 2 in every window.
+    let alt = "chart: burn rate (checkout-slo, availability)";
+    let chart = eventually(
+        Duration::from_secs(30),
+        "the burn-rate chart with both windows",
+        async || {
+            let src = browser
+                .client
+                .find(Locator::Css(&format!("img[alt=\"{alt}\"]")))
+                .await
+                .map_err(|e| e.to_string())?
+                .attr("src")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no src")?;
+            let svg = reqwest::get(format!("{}{}", url, src.trim_start_matches('/')))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            (svg.contains("2s window") && svg.contains("10s window") && svg.contains("<polyline"))
+                .then_some(svg.clone())
+                .ok_or(svg)
+        },
+    )
+    .await;
+    assert!(chart.contains("Critical 10s/2s at 14.4"), "{chart}");
+    let budget = service
+        .ns
+        .api::<SLOBudget>()
+        .get("checkout-slo")
+        .await
+        .expect("the SLOBudget");
+    let rates = &budget.status.expect("evaluated").objectives[0].burn_rates;
+    for window in ["2s", "10s"] {
+        let rate = rates.get(window).copied().unwrap_or_default();
+        assert!((rate - 2.0).abs() < 1e-6, "{window}: {rates:?}");
+    }
+    browser.screenshot("rollout-burn-rate").await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
     browser.close().await;
 }

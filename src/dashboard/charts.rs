@@ -124,7 +124,12 @@ fn bounds(chart: &Chart) -> (f64, (f64, f64)) {
     } else {
         (lo.min(0.0), hi)
     };
-    let pad = ((hi - lo) * 0.1).max(1e-9);
+    // A flat series still gets a readable axis: a tenth of its value above it, or 1 above 0.
+    let pad = match hi - lo {
+        span if span > 0.0 => span * 0.1,
+        _ if hi != 0.0 => hi.abs() * 0.1,
+        _ => 1.0,
+    };
     (x_max, (lo, hi + pad))
 }
 
@@ -168,6 +173,18 @@ mod tests {
             ..Chart::default()
         };
         assert!(svg(&chart).contains("weight: no data yet"));
+    }
+
+    #[test]
+    fn a_flat_series_gets_an_axis_with_room_above_it() {
+        let flat = |value: f64| Chart {
+            points: vec![(0.0, value), (5.0, value)],
+            ..Chart::default()
+        };
+        assert_eq!(bounds(&flat(0.0)), (5.0, (0.0, 1.0)));
+        let (_, (lo, hi)) = bounds(&flat(2.0));
+        assert_eq!(lo, 0.0);
+        assert!((hi - 2.2).abs() < 1e-12, "{hi}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl RolloutHistory {
 
     /// The charts of the rollout: its traffic, each check against its bounds, parity against
     /// the policy's thresholds, and the error budget left.
-    pub fn charts(&self, policy: Option<&ParityPolicy>) -> Vec<Chart> {
+    pub fn charts(&self, policy: Option<&ParityPolicy>, now: Timestamp) -> Vec<Chart> {
         let Some(start) = self.samples.front().map(|s| s.time) else {
             return vec![Chart {
                 title: "canary weight".into(),
@@ -234,6 +234,14 @@ impl RolloutHistory {
                 ..Chart::default()
             });
         }
+        // A weight or a mirror holds until it changes: the steps reach the present.
+        for chart in charts.iter_mut().filter(|c| c.steps) {
+            if let Some(&(time, value)) = chart.points.last()
+                && at(now) > time
+            {
+                chart.points.push((at(now), value));
+            }
+        }
         if let Some(chart) = policy.and_then(|p| components_chart(p, start)) {
             charts.push(chart);
         }
@@ -349,9 +357,13 @@ mod tests {
             3,
             "an unchanged status adds nothing"
         );
-        let charts = history.charts(None);
+        let charts = history.charts(None, at(9));
         assert_eq!(charts[0].title, "canary weight");
-        assert_eq!(charts[0].points, [(0.0, 1.0), (2.0, 1.0), (5.0, 5.0)]);
+        assert_eq!(
+            charts[0].points,
+            [(0.0, 1.0), (2.0, 1.0), (5.0, 5.0), (9.0, 5.0)],
+            "the last weight holds until now"
+        );
         let check = &charts[1];
         assert_eq!(check.title, "check error-rate");
         assert_eq!(check.points, [(0.0, 0.002), (2.0, 0.003)]);

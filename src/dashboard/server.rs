@@ -249,7 +249,10 @@ impl Dashboard {
         let policy = self.policy_of(rollout);
         let empty = RolloutHistory::default();
         let history = histories.get(&key).unwrap_or(&empty);
-        let (mut charts, start) = (history.charts(policy.as_deref()), history.start());
+        let (mut charts, start) = (
+            history.charts(policy.as_deref(), Timestamp::now()),
+            history.start(),
+        );
         drop(histories);
         let budget = rollout
             .spec
