@@ -176,6 +176,16 @@ async fn a_pipeline_gates_and_moves_rollouts_in_other_watched_namespaces() {
         .expect("production's start")
         .duration_since(in_staging.promoted_at.expect("staging's promotion"));
     assert!(soaked >= jiff::SignedDuration::from_secs(8), "{soaked:?}");
+    // Production starts on the pipeline's verdict, which nudges it from the pipeline's
+    // namespace, not at its next periodic check (every 30 s while Waiting).
+    let after_verdict = in_production
+        .started_at
+        .expect("production's start")
+        .duration_since(in_staging.since);
+    assert!(
+        after_verdict < jiff::SignedDuration::from_secs(15),
+        "production started {after_verdict:?} after staging's verdict"
+    );
     assert!(
         !status
             .conditions

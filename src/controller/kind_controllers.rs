@@ -36,7 +36,7 @@ pub async fn run_pipelines(
     let pipelines: Api<ReleasePipeline> = scoped(&client, &namespace);
     Controller::new(pipelines, selected)
         .with_config(settings)
-        .reconcile_on(tokio_stream_from(nudged))
+        .reconcile_on(stream_from(nudged))
         .shutdown_on_signal()
         .run(
             |pipeline, ctx| {
@@ -58,7 +58,8 @@ pub async fn run_pipelines(
         .await;
 }
 
-fn tokio_stream_from<T: Send + 'static>(
+/// The messages of `receiver`, as a stream a controller's reconciles can be triggered by.
+pub(super) fn stream_from<T: Send + 'static>(
     mut receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))

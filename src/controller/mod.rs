@@ -367,24 +367,30 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
         .map(|namespace| {
             let (caches, feeds) = caches::watch(client, &namespace, selected());
             let (nudges, nudged) = PipelineNudges::channel();
-            (namespace, caches, feeds, nudges, nudged)
+            let (rollout_nudges, rollouts_nudged) = tokio::sync::mpsc::unbounded_channel();
+            let scope = (namespace, caches, nudges, rollout_nudges);
+            (scope, feeds, nudged, rollouts_nudged)
         })
         .collect();
     // With a list of namespaces, a pipeline in one may include rollouts in another.
     let others = scopes::Scopes::new(watched.iter().filter_map(
-        |(namespace, caches, _, nudges, _)| {
-            Some((namespace.clone()?, caches.clone(), nudges.clone()))
+        |((namespace, caches, nudges, rollouts), ..)| {
+            Some((
+                namespace.clone()?,
+                caches.clone(),
+                nudges.clone(),
+                rollouts.clone(),
+            ))
         },
     ));
-    let controllers = watched
-        .into_iter()
-        .flat_map(|(namespace, caches, feeds, nudges, nudged)| {
+    let controllers = watched.into_iter().flat_map(
+        |((namespace, caches, nudges, _), feeds, nudged, rollouts_nudged)| {
             let mut scope = context.for_scope(caches);
             scope.pipeline_nudges = nudges;
             scope.scopes = others.clone();
             let context = Arc::new(scope);
             [
-                run_rollouts(feeds, settings.clone(), context.clone()).boxed(),
+                run_rollouts(feeds, rollouts_nudged, settings.clone(), context.clone()).boxed(),
                 kind_controllers::run_parity_policies(
                     client.clone(),
                     namespace.clone(),
@@ -427,7 +433,8 @@ async fn run_controllers(client: &Client, config: &RunConfig, context: Arc<Conte
                 )
                 .boxed(),
             ]
-        });
+        },
+    );
     futures::future::join_all(controllers).await;
 }
 
@@ -471,9 +478,11 @@ where
 /// One CanaryRollout controller over a namespace (or all). Reconciles are triggered by spec,
 /// annotation and finalizer changes of the rollout (not by its own status writes), by the
 /// Deployments, ReplicaSets and Services it owns or targets, by its HTTPRoutes, and by the
-/// ParityPolicy and SLOBudget it references: every watch that fills the caches.
+/// ParityPolicy and SLOBudget it references: every watch that fills the caches. `nudged`
+/// asks for reconciles from other namespaces' controllers (a pipeline there changed).
 async fn run_rollouts(
     feeds: caches::Feeds,
+    nudged: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CanaryRollout>>,
     settings: kube::runtime::controller::Config,
     context: Arc<Context>,
 ) {
@@ -554,7 +563,9 @@ async fn run_rollouts(
     };
     let by_pipeline = {
         let store = rollouts.clone();
+        let scopes = context.scopes.clone();
         move |pipeline: ReleasePipeline| {
+            scopes.nudge_rollouts_of(&pipeline);
             let home = pipeline.namespace().unwrap_or_default();
             store
                 .state_filter(|r| {
@@ -603,6 +614,7 @@ async fn run_rollouts(
         )
         .watches_stream(feeds.parity_policies, by_policy)
         .watches_stream(feeds.pipelines, by_pipeline)
+        .reconcile_on(kind_controllers::stream_from(nudged))
         .watches_stream(
             gate_changes(
                 feeds.delivery_freezes,

@@ -212,17 +212,21 @@ async fn dereference(
                 Err(why) => (None, Some(Unreachable::Cluster(why))),
             },
         };
-        let (source, unreachable) = match (&remote, ctx.caches_of(&rollout_namespace)) {
+        let (source, unreachable) = match (&remote, &env.cluster) {
             (Some(remote), _) => (Source::Remote(remote), unreachable),
-            // Another watched namespace's caches may sync after this one's.
-            (None, Some(caches)) if !caches.synced() => return None,
-            (None, Some(caches)) => (Source::Local(caches), unreachable),
-            (None, None) => (
-                Source::Local(&ctx.caches),
-                Some(Unreachable::Unwatched(format!(
-                    "namespace {rollout_namespace} is not among the namespaces this operator watches (--namespace)"
-                ))),
-            ),
+            // Another cluster that cannot be read: `unreachable` says why.
+            (None, Some(_)) => (Source::Local(&ctx.caches), unreachable),
+            (None, None) => match ctx.caches_of(&rollout_namespace) {
+                // Another watched namespace's caches may sync after this one's.
+                Some(caches) if !caches.synced() => return None,
+                Some(caches) => (Source::Local(caches), None),
+                None => (
+                    Source::Local(&ctx.caches),
+                    Some(Unreachable::Unwatched(format!(
+                        "namespace {rollout_namespace} is not among the namespaces this operator watches (--namespace)"
+                    ))),
+                ),
+            },
         };
         let rollout = match &unreachable {
             Some(_) => None,

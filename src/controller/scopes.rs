@@ -6,9 +6,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::mpsc::UnboundedSender;
+
 use super::caches::Caches;
 use super::pipeline_nudges::PipelineNudges;
+use crate::api::CanaryRollout;
 use crate::api::release_pipeline::ReleasePipeline;
+use crate::engine::pipeline::rollout_key;
+
+/// Reconciles of CanaryRollouts asked of one namespace's rollout controller.
+pub type RolloutNudges = UnboundedSender<ObjectRef<CanaryRollout>>;
 
 /// Every watched namespace's caches and pipeline queue; empty when the operator watches all
 /// namespaces, whose one set of caches holds everything.
@@ -19,16 +27,44 @@ pub struct Scopes(Arc<BTreeMap<String, Scope>>);
 struct Scope {
     caches: Caches,
     nudges: PipelineNudges,
+    rollouts: RolloutNudges,
 }
 
 impl Scopes {
-    /// The scopes of the watched `namespaces`, each with its caches and pipeline queue.
-    pub fn new(namespaces: impl IntoIterator<Item = (String, Caches, PipelineNudges)>) -> Self {
+    /// The scopes of the watched `namespaces`, each with its caches, its pipeline queue and
+    /// its rollout queue.
+    pub fn new(
+        namespaces: impl IntoIterator<Item = (String, Caches, PipelineNudges, RolloutNudges)>,
+    ) -> Self {
         let map = namespaces
             .into_iter()
-            .map(|(namespace, caches, nudges)| (namespace, Scope { caches, nudges }))
+            .map(|(namespace, caches, nudges, rollouts)| {
+                let scope = Scope {
+                    caches,
+                    nudges,
+                    rollouts,
+                };
+                (namespace, scope)
+            })
             .collect();
         Self(Arc::new(map))
+    }
+
+    /// Queues a reconcile of each rollout of `pipeline` that lives in another watched namespace
+    /// of this cluster than the pipeline (its own namespace's controller maps the pipeline's
+    /// changes to its rollouts itself).
+    pub fn nudge_rollouts_of(&self, pipeline: &ReleasePipeline) {
+        let home = pipeline.metadata.namespace.as_deref().unwrap_or_default();
+        for environment in pipeline.spec.environments.iter() {
+            let (namespace, name) = rollout_key(environment, home);
+            if environment.cluster.is_some() || namespace == home {
+                continue;
+            }
+            if let Some(scope) = self.0.get(&namespace) {
+                // The controller gone means the operator is stopping: nothing to nudge.
+                let _ = scope.rollouts.send(ObjectRef::new(name).within(&namespace));
+            }
+        }
     }
 
     /// The caches holding `namespace`'s objects: `own` when every namespace is watched; None
