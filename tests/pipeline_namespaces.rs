@@ -157,20 +157,24 @@ async fn a_pipeline_gates_and_moves_rollouts_in_other_watched_namespaces() {
     // Staging's promotion and soak reach the pipeline, and its verdict reaches production,
     // whose rollout starts by itself.
     wait_phase(&production, Phase::Succeeded, 2 * MINUTE).await;
+    // The pipeline records the promotion in the reconcile the rollout's move nudges.
     let pipelines: Api<ReleasePipeline> = home.api();
-    let status = pipelines
-        .get("checkout")
-        .await
-        .expect("the pipeline")
-        .status
-        .unwrap_or_default();
+    let status = eventually(MINUTE, "the pipeline's status", async || {
+        let status = pipelines
+            .get("checkout")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        let phases =
+            ["staging", "production"].map(|env| release_entry(&status, env).map(|e| e.phase));
+        (phases == [Some(ReleasePhase::Verified), Some(ReleasePhase::Promoted)])
+            .then_some(status)
+            .ok_or(format!("{phases:?}"))
+    })
+    .await;
     let in_staging = release_entry(&status, "staging").expect("the release in staging");
     let in_production = release_entry(&status, "production").expect("the release in production");
-    assert_eq!(
-        (in_staging.phase, in_production.phase),
-        (ReleasePhase::Verified, ReleasePhase::Promoted),
-        "{status:?}"
-    );
     let soaked = in_production
         .started_at
         .expect("production's start")
@@ -195,19 +199,21 @@ async fn a_pipeline_gates_and_moves_rollouts_in_other_watched_namespaces() {
         status.conditions
     );
 
-    let elsewhere = pipelines
-        .get("elsewhere")
-        .await
-        .expect("the other pipeline")
-        .status
-        .unwrap_or_default();
-    let stalled = elsewhere
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled" && c.is_true())
-        .unwrap_or_else(|| {
-            panic!("the pipeline naming an unwatched namespace is not Stalled: {elsewhere:?}")
-        });
+    let stalled = eventually(MINUTE, "the other pipeline Stalled", async || {
+        let elsewhere = pipelines
+            .get("elsewhere")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        elsewhere
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Stalled" && c.is_true())
+            .cloned()
+            .ok_or(format!("{:?}", elsewhere.conditions))
+    })
+    .await;
     assert!(
         stalled.message.contains(
             "spec.environments[1].rolloutRef.namespace: namespace pipens-unwatched is not among the namespaces this operator watches"

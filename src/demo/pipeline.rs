@@ -71,22 +71,14 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
         "ReleasePipeline {APP} to see {NEXT_VERSION} in production"
     ));
     let current = format!("{APP}:{NEXT_VERSION}");
-    loop {
-        let pipeline = pipelines.get_opt(APP).await?;
-        let status = pipeline.and_then(|p| p.status).unwrap_or_default();
-        let seen = status.releases.iter().any(|release| {
-            release.name == current
-                && release
-                    .environments
-                    .iter()
-                    .any(|e| e.name == PRODUCTION && e.phase == ReleasePhase::Promoted)
-        });
-        if seen {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-        timeline.observe().await;
-    }
+    await_phase(
+        &pipelines,
+        &current,
+        PRODUCTION,
+        ReleasePhase::Promoted,
+        timeline,
+    )
+    .await?;
 
     let production_before = timeline.observe().await.and_then(|r| last_entry(&r));
     let staging_before = timeline.last_seen(STAGING).and_then(last_entry);
@@ -128,7 +120,20 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
             in_production.reason
         );
     }
-    let soaked = soaked_before_production(&pipelines, &format!("{APP}:{PIPELINE_VERSION}")).await?;
+    // The pipeline records the promotion in the reconcile the rollout's move triggers.
+    let release = format!("{APP}:{PIPELINE_VERSION}");
+    timeline.waiting_for(format!(
+        "ReleasePipeline {APP} to record {PIPELINE_VERSION} promoted in production"
+    ));
+    await_phase(
+        &pipelines,
+        &release,
+        PRODUCTION,
+        ReleasePhase::Promoted,
+        timeline,
+    )
+    .await?;
+    let soaked = soaked_before_production(&pipelines, &release).await?;
     timeline.say(format!(
         "RESULT: {PIPELINE_VERSION} pushed to production by the pipeline after {soaked} in staging, and promoted there"
     ));
@@ -140,6 +145,31 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
         }
     }
     Ok(())
+}
+
+/// Waits until the pipeline's status has `release` in `phase` in `environment`.
+async fn await_phase(
+    pipelines: &Api<ReleasePipeline>,
+    release: &str,
+    environment: &str,
+    phase: ReleasePhase,
+    timeline: &mut Timeline,
+) -> anyhow::Result<()> {
+    loop {
+        let pipeline = pipelines.get_opt(APP).await?;
+        let status = pipeline.and_then(|p| p.status).unwrap_or_default();
+        let reached = status.releases.iter().any(|r| {
+            r.name == release
+                && r.environments
+                    .iter()
+                    .any(|e| e.name == environment && e.phase == phase)
+        });
+        if reached {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+        timeline.observe().await;
+    }
 }
 
 /// How long the release had run promoted in staging when its production canary started.
