@@ -224,27 +224,43 @@ impl LeaseHolder {
     }
 
     /// Gives the lease up (clean shutdown), so a standby takes over without waiting for it to
-    /// expire.
+    /// expire. A renewal cut short by the shutdown may still land on the apiserver between this
+    /// read and this write: a conflict is read again, a few times.
     pub async fn release(&self) {
-        let Ok(mut lease) = self.api.get(&self.config.name).await else {
-            return;
-        };
-        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
-            return;
+        for _ in 0..RELEASE_ATTEMPTS {
+            let Ok(mut lease) = self.api.get(&self.config.name).await else {
+                return;
+            };
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+                return;
+            }
+            spec.holder_identity = None;
+            spec.renew_time = None;
+            match self
+                .api
+                .replace(&lease.name_any(), &PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => {
+                    info!(lease = %self.config.name, "released the lease");
+                    return;
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    debug!(lease = %self.config.name, "lease changed while releasing it: reading it again");
+                }
+                Err(error) => {
+                    warn!(lease = %self.config.name, "could not release the lease: {error}");
+                    return;
+                }
+            }
         }
-        spec.holder_identity = None;
-        spec.renew_time = None;
-        match self
-            .api
-            .replace(&lease.name_any(), &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => info!(lease = %self.config.name, "released the lease"),
-            Err(error) => warn!(lease = %self.config.name, "could not release the lease: {error}"),
-        }
+        warn!(lease = %self.config.name, "could not release the lease: it kept changing");
     }
 }
+
+/// Reads and writes of a lease being released before giving up (it then expires).
+const RELEASE_ATTEMPTS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 enum RenewError {
