@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use k8s_openapi::api::core::v1::Event;
+
 use crate::api::CanaryRollout;
 use crate::api::release_pipeline::ReleasePipeline;
 
@@ -196,6 +198,27 @@ pub struct EventLine {
     pub warning: bool,
     pub reason: String,
     pub message: String,
+}
+
+impl EventLine {
+    pub fn of(event: &Event) -> EventLine {
+        EventLine {
+            time: event_time(event),
+            warning: event.type_.as_deref() == Some("Warning"),
+            reason: event.reason.clone().unwrap_or_default(),
+            message: event.message.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// When an Event happened: its eventTime, else its last occurrence, else its creation.
+pub fn event_time(event: &Event) -> Option<jiff::Timestamp> {
+    event
+        .event_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// Events shown on a rollout's page, newest first.

@@ -211,17 +211,7 @@ impl Dashboard {
                 e.involved_object.namespace == namespace
                     && e.involved_object.name.as_deref() == Some(name.as_str())
             })
-            .map(|e| EventLine {
-                time: e
-                    .event_time
-                    .as_ref()
-                    .map(|t| t.0)
-                    .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
-                    .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-                warning: e.type_.as_deref() == Some("Warning"),
-                reason: e.reason.clone().unwrap_or_default(),
-                message: e.message.clone().unwrap_or_default(),
-            })
+            .map(|e| EventLine::of(&e))
             .collect()
     }
 

@@ -16,7 +16,8 @@ use super::story::{follow_in, last_entry, phase, settle};
 use super::timeline::{POLL, Timeline};
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{Phase, RolloutResult};
-use crate::api::release_pipeline::{ReleasePhase, ReleasePipeline};
+use crate::api::release_pipeline::{EnvironmentRelease, ReleasePhase, ReleasePipeline};
+use crate::engine::pipeline_gates::entry_of;
 
 /// The environments' names, also the timeline's labels of their rollouts.
 pub const STAGING: &str = "staging";
@@ -125,7 +126,7 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
     timeline.waiting_for(format!(
         "ReleasePipeline {APP} to record {PIPELINE_VERSION} promoted in production"
     ));
-    await_phase(
+    let pipeline = await_phase(
         &pipelines,
         &release,
         PRODUCTION,
@@ -133,39 +134,43 @@ pub async fn tell(client: &Client, namespace: &str, timeline: &mut Timeline) -> 
         timeline,
     )
     .await?;
-    let soaked = soaked_before_production(&pipelines, &release).await?;
+    let soaked = soaked_before_production(&pipeline, &release)?;
     timeline.say(format!(
         "RESULT: {PIPELINE_VERSION} pushed to production by the pipeline after {soaked} in staging, and promoted there"
     ));
-    if let Some(pipeline) = pipelines.get_opt(APP).await? {
-        timeline.say(format!("kubectl sluice pipeline {APP} -n {namespace}:"));
-        let matrix = crate::plugin::pipeline::pipeline_matrix(&pipeline, jiff::Timestamp::now());
-        for line in matrix.lines() {
-            println!("          {line}");
-        }
+    timeline.say(format!("kubectl sluice pipeline {APP} -n {namespace}:"));
+    let matrix = crate::plugin::pipeline::pipeline_matrix(&pipeline, jiff::Timestamp::now());
+    for line in matrix.lines() {
+        println!("          {line}");
     }
     Ok(())
 }
 
-/// Waits until the pipeline's status has `release` in `phase` in `environment`.
+/// `release`'s entry for `environment` in the pipeline's status.
+fn entry<'p>(
+    pipeline: &'p ReleasePipeline,
+    release: &str,
+    environment: &str,
+) -> Option<&'p EnvironmentRelease> {
+    let status = pipeline.status.as_ref()?;
+    let release = status.releases.iter().find(|r| r.name == release)?;
+    entry_of(release, environment)
+}
+
+/// Waits until the pipeline's status has `release` in `phase` in `environment`, and returns
+/// the pipeline as then read.
 async fn await_phase(
     pipelines: &Api<ReleasePipeline>,
     release: &str,
     environment: &str,
     phase: ReleasePhase,
     timeline: &mut Timeline,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ReleasePipeline> {
     loop {
-        let pipeline = pipelines.get_opt(APP).await?;
-        let status = pipeline.and_then(|p| p.status).unwrap_or_default();
-        let reached = status.releases.iter().any(|r| {
-            r.name == release
-                && r.environments
-                    .iter()
-                    .any(|e| e.name == environment && e.phase == phase)
-        });
-        if reached {
-            return Ok(());
+        if let Some(pipeline) = pipelines.get_opt(APP).await?
+            && entry(&pipeline, release, environment).is_some_and(|e| e.phase == phase)
+        {
+            return Ok(pipeline);
         }
         tokio::time::sleep(POLL).await;
         timeline.observe().await;
@@ -173,31 +178,17 @@ async fn await_phase(
 }
 
 /// How long the release had run promoted in staging when its production canary started.
-async fn soaked_before_production(
-    pipelines: &Api<ReleasePipeline>,
-    release: &str,
-) -> anyhow::Result<String> {
-    let status = pipelines
-        .get_opt(APP)
-        .await?
-        .and_then(|p| p.status)
-        .unwrap_or_default();
-    let entry = |name: &str| {
-        status
-            .releases
-            .iter()
-            .find(|r| r.name == release)
-            .and_then(|r| r.environments.iter().find(|e| e.name == name))
-    };
-    let promoted = entry(STAGING).and_then(|e| e.promoted_at);
-    let started = entry(PRODUCTION).and_then(|e| e.started_at);
+fn soaked_before_production(pipeline: &ReleasePipeline, release: &str) -> anyhow::Result<String> {
+    let promoted = entry(pipeline, release, STAGING).and_then(|e| e.promoted_at);
+    let started = entry(pipeline, release, PRODUCTION).and_then(|e| e.started_at);
     match (promoted, started) {
         (Some(promoted), Some(started)) => Ok(format!(
             "{:.0} s",
             started.duration_since(promoted).as_secs_f64()
         )),
         _ => bail!(
-            "the pipeline's status lacks when {release} was promoted in staging or started in production: {status:?}"
+            "the pipeline's status lacks when {release} was promoted in staging or started in production: {:?}",
+            pipeline.status
         ),
     }
 }

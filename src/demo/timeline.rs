@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::api::CanaryRollout;
 use crate::api::canary_rollout::{CanaryRolloutStatus, Phase, Verdict};
+use crate::dashboard::pages::event_time;
 
 /// How often the rollout and its events are read.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -236,21 +237,19 @@ impl Timeline {
             return;
         };
         let state = state_line(status, rollout.spec.stages.len());
-        let track = &self.tracks[index];
-        let label = track.label.clone();
-        if track.last_state.as_ref() != Some(&state) {
+        let label = self.tracks[index].label.clone();
+        if self.tracks[index].last_state.as_ref() != Some(&state) {
             self.say(prefixed(&label, &state));
             self.tracks[index].last_state = Some(state);
         }
-        let track = &self.tracks[index];
-        if status.message.is_some() && status.message != track.last_message {
-            if let Some(message) = &status.message {
-                self.say(format!(
-                    "  {}",
-                    prefixed(&label, &format!("status: {message}"))
-                ));
-            }
-            self.tracks[index].last_message = status.message.clone();
+        if let Some(message) = &status.message
+            && self.tracks[index].last_message.as_ref() != Some(message)
+        {
+            self.say(format!(
+                "  {}",
+                prefixed(&label, &format!("status: {message}"))
+            ));
+            self.tracks[index].last_message = Some(message.clone());
         }
     }
 }
@@ -313,15 +312,6 @@ pub fn state_line(status: &CanaryRolloutStatus, stages: usize) -> String {
         }
     }
     line
-}
-
-fn event_time(event: &Event) -> Option<jiff::Timestamp> {
-    event
-        .event_time
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
-        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 #[cfg(test)]
