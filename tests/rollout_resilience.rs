@@ -24,11 +24,14 @@ async fn prometheus_outage_holds_the_stage_and_the_rollout_resumes_when_it_is_ba
     let weights = service.record_weights();
     service.set_image("registry.example/checkout:2.0.0").await;
 
+    // Waits on the recorder's watch, not a read of the route: the watch event that timestamps
+    // the weight can arrive after a read already shows it.
     eventually(Duration::from_secs(45), "stage 1 (5%)", async || {
-        service.canary_weight_on_route().await == Some(5)
+        weights.weights().last() == Some(&5)
     })
     .await;
     // Its answers count only from one lookback after it started.
+    assert_eq!(weights.weights(), vec![0, 1, 5]);
     let (_, five_at) = weights.timeline()[2];
     assert!(five_at - launched >= lookback, "{:?}", five_at - launched);
     prometheus.stop().await;
