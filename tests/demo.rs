@@ -49,6 +49,7 @@ async fn the_demo_tells_the_whole_story_and_ends_with_the_pipeline_release_in_pr
         "RESULT: 5.0.0 promoted through the freeze by request",
         "[staging] Idle",
         "RESULT: 6.0.0 promoted in staging",
+        "[pipeline] event   ReleaseSuperseded: checkout:5.0.0 in staging: replaced by checkout:6.0.0",
         "[pipeline] event   ReleasePushed: checkout:6.0.0 pushed to production: cleared in staging",
         "[production] Progressing",
         "RESULT: 6.0.0 pushed to production by the pipeline after ",
@@ -93,22 +94,31 @@ async fn the_demo_tells_the_whole_story_and_ends_with_the_pipeline_release_in_pr
         .await
         .expect("read the demo's ReleasePipeline");
     let releases = pipeline.status.unwrap_or_default().releases;
-    let release = releases
-        .iter()
-        .find(|r| r.name == "checkout:6.0.0")
-        .unwrap_or_else(|| panic!("no checkout:6.0.0 in {releases:?}\n{stdout}"));
-    let entry = |name: &str| {
-        release
-            .environments
+    let entry = |release: &str, environment: &str| {
+        releases
             .iter()
-            .find(|e| e.name == name)
-            .unwrap_or_else(|| panic!("no {name} in {release:?}"))
+            .find(|r| r.name == release)
+            .and_then(|r| r.environments.iter().find(|e| e.name == environment))
+            .unwrap_or_else(|| panic!("no {release} in {environment} in {releases:?}\n{stdout}"))
     };
-    let (staging, production) = (entry("staging"), entry("production"));
+    let (staging, production) = (
+        entry("checkout:6.0.0", "staging"),
+        entry("checkout:6.0.0", "production"),
+    );
     assert_eq!(
         (staging.phase, production.phase),
         (ReleasePhase::Verified, ReleasePhase::Promoted),
-        "{release:?}"
+        "{releases:?}"
+    );
+    // 5.0.0 was soaking in staging (its 10 s from the pipeline's start) when 6.0.0 came.
+    let replaced = entry("checkout:5.0.0", "staging");
+    assert_eq!(
+        (replaced.phase, replaced.message.as_str()),
+        (
+            ReleasePhase::Superseded,
+            "replaced by checkout:6.0.0 before it was verified"
+        ),
+        "{replaced:?}"
     );
     assert_eq!(staging.risk_spent.canary_weight, Some(1), "{staging:?}");
     let soaked = production

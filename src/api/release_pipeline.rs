@@ -356,6 +356,9 @@ pub enum ReleasePhase {
     Revoked,
     /// Its canary was rolled back here.
     RolledBack,
+    /// Another release took its place here, or upstream, before it was cleared: it is no longer
+    /// verified and no environment after takes it, unless it comes back.
+    Superseded,
 }
 
 impl ReleasePhase {
@@ -368,6 +371,7 @@ impl ReleasePhase {
             Self::Promoted => "Promoted",
             Self::Revoked => "Revoked",
             Self::RolledBack => "RolledBack",
+            Self::Superseded => "Superseded",
         }
     }
 

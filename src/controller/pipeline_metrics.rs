@@ -13,7 +13,7 @@ use crate::api::release_pipeline::{ReleasePhase, ReleasePipelineSpec, ReleasePip
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-const PHASES: [ReleasePhase; 7] = [
+const PHASES: [ReleasePhase; 8] = [
     ReleasePhase::Waiting,
     ReleasePhase::Progressing,
     ReleasePhase::Soaking,
@@ -21,6 +21,7 @@ const PHASES: [ReleasePhase; 7] = [
     ReleasePhase::Promoted,
     ReleasePhase::Revoked,
     ReleasePhase::RolledBack,
+    ReleasePhase::Superseded,
 ];
 
 #[derive(Default)]

@@ -396,6 +396,12 @@ impl Planner<'_, '_> {
                 .filter(|e| e.phase == ReleasePhase::Revoked)
                 .map(|e| e.message.clone())
         });
+        let superseded_upstream = spec.environments[..index].iter().find_map(|upstream| {
+            pipeline_gates::entry_of(&self.status.releases[r], &upstream.name)
+                .filter(|e| e.phase == ReleasePhase::Superseded)
+                .map(|_| upstream.name.clone())
+        });
+        let replaced_by = self.replacement(r, index);
         let Some(entry) = self.status.releases[r]
             .environments
             .iter_mut()
@@ -409,10 +415,35 @@ impl Planner<'_, '_> {
         let is = |field: Option<&String>| revision.is_some() && field == revision.as_ref();
         let rollout_phase = rollout.and_then(|s| s.phase);
 
+        let settled = matches!(
+            entry.phase,
+            ReleasePhase::Verified | ReleasePhase::Promoted | ReleasePhase::RolledBack
+        );
         if entry.phase != ReleasePhase::Revoked {
             if let Some(message) = revoked_upstream {
                 entry.phase = ReleasePhase::Revoked;
                 entry.message = message;
+            } else if let Some(other) = replaced_by.filter(|_| !settled) {
+                if entry.phase != ReleasePhase::Superseded {
+                    entry.message = match entry.phase {
+                        ReleasePhase::Soaking => {
+                            format!("replaced by {other} before it was verified")
+                        }
+                        _ => format!("replaced by {other} before its promotion"),
+                    };
+                    entry.phase = ReleasePhase::Superseded;
+                }
+                // Should it come back, its soak counts from its latest promotion.
+                entry.promoted_at = None;
+            } else if let Some(upstream) = superseded_upstream.filter(|_| {
+                !current
+                    && matches!(
+                        entry.phase,
+                        ReleasePhase::Waiting | ReleasePhase::Superseded
+                    )
+            }) {
+                entry.phase = ReleasePhase::Superseded;
+                entry.message = format!("superseded in {upstream} before it was cleared there");
             } else if let Some(status) = rollout.filter(|s| is(s.stable_revision.as_ref())) {
                 let promoted_at = *entry.promoted_at.get_or_insert_with(|| {
                     promotion_time(status, revision.as_deref().unwrap_or_default()).unwrap_or(now)
@@ -437,11 +468,10 @@ impl Planner<'_, '_> {
                     }
                     _ => {}
                 }
-            } else if entry.phase == ReleasePhase::Progressing && !current {
-                entry.phase = ReleasePhase::RolledBack;
-                entry.message = "replaced here by another release before its promotion".into();
-            } else if entry.phase == ReleasePhase::Waiting
-                || entry.phase == ReleasePhase::Progressing && current
+            } else if matches!(
+                entry.phase,
+                ReleasePhase::Waiting | ReleasePhase::Superseded
+            ) || entry.phase == ReleasePhase::Progressing && current
             {
                 entry.phase = ReleasePhase::Waiting;
                 entry.message = match (&admitted, index) {
@@ -464,6 +494,24 @@ impl Planner<'_, '_> {
                 self.event(warning, reason, note);
             }
         }
+    }
+
+    /// The release that took release `r`'s place in environment `index`: one the environment's
+    /// target holds instead, once `r` had been there, or, if it never got there, a newer one.
+    fn replacement(&self, r: usize, index: usize) -> Option<String> {
+        let images = self.s.environments[index]
+            .target
+            .as_ref()
+            .and_then(|t| release_of(self.s.spec, &t.images))?;
+        let held = self
+            .status
+            .releases
+            .iter()
+            .position(|x| x.images == images)?;
+        let release = &self.status.releases[r];
+        let was_here = pipeline_gates::entry_of(release, &self.s.spec.environments[index].name)
+            .is_some_and(|e| e.revision.is_some());
+        (held != r && (was_here || held < r)).then(|| self.status.releases[held].name.clone())
     }
 
     /// Sets the upstream release on a `Push` environment once it is cleared there and newer
@@ -593,7 +641,8 @@ fn soak(
         coarse(soaked.min(env.soak.as_std())),
         env.soak
     ));
-    // A release replaced here keeps its last phase: it is no longer verified.
+    // A release this environment no longer holds (replaced once verified, or its target
+    // unreadable) keeps its last phase: it is no longer verified.
     let Some(view) = current else {
         return;
     };
@@ -684,6 +733,7 @@ fn phase_event(phase: ReleasePhase) -> (bool, &'static str) {
         ReleasePhase::Promoted => (false, "ReleasePromoted"),
         ReleasePhase::Revoked => (true, "ReleaseRevoked"),
         ReleasePhase::RolledBack => (true, "ReleaseRolledBack"),
+        ReleasePhase::Superseded => (false, "ReleaseSuperseded"),
     }
 }
 

@@ -585,7 +585,7 @@ fn too_little_volume_holds_until_the_minimum_is_reached() {
 }
 
 #[test]
-fn releases_replaced_in_an_environment_keep_their_phase_and_cost_no_requeues() {
+fn a_verified_release_replaced_keeps_its_phase_and_a_replaced_canary_is_superseded() {
     let mut world = World::new();
     world.canary(0, "2.1", 1);
     world.step(None);
@@ -612,12 +612,100 @@ fn releases_replaced_in_an_environment_keep_their_phase_and_cost_no_requeues() {
     world.canary(0, "2.3", 1);
     world.step(None);
     let replaced = world.entry("2.2", "staging");
-    assert_eq!(replaced.phase, ReleasePhase::RolledBack);
+    assert_eq!(replaced.phase, ReleasePhase::Superseded);
     assert_eq!(
         replaced.message,
-        "replaced here by another release before its promotion"
+        "replaced by checkout:2.3 before its promotion"
+    );
+    let downstream = world.entry("2.2", "production");
+    assert_eq!(downstream.phase, ReleasePhase::Superseded);
+    assert_eq!(
+        downstream.message,
+        "superseded in staging before it was cleared there"
     );
     assert_eq!(world.status.releases[0].name, "checkout:2.3");
+    assert!(world.events.iter().any(|e| e.reason == "ReleaseSuperseded"
+        && !e.warning
+        && e.note == "checkout:2.2 in staging: replaced by checkout:2.3 before its promotion"));
+}
+
+#[test]
+fn a_release_replaced_while_soaking_is_superseded_and_soaks_afresh_if_it_comes_back() {
+    let mut world = World::new();
+    world.canary(0, "2.1", 1);
+    world.step(None);
+    world.promoted(0, "2.1");
+    world.advance(3 * DAY);
+    world.step(Some(all_clear()));
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Soaking);
+
+    // 2.2 takes staging's target three days into 2.1's soak: 2.1 is never verified, so it is
+    // superseded at once, in staging and in production, which waited for it.
+    world.targets[0] = target("2.2");
+    world.step(None);
+    let superseded = world.entry("2.1", "staging");
+    assert_eq!(superseded.phase, ReleasePhase::Superseded);
+    assert_eq!(
+        superseded.message,
+        "replaced by checkout:2.2 before it was verified"
+    );
+    assert_eq!(superseded.promoted_at, None);
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Superseded
+    );
+    assert_eq!(world.entry("2.2", "staging").phase, ReleasePhase::Waiting);
+    // Production is told why, should someone set 2.1 there by hand.
+    assert_eq!(
+        world.admission(1, "2.1"),
+        Admission::Wait(
+            "checkout:2.1 is Superseded in staging: replaced by checkout:2.2 before it was verified"
+                .into()
+        )
+    );
+    // Nothing of it is pushed, however long it stays.
+    world.advance(7 * DAY);
+    let plan = world.step(Some(all_clear()));
+    assert!(plan.pushes.is_empty());
+    assert_eq!(
+        world.entry("2.1", "staging").phase,
+        ReleasePhase::Superseded
+    );
+
+    // Back on staging's target before 2.2 started: 2.1 is still the stable there, promoted ten
+    // days ago, and soaks from that promotion; production waits for it again.
+    world.targets[0] = target("2.1");
+    let plan = world.step(Some(all_clear()));
+    let back = world.entry("2.1", "staging");
+    assert_eq!(back.phase, ReleasePhase::Verified, "{}", back.message);
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Waiting
+    );
+    assert_eq!(plan.pushes.len(), 1, "cleared again, it is pushed");
+}
+
+#[test]
+fn a_release_replaced_before_its_canary_started_is_superseded() {
+    let mut world = World::new();
+    world.step(None);
+    assert_eq!(world.entry("2.1", "staging").phase, ReleasePhase::Waiting);
+    world.targets[0] = target("2.2");
+    world.step(None);
+    assert_eq!(
+        world.entry("2.1", "staging").phase,
+        ReleasePhase::Superseded
+    );
+    assert_eq!(world.entry("2.2", "staging").phase, ReleasePhase::Waiting);
+    assert_eq!(
+        world.entry("2.1", "production").phase,
+        ReleasePhase::Superseded
+    );
+    // Production's own release, older than both, is not superseded by them.
+    assert_eq!(
+        world.entry("2.0", "production").phase,
+        ReleasePhase::Promoted
+    );
 }
 
 fn parity_at(time: Timestamp, level: ParityLevel, rms: f64) -> ParityPolicyStatus {
