@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service as CoreService;
-use kube::Api;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service as CoreService};
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
@@ -431,18 +431,74 @@ impl Scenario {
                     .and_then(|a| a.get("sluice.dev/revision").cloned())
                     .unwrap_or_default();
                 format!(
-                    "{} generation {:?} observed {:?} replicas {:?} updated {:?} ready {:?} available {:?} image {image} revision {revision:?}",
+                    "{} generation {:?} observed {:?} replicas {:?} (status {:?}) updated {:?} ready {:?} available {:?} image {image} revision {revision:?}",
                     d.metadata.name.clone().unwrap_or_default(),
                     d.metadata.generation,
                     status.observed_generation,
                     spec.replicas,
+                    status.replicas,
                     status.updated_replicas,
                     status.ready_replicas,
                     status.available_replicas,
                 )
             })
+            .chain(self.replica_sets_and_pods().await)
             .collect::<Vec<_>>()
             .join("\n      ")
+    }
+
+    /// The ReplicaSets (revision, generations, counts) and pods (phase, readiness, deletion) of
+    /// the scenario, for the report of one that did not settle.
+    async fn replica_sets_and_pods(&self) -> Vec<String> {
+        let sets = self.namespace().api::<ReplicaSet>();
+        let sets = retry("listing ReplicaSets", async || {
+            sets.list(&kube::api::ListParams::default()).await
+        })
+        .await;
+        let pods = self.namespace().api::<Pod>();
+        let pods = retry("listing pods", async || {
+            pods.list(&kube::api::ListParams::default()).await
+        })
+        .await;
+        let sets = sets.items.iter().map(|set| {
+            let status = set.status.clone().unwrap_or_default();
+            let revision = set
+                .annotations()
+                .get("deployment.kubernetes.io/revision")
+                .cloned()
+                .unwrap_or_default();
+            format!(
+                "ReplicaSet {} revision {revision} generation {:?} observed {:?} replicas {:?} (status {}) ready {:?} available {:?}",
+                set.name_any(),
+                set.metadata.generation,
+                status.observed_generation,
+                set.spec.as_ref().and_then(|s| s.replicas),
+                status.replicas,
+                status.ready_replicas,
+                status.available_replicas,
+            )
+        });
+        let pods = pods.items.iter().map(|pod| {
+            let status = pod.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status);
+            format!(
+                "Pod {} phase {:?} ready {ready:?} node {:?} deleting {:?} labels {:?}",
+                pod.name_any(),
+                status.phase,
+                pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                pod.metadata
+                    .deletion_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string()),
+                pod.labels(),
+            )
+        });
+        sets.chain(pods).collect()
     }
 
     /// What the cluster and the status show once the scenario settled (or gave up).
