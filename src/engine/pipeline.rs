@@ -364,12 +364,7 @@ impl Planner<'_, '_> {
 
     /// The release upstream's target holds waits here too, so the matrix shows what comes.
     fn await_upstream(&mut self, index: usize) {
-        let upstream = &self.s.environments[index - 1];
-        let Some(images) = upstream
-            .target
-            .as_ref()
-            .and_then(|t| release_of(self.s.spec, &t.images))
-        else {
+        let Some(images) = self.held(index - 1) else {
             return;
         };
         if let Some(r) = self.status.releases.iter().position(|r| r.images == images) {
@@ -385,22 +380,16 @@ impl Planner<'_, '_> {
         let now = self.s.now;
         let release_images = self.status.releases[r].images.clone();
         let name = self.status.releases[r].name.clone();
-        let current = view
-            .target
-            .as_ref()
-            .and_then(|t| release_of(spec, &t.images))
+        let current = self
+            .held(index)
             .is_some_and(|images| images == release_images);
         let admitted = admission(spec, &self.status, index, &release_images);
-        let revoked_upstream = spec.environments[..index].iter().find_map(|upstream| {
-            pipeline_gates::entry_of(&self.status.releases[r], &upstream.name)
-                .filter(|e| e.phase == ReleasePhase::Revoked)
-                .map(|e| e.message.clone())
-        });
-        let superseded_upstream = spec.environments[..index].iter().find_map(|upstream| {
-            pipeline_gates::entry_of(&self.status.releases[r], &upstream.name)
-                .filter(|e| e.phase == ReleasePhase::Superseded)
-                .map(|_| upstream.name.clone())
-        });
+        let revoked_upstream = self
+            .upstream_in(r, index, ReleasePhase::Revoked)
+            .map(|(_, entry)| entry.message.clone());
+        let superseded_upstream = self
+            .upstream_in(r, index, ReleasePhase::Superseded)
+            .map(|(upstream, _)| upstream.to_string());
         let replaced_by = self.replacement(r, index);
         let Some(entry) = self.status.releases[r]
             .environments
@@ -496,13 +485,34 @@ impl Planner<'_, '_> {
         }
     }
 
+    /// The release environment `index`'s target holds, as the images of the release containers.
+    fn held(&self, index: usize) -> Option<BTreeMap<String, String>> {
+        self.s.environments[index]
+            .target
+            .as_ref()
+            .and_then(|t| release_of(self.s.spec, &t.images))
+    }
+
+    /// The first environment before `index` where release `r` is in `phase`, with its entry.
+    fn upstream_in(
+        &self,
+        r: usize,
+        index: usize,
+        phase: ReleasePhase,
+    ) -> Option<(&str, &EnvironmentRelease)> {
+        self.s.spec.environments[..index]
+            .iter()
+            .find_map(|upstream| {
+                pipeline_gates::entry_of(&self.status.releases[r], &upstream.name)
+                    .filter(|e| e.phase == phase)
+                    .map(|e| (upstream.name.as_str(), e))
+            })
+    }
+
     /// The release that took release `r`'s place in environment `index`: one the environment's
     /// target holds instead, once `r` had been there, or, if it never got there, a newer one.
     fn replacement(&self, r: usize, index: usize) -> Option<String> {
-        let images = self.s.environments[index]
-            .target
-            .as_ref()
-            .and_then(|t| release_of(self.s.spec, &t.images))?;
+        let images = self.held(index)?;
         let held = self
             .status
             .releases
@@ -523,10 +533,7 @@ impl Planner<'_, '_> {
             return;
         }
         let upstream = &spec.environments[index - 1].name;
-        let here = self.s.environments[index]
-            .target
-            .as_ref()
-            .and_then(|t| release_of(spec, &t.images));
+        let here = self.held(index);
         let held_here = here.as_ref().and_then(|images| {
             self.status
                 .releases
